@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# kafka.sh up|down|status — run a single-node Apache Kafka broker (KRaft) as a
+# plain Java process.
+#
+# The broker jars come from Maven Central (kafka/pom.xml beside this script)
+# and run on the machine's Java 17+. Storage is formatted once; `up` is a no-op
+# when the broker it started is already running; `down` stops only the process
+# it started.
+#
+# Environment (defaults in brackets):
+#   DOMINATION_SERVICES_DIR   data, logs and pid files [<repo>/.services]
+#   KAFKA_PORT                client listener port     [9092]
+#   KAFKA_CONTROLLER_PORT     KRaft controller port    [9093]
+#   KAFKA_HEAP_OPTS           JVM heap                 [-Xms256m -Xmx1g]
+#   KAFKA_WAIT_SECONDS        readiness wait           [90]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+dir="$SERVICES_DIR/kafka"
+pidfile="$dir/kafka.pid"
+port="${KAFKA_PORT:-9092}"
+controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
+heap="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+wait_seconds="${KAFKA_WAIT_SECONDS:-90}"
+
+fetch_jars() {
+	local stamp="$dir/libs/.pom.sha"
+	local want
+	want="$(sha256sum "$here/kafka/pom.xml" | cut -d' ' -f1)"
+	if [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		return 0
+	fi
+	command -v java >/dev/null || apt_install openjdk-17-jre-headless
+	command -v mvn >/dev/null || apt_install maven
+	log "fetching the Kafka broker jars from Maven Central"
+	rm -rf "$dir/libs"
+	mkdir -p "$dir/libs"
+	mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+		-DoutputDirectory="$dir/libs" -DincludeScope=runtime >&2 ||
+		die "mvn could not fetch the Kafka jars (see above)"
+	echo "$want" >"$stamp"
+}
+
+write_config() {
+	mkdir -p "$dir/data" "$dir/log"
+	cat >"$dir/server.properties" <<PROPS
+# Written by scripts/services/kafka.sh; edits are overwritten on the next up.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+delete.topic.enable=true
+message.max.bytes=4194304
+log.retention.hours=24
+log.segment.bytes=268435456
+PROPS
+	cat >"$dir/log4j2.yaml" <<YAML
+Configuration:
+  Appenders:
+    File:
+      name: server
+      fileName: "$dir/log/server.log"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: server
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: org.apache.kafka.controller
+        level: WARN
+YAML
+}
+
+java_cmd() {
+	# shellcheck disable=SC2086
+	java $heap -XX:+UseG1GC -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$dir/log4j2.yaml" \
+		-cp "$dir/libs/*" "$@"
+}
+
+format_storage() {
+	if [ -e "$dir/data/meta.properties" ]; then
+		return 0
+	fi
+	local id
+	id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+	log "formatting KRaft storage (cluster id $id)"
+	java_cmd kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >"$dir/log/format.log" 2>&1 ||
+		{ cat "$dir/log/format.log" >&2; die "formatting Kafka storage failed"; }
+}
+
+# ready succeeds when the broker accepts connections and has elected itself
+# controller; a bare TCP check races the metadata log replay.
+ready() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 1
+	grep -q "Kafka Server started\|\[KafkaRaftServer nodeId=1\] Kafka Server started" "$dir/log/server.log" 2>/dev/null
+}
+
+up() {
+	if is_running "$pidfile"; then
+		log "kafka already running (pid $(cat "$pidfile")) on port $port"
+		return 0
+	fi
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		log "a broker not started by this script answers on port $port; using it"
+		return 0
+	fi
+	fetch_jars
+	write_config
+	format_storage
+	: >"$dir/log/server.log"
+	log "starting kafka with data in $dir"
+	setsid bash -c 'exec "$@"' _ java $heap -XX:+UseG1GC -Djava.awt.headless=true \
+		-Dlog4j2.configurationFile="$dir/log4j2.yaml" \
+		-cp "$dir/libs/*" kafka.Kafka "$dir/server.properties" \
+		>"$dir/log/stdout.log" 2>&1 </dev/null &
+	echo $! >"$pidfile"
+	wait_until "kafka on 127.0.0.1:$port" "$wait_seconds" ready || {
+		tail -n 40 "$dir/log/server.log" "$dir/log/stdout.log" >&2 || true
+		die "kafka did not become ready within ${wait_seconds}s"
+	}
+	log "kafka ready: 127.0.0.1:$port ($(ls "$dir/libs" | sed -n "s/^kafka_2.13-\(.*\)\.jar$/Apache Kafka \1/p"))"
+}
+
+down() {
+	stop_pidfile kafka "$pidfile"
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) if is_running "$pidfile"; then echo running; else echo stopped; exit 1; fi ;;
+*) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
