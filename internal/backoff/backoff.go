@@ -1,0 +1,69 @@
+// Package backoff retries an operation with capped exponential backoff and
+// full jitter, logging each failure so an operator sees why a worker waits.
+package backoff
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Config bounds the waits between attempts.
+type Config struct {
+	// Initial is the first wait. Default 200ms.
+	Initial time.Duration
+	// Max caps every wait. Default 10s.
+	Max time.Duration
+	// Attempts is how many times to try in all; 0 means until ctx ends.
+	Attempts int
+}
+
+func (c Config) withDefaults() Config {
+	if c.Initial <= 0 {
+		c.Initial = 200 * time.Millisecond
+	}
+	if c.Max <= 0 {
+		c.Max = 10 * time.Second
+	}
+	if c.Max < c.Initial {
+		c.Max = c.Initial
+	}
+	return c
+}
+
+// Retry calls fn until it succeeds, ctx ends or the attempts run out, and
+// returns fn's last error (or ctx's). Each failure is logged at warn level
+// with what, the attempt number and the next wait.
+func Retry(ctx context.Context, log *slog.Logger, cfg Config, what string, fn func(context.Context) error) error {
+	cfg = cfg.withDefaults()
+	wait := cfg.Initial
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("recovered", "op", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if cfg.Attempts > 0 && attempt >= cfg.Attempts {
+			return err
+		}
+		sleep := time.Duration(rand.Int64N(int64(wait))) + wait/2
+		log.Warn("retrying", "op", what, "attempt", attempt, "wait", sleep.Round(time.Millisecond), "err", err)
+		t := time.NewTimer(sleep)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait *= 2
+		if wait > cfg.Max {
+			wait = cfg.Max
+		}
+	}
+}

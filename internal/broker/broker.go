@@ -1,0 +1,335 @@
+// Package broker connects domination to Kafka: one Config for the broker
+// list, TLS and SASL, and the few administrative calls the product needs
+// (ensure topics exist, seed a consumer group's offsets).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/domination/domination/internal/tlsconfig"
+)
+
+// SASL mechanisms accepted in Config.SASL.Mechanism.
+const (
+	SASLNone        = ""
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// SASL holds the credentials for SASL authentication.
+type SASL struct {
+	// Mechanism is one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (case does
+	// not matter), or empty for none. Default: none.
+	Mechanism string
+	Username  string
+	// Password is never logged nor put in an error.
+	Password string
+}
+
+// Config is how to reach the Kafka cluster.
+type Config struct {
+	// Brokers are the bootstrap addresses, host:port. Default
+	// ["127.0.0.1:9092"].
+	Brokers []string
+	// ClientID names this process in the brokers' logs and quotas.
+	// Default "domination".
+	ClientID string
+	// DialTimeout bounds connecting to one broker. Default 10s.
+	DialTimeout time.Duration
+	// TLS encrypts the connections when on.
+	TLS tlsconfig.Config
+	// SASL authenticates the connections when a mechanism is set.
+	SASL SASL
+}
+
+// WithDefaults returns c with its zero fields set to the documented defaults.
+func (c Config) WithDefaults() Config {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{"127.0.0.1:9092"}
+	}
+	if c.ClientID == "" {
+		c.ClientID = "domination"
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	c.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(c.SASL.Mechanism))
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("kafka broker %q is not host:port", b)
+		}
+	}
+	switch c.SASL.Mechanism {
+	case SASLNone:
+	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
+		if c.SASL.Username == "" {
+			return fmt.Errorf("kafka sasl %s needs a username", c.SASL.Mechanism)
+		}
+	default:
+		return fmt.Errorf("kafka sasl mechanism %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.SASL.Mechanism)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("kafka %w", err)
+	}
+	return nil
+}
+
+func (c Config) mechanism() (sasl.Mechanism, error) {
+	switch c.SASL.Mechanism {
+	case SASLNone:
+		return nil, nil
+	case SASLPlain:
+		return plain.Mechanism{Username: c.SASL.Username, Password: c.SASL.Password}, nil
+	case SASLScramSHA256:
+		return scram.Mechanism(scram.SHA256, c.SASL.Username, c.SASL.Password)
+	case SASLScramSHA512:
+		return scram.Mechanism(scram.SHA512, c.SASL.Username, c.SASL.Password)
+	}
+	return nil, fmt.Errorf("kafka sasl mechanism %q is not supported", c.SASL.Mechanism)
+}
+
+// Dialer returns a dialer for consumer groups and partition readers.
+func (c Config) Dialer() (*kafka.Dialer, error) {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	tc, err := c.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("kafka %w", err)
+	}
+	mech, err := c.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Dialer{
+		ClientID:      c.ClientID,
+		Timeout:       c.DialTimeout,
+		DualStack:     true,
+		TLS:           tc,
+		SASLMechanism: mech,
+	}, nil
+}
+
+// Transport returns a transport for writers and the admin client.
+func (c Config) Transport() (*kafka.Transport, error) {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	tc, err := c.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("kafka %w", err)
+	}
+	mech, err := c.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Transport{
+		ClientID:    c.ClientID,
+		DialTimeout: c.DialTimeout,
+		IdleTimeout: 30 * time.Second,
+		MetadataTTL: 10 * time.Second,
+		TLS:         tc,
+		SASL:        mech,
+	}, nil
+}
+
+// Client returns an admin client over a new transport.
+func (c Config) Client() (*kafka.Client, error) {
+	t, err := c.Transport()
+	if err != nil {
+		return nil, err
+	}
+	c = c.WithDefaults()
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: t, Timeout: 30 * time.Second}, nil
+}
+
+// Topic describes a topic the product needs.
+type Topic struct {
+	Name       string
+	Partitions int
+}
+
+var topicName = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// ValidTopic reports whether name is a legal Kafka topic name.
+func ValidTopic(name string) error {
+	if !topicName.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("%q is not a valid Kafka topic name (letters, digits, '.', '_', '-', at most 249)", name)
+	}
+	return nil
+}
+
+// Ping checks that a broker answers a metadata request.
+func Ping(ctx context.Context, c *kafka.Client) error {
+	if _, err := c.Metadata(ctx, &kafka.MetadataRequest{}); err != nil {
+		return fmt.Errorf("reach kafka at %s: %w", c.Addr, err)
+	}
+	return nil
+}
+
+// EnsureTopics creates the topics that do not exist yet, with replication
+// factor -1 (the broker's default). Existing topics are left as they are:
+// their partition counts are not changed.
+func EnsureTopics(ctx context.Context, c *kafka.Client, topics ...Topic) error {
+	names := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if err := ValidTopic(t.Name); err != nil {
+			return err
+		}
+		names = append(names, t.Name)
+	}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	if err != nil {
+		return fmt.Errorf("describe topics %s: %w", strings.Join(names, ","), err)
+	}
+	exists := map[string]bool{}
+	for _, t := range md.Topics {
+		if t.Error == nil && len(t.Partitions) > 0 {
+			exists[t.Name] = true
+		}
+	}
+	var create []kafka.TopicConfig
+	for _, t := range topics {
+		if exists[t.Name] {
+			continue
+		}
+		p := t.Partitions
+		if p <= 0 {
+			p = 1
+		}
+		create = append(create, kafka.TopicConfig{Topic: t.Name, NumPartitions: p, ReplicationFactor: -1})
+	}
+	if len(create) == 0 {
+		return nil
+	}
+	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for name, terr := range res.Errors {
+		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", name, terr)
+		}
+	}
+	return waitForLeaders(ctx, c, names)
+}
+
+// waitForLeaders polls metadata until every partition of the topics has a
+// leader, so that the first produce after creation does not fail.
+func waitForLeaders(ctx context.Context, c *kafka.Client, names []string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+		if err == nil && allLed(md, len(names)) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics %s have no leader after 30s", strings.Join(names, ","))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func allLed(md *kafka.MetadataResponse, want int) bool {
+	if len(md.Topics) != want {
+		return false
+	}
+	for _, t := range md.Topics {
+		if t.Error != nil || len(t.Partitions) == 0 {
+			return false
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil || p.Leader.Host == "" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// SeedGroupAtStart commits, for a consumer group that has no committed offset
+// on a partition of topic, the partition's earliest offset. A consumer that
+// joins later then reads the topic from its start instead of its end.
+//
+// ClickHouse's Kafka engine resets a new group to the latest offset, so rows
+// produced before its table existed would be skipped: `migrate up` seeds the
+// engine's groups with this. Partitions that already have an offset are left
+// alone. The group must have no active members.
+func SeedGroupAtStart(ctx context.Context, c *kafka.Client, group, topic string) error {
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return fmt.Errorf("describe topic %s: not found", topic)
+	}
+	parts := make([]int, 0, len(md.Topics[0].Partitions))
+	for _, p := range md.Topics[0].Partitions {
+		parts = append(parts, p.ID)
+	}
+	fetched, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	}
+	if fetched.Error != nil {
+		return fmt.Errorf("fetch offsets of group %s: %w", group, fetched.Error)
+	}
+	var missing []kafka.OffsetRequest
+	for _, p := range fetched.Topics[topic] {
+		if p.CommittedOffset < 0 {
+			missing = append(missing, kafka.FirstOffsetOf(p.Partition))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	first, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: missing}})
+	if err != nil {
+		return fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	commits := make([]kafka.OffsetCommit, 0, len(missing))
+	for _, p := range first.Topics[topic] {
+		if p.Error != nil {
+			return fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		commits = append(commits, kafka.OffsetCommit{Partition: p.Partition, Offset: p.FirstOffset})
+	}
+	res, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID: group, GenerationID: -1, Topics: map[string][]kafka.OffsetCommit{topic: commits},
+	})
+	if err != nil {
+		return fmt.Errorf("seed offsets of group %s: %w", group, err)
+	}
+	for _, ps := range res.Topics {
+		for _, p := range ps {
+			if p.Error != nil {
+				return fmt.Errorf("seed offset of group %s on %s/%d: %w", group, topic, p.Partition, p.Error)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+// Package metrics defines the Prometheus metrics a worker exports on
+// /metrics. One Registry per worker process; agents take the labelled
+// children they need once, at start, not per message.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds every metric of a worker. All vectors carry an "agent" label
+// naming the agent (for example "shadow").
+type Metrics struct {
+	// Registry is what /metrics serves.
+	Registry *prometheus.Registry
+
+	// Consumed counts input records read, by agent.
+	Consumed *prometheus.CounterVec
+	// Produced counts output records acknowledged by Kafka, by agent and
+	// topic (dead-letter records included).
+	Produced *prometheus.CounterVec
+	// Committed counts input records whose offsets were committed, by agent.
+	Committed *prometheus.CounterVec
+	// DeadLettered counts input records sent to a dead-letter topic, by
+	// agent and reason.
+	DeadLettered *prometheus.CounterVec
+	// Lag is the number of records between the last committed offset and
+	// the partition's high watermark, by agent and partition.
+	Lag *prometheus.GaugeVec
+	// Batches observes the records per processed batch, by agent.
+	Batches *prometheus.HistogramVec
+	// ProduceErrors counts failed produce attempts that were retried, by
+	// agent.
+	ProduceErrors *prometheus.CounterVec
+	// CommitErrors counts failed offset commits, by agent.
+	CommitErrors *prometheus.CounterVec
+	// Rebalances counts consumer group generations joined, by agent.
+	Rebalances *prometheus.CounterVec
+	// Partitions is the number of partitions this worker owns, by agent.
+	Partitions *prometheus.GaugeVec
+}
+
+// New creates the metrics in a new registry, with the Go runtime and process
+// collectors beside them.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(name, help string, labels ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "domination", Name: name, Help: help}, labels)
+		reg.MustRegister(v)
+		return v
+	}
+	m := &Metrics{
+		Registry:      reg,
+		Consumed:      f("consumed_total", "Input records read.", "agent"),
+		Produced:      f("produced_total", "Output records acknowledged by Kafka.", "agent", "topic"),
+		Committed:     f("committed_total", "Input records whose offsets were committed.", "agent"),
+		DeadLettered:  f("dead_lettered_total", "Input records sent to a dead-letter topic.", "agent", "reason"),
+		ProduceErrors: f("produce_errors_total", "Failed produce attempts (retried).", "agent"),
+		CommitErrors:  f("commit_errors_total", "Failed offset commits.", "agent"),
+		Rebalances:    f("rebalances_total", "Consumer group generations joined.", "agent"),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "domination", Name: "lag_records",
+			Help: "Records between the committed offset and the high watermark.",
+		}, []string{"agent", "partition"}),
+		Partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "domination", Name: "partitions_owned",
+			Help: "Partitions this worker owns.",
+		}, []string{"agent"}),
+		Batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "domination", Name: "batch_records",
+			Help:    "Records per processed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}, []string{"agent"}),
+	}
+	reg.MustRegister(m.Lag, m.Partitions, m.Batches)
+	return m
+}
