@@ -1,0 +1,134 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// ShadowTypes are the values of shadow.type, in the order of the Enum8 and
+// of the rows Shadow returns within a bucket.
+var ShadowTypes = []string{"Incompatible", "Sha", "Dow", "ShaDow"}
+
+// ShadowGroupings are the values ShadowQuery.By accepts; the first is the
+// default.
+var ShadowGroupings = []string{"type", "minute", "hour", "day"}
+
+// bucketSQL is the whole whitelist of SQL text that By may choose.
+var bucketSQL = map[string]string{
+	"minute": "toStartOfMinute(emit_timestamp)",
+	"hour":   "toStartOfHour(emit_timestamp)",
+	"day":    "toStartOfDay(emit_timestamp)",
+}
+
+// ShadowQuery counts the classified ratings in the shadow table.
+type ShadowQuery struct {
+	// Since and Until bound emit_timestamp to [Since, Until). A zero Since is
+	// no lower bound, a zero Until no upper bound.
+	Since, Until time.Time
+	// Types keeps only these types, named exactly as in ShadowTypes. Empty:
+	// all types.
+	Types []string
+	// By chooses the grouping, one of ShadowGroupings:
+	//   - "type" (also ""): columns type, count; one row per type, the
+	//     largest count first, ties in type order. The original README's
+	//     ad hoc query, made exact.
+	//   - "minute", "hour", "day": columns <By>, type, count; one row per
+	//     UTC time bucket and type that has rows, oldest bucket first, then
+	//     in type order.
+	By string
+	// Limit is the most rows returned; 0 means no limit.
+	Limit int
+}
+
+// Validate reports the first problem that would make q an invalid query:
+// an unknown type or grouping, a time outside ClickHouse's range, Until not
+// after Since, or a negative Limit.
+func (q ShadowQuery) Validate() error {
+	for _, t := range q.Types {
+		if !slices.Contains(ShadowTypes, t) {
+			return fmt.Errorf("unknown shadow type %q: want one of %s", t, strings.Join(ShadowTypes, ", "))
+		}
+	}
+	if q.By != "" && !slices.Contains(ShadowGroupings, q.By) {
+		return fmt.Errorf("unknown grouping %q: want one of %s", q.By, strings.Join(ShadowGroupings, ", "))
+	}
+	if err := checkRange(q.Since, q.Until); err != nil {
+		return err
+	}
+	return checkLimit(q.Limit)
+}
+
+// Shadow runs q against the shadow table of conn's database, reading with
+// FINAL so that re-delivered ratings count once. It validates q first and
+// sends nothing if q is invalid.
+func Shadow(ctx context.Context, conn driver.Conn, q ShadowQuery) (*Result, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	sql, args := shadowSQL(q)
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query shadow: %w", err)
+	}
+	defer rows.Close()
+
+	res := &Result{Columns: []string{"type", "count"}}
+	bucketed := q.By != "" && q.By != "type"
+	if bucketed {
+		res.Columns = []string{q.By, "type", "count"}
+	}
+	res.Rows = [][]any{} // an empty result is [] in JSON, not null
+	for rows.Next() {
+		var (
+			bucket time.Time
+			typ    string
+			n      uint64
+		)
+		if bucketed {
+			err = rows.Scan(&bucket, &typ, &n)
+		} else {
+			err = rows.Scan(&typ, &n)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read shadow row: %w", err)
+		}
+		if bucketed {
+			res.Rows = append(res.Rows, []any{bucket.UTC(), typ, n})
+		} else {
+			res.Rows = append(res.Rows, []any{typ, n})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read shadow rows: %w", err)
+	}
+	return res, nil
+}
+
+// shadowSQL builds the statement for a valid q: fixed text with `?`
+// placeholders, and the values for them.
+func shadowSQL(q ShadowQuery) (string, []any) {
+	var w where
+	w.timeRange("emit_timestamp", q.Since, q.Until)
+	if len(q.Types) > 0 {
+		w.add("type IN ("+placeholders(len(q.Types))+")", anys(q.Types)...)
+	}
+
+	var b strings.Builder
+	if bucket, ok := bucketSQL[q.By]; ok {
+		b.WriteString("SELECT " + bucket + " AS bucket, type, count() AS n FROM shadow FINAL")
+		b.WriteString(w.String())
+		b.WriteString(" GROUP BY bucket, type ORDER BY bucket, type")
+	} else {
+		b.WriteString("SELECT type, count() AS n FROM shadow FINAL")
+		b.WriteString(w.String())
+		b.WriteString(" GROUP BY type ORDER BY n DESC, type")
+	}
+	limit, args := limitClause(q.Limit, w.args)
+	b.WriteString(limit)
+	return b.String(), args
+}
