@@ -32,12 +32,24 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// Delay returns the jittered wait before retry number attempt (1 for the
+// first retry): Initial doubled per attempt, capped at Max, then drawn
+// uniformly from [d/2, 3d/2).
+func (c Config) Delay(attempt int) time.Duration {
+	c = c.withDefaults()
+	d := c.Initial
+	for i := 1; i < attempt && d < c.Max; i++ {
+		d *= 2
+	}
+	d = min(d, c.Max)
+	return time.Duration(rand.Int64N(int64(d))) + d/2
+}
+
 // Retry calls fn until it succeeds, ctx ends or the attempts run out, and
 // returns fn's last error (or ctx's). Each failure is logged at warn level
 // with what, the attempt number and the next wait.
 func Retry(ctx context.Context, log *slog.Logger, cfg Config, what string, fn func(context.Context) error) error {
 	cfg = cfg.withDefaults()
-	wait := cfg.Initial
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
@@ -52,7 +64,7 @@ func Retry(ctx context.Context, log *slog.Logger, cfg Config, what string, fn fu
 		if cfg.Attempts > 0 && attempt >= cfg.Attempts {
 			return err
 		}
-		sleep := time.Duration(rand.Int64N(int64(wait))) + wait/2
+		sleep := cfg.Delay(attempt)
 		log.Warn("retrying", "op", what, "attempt", attempt, "wait", sleep.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(sleep)
 		select {
@@ -60,10 +72,6 @@ func Retry(ctx context.Context, log *slog.Logger, cfg Config, what string, fn fu
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
-		}
-		wait *= 2
-		if wait > cfg.Max {
-			wait = cfg.Max
 		}
 	}
 }

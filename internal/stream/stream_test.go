@@ -1,0 +1,247 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/domination/domination/internal/metrics"
+)
+
+// echo emits, for every input, one output whose value names the input's
+// partition and offset, so a test can tell which inputs were acknowledged.
+type echo struct{ topic string }
+
+func (e echo) Process(m *kafka.Message, out *Output) {
+	out.Emit(kafka.Message{Topic: e.topic, Key: m.Key, Value: []byte(fmt.Sprintf("%d:%d", m.Partition, m.Offset))})
+}
+
+func (e echo) Rejected(kafka.Message, error, *Output) {}
+
+// ackLog wraps a real writer, fails the first `fail` calls, and records the
+// highest input offset acknowledged per partition.
+type ackLog struct {
+	w     *kafka.Writer
+	fail  atomic.Int32
+	calls atomic.Int32
+	mu    sync.Mutex
+	acked map[int]int64
+}
+
+func (a *ackLog) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	a.calls.Add(1)
+	if a.fail.Add(-1) >= 0 {
+		return errors.New("injected produce failure")
+	}
+	if err := a.w.WriteMessages(ctx, msgs...); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, m := range msgs {
+		p, o, _ := strings.Cut(string(m.Value), ":")
+		pi, _ := strconv.Atoi(p)
+		oi, _ := strconv.ParseInt(o, 10, 64)
+		if oi > a.acked[pi] || a.acked[pi] == 0 {
+			a.acked[pi] = max(a.acked[pi], oi)
+		}
+	}
+	return nil
+}
+
+func (a *ackLog) highest(p int) (int64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.acked[p]
+	return v, ok
+}
+
+func newCluster(t *testing.T, partitions int32, topics ...string) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatalf("start in-process kafka: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func fill(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Balancer: &kafka.RoundRobin{}}
+	defer w.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte("in")}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatalf("fill %s: %v", topic, err)
+	}
+}
+
+func committed(t *testing.T, addr, group, topic string, parts int) map[int]int64 {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(addr)}
+	ps := make([]int, parts)
+	for i := range ps {
+		ps[i] = i
+	}
+	res, err := c.OffsetFetch(context.Background(), &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+	if err != nil {
+		t.Fatalf("fetch committed offsets: %v", err)
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
+	return out
+}
+
+func total(m map[int]int64) int64 {
+	var n int64
+	for _, v := range m {
+		if v > 0 {
+			n += v
+		}
+	}
+	return n
+}
+
+func newRunner(t *testing.T, addr string, w Writer, cfg Config) *Runner {
+	t.Helper()
+	cfg.Name, cfg.Brokers, cfg.Topic, cfg.GroupID = "test", []string{addr}, "in", "g"
+	cfg.SessionTimeout, cfg.HeartbeatInterval = 6*time.Second, 500*time.Millisecond
+	r, err := New(cfg, &kafka.Dialer{Timeout: 5 * time.Second}, w,
+		func(string, int, int64) Processor { return echo{topic: "out"} }, metrics.New(), slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRunnerNeverCommitsPastAnUnacknowledgedOutput(t *testing.T) {
+	c := newCluster(t, 2, "in", "out")
+	addr := c.ListenAddrs()[0]
+	fill(t, addr, "in", 2000)
+
+	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
+	defer aw.w.Close()
+	aw.fail.Store(3)
+
+	// Every offset commit that reaches the broker is checked against what
+	// the writer had acknowledged at that moment.
+	var violations atomic.Int32
+	var commits atomic.Int32
+	c.KeepControl()
+	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		oc := req.(*kmsg.OffsetCommitRequest)
+		for _, tp := range oc.Topics {
+			for _, p := range tp.Partitions {
+				commits.Add(1)
+				hi, ok := aw.highest(int(p.Partition))
+				if !ok || p.Offset-1 > hi {
+					violations.Add(1)
+				}
+			}
+		}
+		return nil, nil, false
+	})
+
+	r := newRunner(t, addr, aw, Config{MaxBatch: 300})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitFor(t, "all 2000 inputs committed", 30*time.Second, func() bool { return total(committed(t, addr, "g", "in", 2)) == 2000 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after a clean stop", err)
+	}
+	if v := violations.Load(); v != 0 {
+		t.Fatalf("%d of %d commits went past the last acknowledged output", v, commits.Load())
+	}
+	if aw.calls.Load() <= 3 {
+		t.Fatalf("the injected failures were not retried: %d write calls", aw.calls.Load())
+	}
+}
+
+func TestRunnerDrainsAndCommitsTheBatchItHoldsOnStop(t *testing.T) {
+	c := newCluster(t, 1, "in", "out")
+	addr := c.ListenAddrs()[0]
+	fill(t, addr, "in", 500)
+
+	// A slow writer: the stop arrives while a batch is being produced.
+	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
+	defer aw.w.Close()
+	slow := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
+		time.Sleep(300 * time.Millisecond)
+		return aw.WriteMessages(ctx, msgs...)
+	})
+	r := newRunner(t, addr, slow, Config{MaxBatch: 100})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitFor(t, "a first write", 20*time.Second, func() bool { return aw.calls.Load() > 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after a clean stop", err)
+	}
+	hi, ok := aw.highest(0)
+	if !ok {
+		t.Fatal("nothing was acknowledged")
+	}
+	if got := committed(t, addr, "g", "in", 1)[0]; got != hi+1 {
+		t.Fatalf("committed offset %d after stop, want %d (one past the last acknowledged input)", got, hi+1)
+	}
+}
+
+type writerFunc func(ctx context.Context, msgs ...kafka.Message) error
+
+func (f writerFunc) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	return f(ctx, msgs...)
+}
+
+func TestConfigValidateNamesTheMissingSetting(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "Name"},
+		{Config{Name: "a"}, "Brokers"},
+		{Config{Name: "a", Brokers: []string{"x:1"}}, "Topic"},
+		{Config{Name: "a", Brokers: []string{"x:1"}, Topic: "t"}, "GroupID"},
+	} {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
