@@ -280,6 +280,28 @@ func allLed(md *kafka.MetadataResponse, want int) bool {
 // engine's groups with this. Partitions that already have an offset are left
 // alone. The group must have no active members.
 func SeedGroupAtStart(ctx context.Context, c *kafka.Client, group, topic string) error {
+	// Right after a topic is created the client's metadata may still name
+	// no leader: retry briefly.
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = seedGroupAtStart(ctx, c, group, topic); err == nil || !retriable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func retriable(err error) bool {
+	var ke kafka.Error
+	return errors.As(err, &ke) && ke.Temporary()
+}
+
+func seedGroupAtStart(ctx context.Context, c *kafka.Client, group, topic string) error {
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return fmt.Errorf("describe topic %s: %w", topic, err)

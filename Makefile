@@ -1,0 +1,43 @@
+# Daily commands. `make help` lists them.
+GO        ?= go
+BIN       ?= bin/domination
+PKGS      ?= ./...
+TESTFLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: help build up down run test test-unit vet lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/domination
+	$(GO) build -o $(BIN) ./cmd/domination
+
+up: ## start Kafka and ClickHouse (Docker if an engine answers, else plain processes)
+	bash scripts/services/up.sh
+
+down: ## stop what `make up` started
+	bash scripts/services/down.sh
+
+run: build up ## start the services, migrate ClickHouse, run a worker
+	$(BIN) migrate up
+	$(BIN) worker -l info
+
+vet: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: vet ## alias of vet
+
+test: up ## start the services, then vet and run every test (with the race detector) against them
+	bash scripts/test-deps.sh
+	$(MAKE) vet
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+test-unit: ## the tests that need no service (fast)
+	$(GO) test -race -count=1 ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
+
+bench: ## micro-benchmarks of the hot paths
+	$(GO) test -run '^$$' -bench . -benchmem ./agents/ ./producer/
+
+clean: ## remove build output (not service data: see `make down`)
+	rm -rf bin

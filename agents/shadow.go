@@ -1,0 +1,223 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/stream"
+)
+
+// ShadowAgentName labels the shadow agent in logs and metrics.
+const ShadowAgentName = "shadow"
+
+// Reasons the shadow agent adds to the decoder's.
+const (
+	// ReasonNoTimestamp: the input record carries no timestamp, so the
+	// output's emit_timestamp cannot be derived from it.
+	ReasonNoTimestamp Reason = "missing_timestamp"
+	// ReasonOutputRejected: Kafka refused the output for good (too large).
+	ReasonOutputRejected Reason = "output_rejected"
+)
+
+// ShadowReasons lists every reason the shadow agent dead-letters with.
+var ShadowReasons = []Reason{
+	ReasonMalformedJSON, ReasonMissingField, ReasonWrongType, ReasonOutOfRange,
+	ReasonBadID, ReasonTooLarge, ReasonNoTimestamp, ReasonOutputRejected,
+}
+
+// ShadowConfig configures the shadow agent.
+type ShadowConfig struct {
+	// InputTopic carries ratings. Default "dominate".
+	InputTopic string
+	// OutputTopic receives shadow events. Default "shadow".
+	OutputTopic string
+	// DeadLetterTopic receives refused inputs. Default "dominate-dlq".
+	DeadLetterTopic string
+	// GroupID is the consumer group of the workers. Default
+	// "domination-shadow".
+	GroupID string
+	// Limits bound accepted ratings; see DefaultRatingLimits.
+	Limits RatingLimits
+	// MaxDeadLetterBytes caps a dead-letter value. Default
+	// DefaultMaxDeadLetterBytes.
+	MaxDeadLetterBytes int
+	// Stream tunes batching and the consumer group; Name, Brokers, Topic
+	// and GroupID are filled in by the agent.
+	Stream stream.Config
+}
+
+// WithDefaults returns c with its zero fields set to the documented defaults.
+func (c ShadowConfig) WithDefaults() ShadowConfig {
+	if c.InputTopic == "" {
+		c.InputTopic = "dominate"
+	}
+	if c.OutputTopic == "" {
+		c.OutputTopic = "shadow"
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = "dominate-dlq"
+	}
+	if c.GroupID == "" {
+		c.GroupID = "domination-shadow"
+	}
+	if c.Limits == (RatingLimits{}) {
+		c.Limits = DefaultRatingLimits()
+	}
+	if c.MaxDeadLetterBytes <= 0 {
+		c.MaxDeadLetterBytes = DefaultMaxDeadLetterBytes
+	}
+	return c
+}
+
+// Validate reports a setting that cannot work.
+func (c ShadowConfig) Validate() error {
+	for _, t := range []string{c.InputTopic, c.OutputTopic, c.DeadLetterTopic} {
+		if err := broker.ValidTopic(t); err != nil {
+			return fmt.Errorf("shadow agent: %w", err)
+		}
+	}
+	if c.InputTopic == c.OutputTopic || c.InputTopic == c.DeadLetterTopic {
+		return errors.New("shadow agent: the input topic must differ from the output and dead-letter topics")
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("shadow agent: %w", err)
+	}
+	return nil
+}
+
+// Topics returns the topics the agent needs, for creating them at start.
+func (c ShadowConfig) Topics() []broker.Topic {
+	return []broker.Topic{{Name: c.InputTopic, Partitions: 4}, {Name: c.OutputTopic, Partitions: 4}, {Name: c.DeadLetterTopic, Partitions: 1}}
+}
+
+// Runtime is what every agent shares inside one worker process.
+type Runtime struct {
+	Brokers []string
+	Dialer  *kafka.Dialer
+	// Writer produces every agent's output; it must use RequireAll.
+	Writer  stream.Writer
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+}
+
+// Shadow is the shadow agent: ratings in, typed shadow events out.
+type Shadow struct {
+	cfg    ShadowConfig
+	runner *stream.Runner
+}
+
+// NewShadow builds the agent; Run starts it.
+func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lim := cfg.Limits.withDefaults()
+	dead := make(map[Reason]prometheus.Counter, len(ShadowReasons))
+	for _, r := range ShadowReasons {
+		dead[r] = rt.Metrics.DeadLettered.WithLabelValues(ShadowAgentName, string(r))
+	}
+	sc := cfg.Stream
+	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = ShadowAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
+	factory := func(string, int, int64) stream.Processor {
+		return &shadowProcessor{cfg: cfg, lim: lim, dead: dead, log: rt.Log}
+	}
+	runner, err := stream.New(sc, rt.Dialer, rt.Writer, factory, rt.Metrics, rt.Log)
+	if err != nil {
+		return nil, fmt.Errorf("shadow agent: %w", err)
+	}
+	return &Shadow{cfg: cfg, runner: runner}, nil
+}
+
+// Run consumes until ctx ends, then drains and commits.
+func (s *Shadow) Run(ctx context.Context) error { return s.runner.Run(ctx) }
+
+// Owned returns the input partitions this worker consumes now.
+func (s *Shadow) Owned() []int { return s.runner.Owned() }
+
+// NewShadowProcessor returns the shadow agent's per-partition logic, for
+// tests and benchmarks that drive it without Kafka.
+func NewShadowProcessor(cfg ShadowConfig, m *metrics.Metrics) stream.Processor {
+	cfg = cfg.WithDefaults()
+	dead := make(map[Reason]prometheus.Counter, len(ShadowReasons))
+	for _, r := range ShadowReasons {
+		dead[r] = m.DeadLettered.WithLabelValues(ShadowAgentName, string(r))
+	}
+	return &shadowProcessor{cfg: cfg, lim: cfg.Limits.withDefaults(), dead: dead, log: slog.New(slog.DiscardHandler)}
+}
+
+// shadowProcessor classifies the ratings of one partition.
+type shadowProcessor struct {
+	cfg  ShadowConfig
+	lim  RatingLimits
+	dead map[Reason]prometheus.Counter
+	log  *slog.Logger
+	// arena holds encoded outputs. Emitted values are sub-slices of it and
+	// must stay valid until produced, so a full arena is replaced, never
+	// reused: the old one lives until its records are written.
+	arena []byte
+}
+
+const arenaSize = 256 << 10
+
+// Process classifies one rating. The output is a pure function of the input
+// record: emit_timestamp is the input record's timestamp, so a re-delivered
+// rating produces the same row, which the ReplacingMergeTree collapses.
+func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
+	r, err := DecodeRating(m.Value, p.lim)
+	if err != nil {
+		var de *DecodeError
+		if errors.As(err, &de) {
+			p.reject(m, de.Reason, de.Detail, out)
+		} else {
+			p.reject(m, ReasonMalformedJSON, err.Error(), out)
+		}
+		return
+	}
+	if m.Time.IsZero() || m.Time.Unix() <= 0 {
+		p.reject(m, ReasonNoTimestamp, "the input record has no timestamp", out)
+		return
+	}
+	if cap(p.arena)-len(p.arena) < len(r.UniqueID)*6+96 {
+		p.arena = make([]byte, 0, max(arenaSize, len(r.UniqueID)*6+96))
+	}
+	start := len(p.arena)
+	p.arena = AppendShadow(p.arena, Classify(r.Rating), r.UniqueID, m.Time.Unix(), r.Rating)
+	out.Emit(kafka.Message{
+		Topic: p.cfg.OutputTopic,
+		Key:   r.UniqueID,
+		Value: p.arena[start:len(p.arena):len(p.arena)],
+		Time:  m.Time,
+	})
+}
+
+func (p *shadowProcessor) reject(m *kafka.Message, reason Reason, detail string, out *stream.Output) {
+	if c, ok := p.dead[reason]; ok {
+		c.Inc()
+	}
+	out.Emit(deadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, m, reason, detail, p.cfg.MaxDeadLetterBytes))
+}
+
+// Rejected dead-letters an output Kafka refused for good. The shadow
+// output's key is the rating's unique_id, the best link back to the input.
+// A refused dead-letter record is sent again cut to 1 KiB, so a refusal
+// cannot loop.
+func (p *shadowProcessor) Rejected(m kafka.Message, cause error, out *stream.Output) {
+	p.log.Error("output refused by kafka; dead-lettering it", "topic", m.Topic, "bytes", len(m.Value), "err", cause)
+	in := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
+	limit := p.cfg.MaxDeadLetterBytes
+	if m.Topic == p.cfg.DeadLetterTopic {
+		limit = 1 << 10
+	}
+	if c, ok := p.dead[ReasonOutputRejected]; ok {
+		c.Inc()
+	}
+	out.Emit(deadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, &in, ReasonOutputRejected, cause.Error(), limit))
+}

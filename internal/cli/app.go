@@ -1,0 +1,108 @@
+// Package cli is domination's command line: one file per subcommand, each
+// turning flags and DOMINATION_* environment variables into the Config of
+// the component it runs. Nothing below cmd/ and this package reads flags or
+// the environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=…".
+var Version = "dev"
+
+// NewApp builds the domination command line, writing to stdout and stderr.
+func NewApp(stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:                 "domination",
+		Usage:                "real-time analytics ingestion: Kafka agents in Go, ClickHouse for queries",
+		Version:              Version,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		Flags:                globalFlags(),
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		Commands: []*cli.Command{
+			workerCommand(),
+			migrateCommand(),
+			queryCommand(),
+			produceCommand(),
+			healthcheckCommand(),
+		},
+		OnUsageError: usageError,
+		// Errors are printed once, by Main.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+	for _, c := range app.Commands {
+		setUsageErrors(c)
+	}
+	return app
+}
+
+// setUsageErrors gives every command the one-line usage error, and every
+// leaf command the logging flags.
+func setUsageErrors(c *cli.Command) {
+	c.OnUsageError = usageError
+	if len(c.Subcommands) == 0 && c.Name != "healthcheck" {
+		c.Flags = append(c.Flags, logFlags()...)
+	}
+	for _, sc := range c.Subcommands {
+		setUsageErrors(sc)
+	}
+}
+
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (see --help)", err)
+}
+
+// Main runs the app with args and returns the process exit code: 0 on
+// success, 1 with one line on stderr otherwise.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := NewApp(stdout, stderr).RunContext(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) && ec.ExitCode() == 0 {
+		return 0
+	}
+	msg := strings.TrimSpace(err.Error())
+	fmt.Fprintf(stderr, "domination: %s\n", strings.ReplaceAll(msg, "\n", " "))
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return 1
+}
+
+// newLogger returns the logger the --loglevel and --log-format flags ask for.
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	switch strings.ToLower(c.String("loglevel")) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info", "":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", c.String("loglevel"))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	w := c.App.ErrWriter
+	switch strings.ToLower(c.String("log-format")) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q is not one of text, json", c.String("log-format"))
+}

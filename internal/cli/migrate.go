@@ -1,0 +1,172 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/domination/domination/clickhouse"
+	"github.com/domination/domination/internal/broker"
+)
+
+func migrateCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "clickhouse-kafka-brokers", Usage: "broker list as the ClickHouse server reaches it, written into the Kafka engine tables (default: --kafka-brokers)", EnvVars: env("CLICKHOUSE_KAFKA_BROKERS")},
+		&cli.StringFlag{Name: "shadow-consumer-group", Value: "clickhouse-shadow", Usage: "Kafka consumer group of the shadow_stream table", EnvVars: env("SHADOW_CONSUMER_GROUP")},
+		&cli.StringFlag{Name: "active-visitors-consumer-group", Value: "clickhouse-active-visitors", Usage: "Kafka consumer group of the active_visitors_stream table", EnvVars: env("ACTIVE_VISITORS_CONSUMER_GROUP")},
+		&cli.IntFlag{Name: "kafka-num-consumers", Value: 1, Usage: "kafka_num_consumers of each Kafka engine table", EnvVars: env("KAFKA_NUM_CONSUMERS")},
+		&cli.IntFlag{Name: "shadow-partitions", Value: 4, Usage: "partitions of the shadow topic when migrate creates it", EnvVars: env("SHADOW_PARTITIONS")},
+		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "bound on the whole migration"},
+	}
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "create, inspect or remove domination's ClickHouse tables (golang-migrate, SQL embedded in the binary)",
+		Description: `The migrations create the Kafka engine tables (shadow_stream,
+active_visitors_stream), the ReplacingMergeTree stores (shadow, active_visitors)
+and the materialized views between them. "up" first creates the topics the
+engine tables read, because ClickHouse never picks up a topic created after its
+table, and points the engine's consumer groups at the start of those topics.`,
+		Subcommands: []*cli.Command{
+			{Name: "up", Usage: "apply every pending migration", Flags: flags, Action: func(c *cli.Context) error {
+				return withMigrator(c, true, func(ctx context.Context, m *clickhouse.Migrator, log *slog.Logger) error {
+					if err := m.Up(ctx); err != nil {
+						return err
+					}
+					return printVersion(ctx, c, m)
+				})
+			}},
+			{Name: "down", Usage: "revert every migration: drop all the tables and views up created", Flags: flags, Action: func(c *cli.Context) error {
+				return withMigrator(c, false, func(ctx context.Context, m *clickhouse.Migrator, _ *slog.Logger) error {
+					if err := m.Down(ctx); err != nil {
+						return err
+					}
+					return printVersion(ctx, c, m)
+				})
+			}},
+			{Name: "version", Usage: "print the applied version and whether it is dirty", Flags: flags, Action: func(c *cli.Context) error {
+				return withMigrator(c, false, func(ctx context.Context, m *clickhouse.Migrator, _ *slog.Logger) error {
+					return printVersion(ctx, c, m)
+				})
+			}},
+			{Name: "force", Usage: "set the version without running anything (recovers a dirty version after a manual fix)", ArgsUsage: "VERSION", Flags: flags, Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return errors.New("migrate force takes one VERSION argument (see --help)")
+				}
+				v, err := strconv.Atoi(c.Args().First())
+				if err != nil || v < -1 {
+					return fmt.Errorf("migrate force: %q is not a version number", c.Args().First())
+				}
+				return withMigrator(c, false, func(ctx context.Context, m *clickhouse.Migrator, _ *slog.Logger) error {
+					if err := m.Force(ctx, v); err != nil {
+						return err
+					}
+					return printVersion(ctx, c, m)
+				})
+			}},
+		},
+	}
+}
+
+func printVersion(ctx context.Context, c *cli.Context, m *clickhouse.Migrator) error {
+	v, dirty, err := m.Version(ctx)
+	if errors.Is(err, clickhouse.ErrNoVersion) {
+		fmt.Fprintln(c.App.Writer, "version: none (no migration applied)")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if dirty {
+		fmt.Fprintf(c.App.Writer, "version: %d (dirty: a migration failed; fix it, then `migrate force %d`)\n", v, v)
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "version: %d\n", v)
+	return nil
+}
+
+// withMigrator connects to ClickHouse (first, so a stopped server fails
+// fast), and for up also prepares Kafka, then runs fn.
+func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.Migrator, *slog.Logger) error) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	chc, err := clickhouseConfig(c)
+	if err != nil {
+		return err
+	}
+	kc, err := kafkaConfig(c)
+	if err != nil {
+		return err
+	}
+	src := clickhouse.KafkaSource{
+		Brokers:             c.String("clickhouse-kafka-brokers"),
+		ShadowTopic:         c.String("shadow-topic"),
+		ShadowGroup:         c.String("shadow-consumer-group"),
+		ActiveVisitorsTopic: c.String("active-visitors-topic"),
+		ActiveVisitorsGroup: c.String("active-visitors-consumer-group"),
+		NumConsumers:        c.Int("kafka-num-consumers"),
+	}
+	if src.Brokers == "" {
+		src.Brokers = c.String("kafka-brokers")
+	}
+	if err := src.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+
+	if up {
+		if err := clickhouse.EnsureDatabase(ctx, chc); err != nil {
+			return err
+		}
+	}
+	conn, err := clickhouse.Open(ctx, chc)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if up {
+		if err := prepareKafka(ctx, kc, src, c.Int("shadow-partitions")); err != nil {
+			return err
+		}
+	}
+	m, err := clickhouse.NewMigrator(conn, chc.Database, src, log)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return fn(ctx, m, log)
+}
+
+// prepareKafka creates the topics the Kafka engine tables read and seeds
+// their consumer groups at the start of those topics.
+func prepareKafka(ctx context.Context, kc broker.Config, src clickhouse.KafkaSource, shadowPartitions int) error {
+	client, err := kc.Client()
+	if err != nil {
+		return err
+	}
+	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := broker.Ping(kctx, client); err != nil {
+		return fmt.Errorf("migrate up creates the topics its tables read first: %w", err)
+	}
+	if err := broker.EnsureTopics(kctx, client,
+		broker.Topic{Name: src.ShadowTopic, Partitions: shadowPartitions},
+		// One partition: the counts are collated in one place.
+		broker.Topic{Name: src.ActiveVisitorsTopic, Partitions: 1},
+	); err != nil {
+		return err
+	}
+	for _, g := range []struct{ group, topic string }{{src.ShadowGroup, src.ShadowTopic}, {src.ActiveVisitorsGroup, src.ActiveVisitorsTopic}} {
+		if err := broker.SeedGroupAtStart(kctx, client, g.group, g.topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}

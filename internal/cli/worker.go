@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/internal/web"
+	"github.com/domination/domination/internal/worker"
+)
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run every agent and the web server (/healthz, /ready, /metrics); more workers share the partitions",
+		Description: `Consumes ratings from the ratings topic in a consumer group, classifies them
+and produces shadow events (bad input goes to the dead-letter topic). An input
+offset is committed only after its outputs are acknowledged by Kafka. SIGINT or
+SIGTERM drains the current batches and commits within --shutdown-timeout.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "web-host", Usage: "address the web server listens on (empty: all interfaces)", EnvVars: env("WEB_HOST")},
+			&cli.IntFlag{Name: "web-port", Value: 6066, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
+			&cli.StringFlag{Name: "shadow-group", Value: "domination-shadow", Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
+			&cli.Int64Flag{Name: "min-rating", Value: 1, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
+			&cli.Int64Flag{Name: "max-rating", Value: 100, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
+			&cli.IntFlag{Name: "max-batch", Value: 4096, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
+			&cli.DurationFlag{Name: "max-wait", Value: stream.Config{}.WithDefaults().MaxWait, Usage: "how long a batch gathers after its first record", EnvVars: env("MAX_WAIT")},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.Config{}.WithDefaults().ShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
+		},
+		Action: runWorker,
+	}
+}
+
+func runWorker(c *cli.Context) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	kc, err := kafkaConfig(c)
+	if err != nil {
+		return err
+	}
+	limits := agents.DefaultRatingLimits()
+	limits.MinRating, limits.MaxRating = c.Int64("min-rating"), c.Int64("max-rating")
+	cfg := worker.Config{
+		Kafka: kc,
+		Shadow: agents.ShadowConfig{
+			InputTopic:      c.String("ratings-topic"),
+			OutputTopic:     c.String("shadow-topic"),
+			DeadLetterTopic: c.String("ratings-dlq-topic"),
+			GroupID:         c.String("shadow-group"),
+			Limits:          limits,
+			Stream:          stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
+		},
+		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
+		ShutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+	w, err := worker.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the process the default way
+	}()
+	return w.Run(ctx)
+}

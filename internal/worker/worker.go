@@ -1,0 +1,182 @@
+// Package worker assembles a domination worker process: the agents, the
+// Kafka writer they share, the metrics and the web server, under one root
+// context with a bounded shutdown.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/backoff"
+	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/web"
+)
+
+// Config configures a worker.
+type Config struct {
+	// Kafka is how to reach the brokers.
+	Kafka broker.Config
+	// Shadow configures the shadow agent.
+	Shadow agents.ShadowConfig
+	// Web configures the HTTP server (port 6066 by default).
+	Web web.Config
+	// ShutdownTimeout bounds the whole stop: draining batches, committing,
+	// leaving the groups and closing the server. Overrunning it is an
+	// error. Default 30s.
+	ShutdownTimeout time.Duration
+	// ProduceBatchTimeout is how long the shared writer waits to fill a
+	// produce request. Default 2ms: the agents already hand it whole
+	// batches.
+	ProduceBatchTimeout time.Duration
+}
+
+// WithDefaults returns c with its zero fields set to the documented defaults.
+func (c Config) WithDefaults() Config {
+	c.Kafka = c.Kafka.WithDefaults()
+	c.Shadow = c.Shadow.WithDefaults()
+	c.Web = c.Web.WithDefaults()
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.ProduceBatchTimeout <= 0 {
+		c.ProduceBatchTimeout = 2 * time.Millisecond
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Shadow.Validate(); err != nil {
+		return err
+	}
+	return c.Web.Validate()
+}
+
+// Worker runs every agent and the web server.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+}
+
+// New returns a Worker; Run starts it.
+func New(cfg Config, log *slog.Logger) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, log: log, metrics: metrics.New()}, nil
+}
+
+// Metrics returns the worker's metrics (tests read them).
+func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
+
+// NewWriter returns the writer every agent shares: every record is
+// acknowledged by all in-sync replicas before its input is committed.
+func NewWriter(cfg broker.Config, batchTimeout time.Duration) (*kafka.Writer, error) {
+	t, err := cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	return &kafka.Writer{
+		Addr:                   kafka.TCP(cfg.Brokers...),
+		Transport:              t,
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchSize:              4096,
+		BatchBytes:             4 << 20,
+		BatchTimeout:           batchTimeout,
+		MaxAttempts:            5,
+		WriteBackoffMin:        50 * time.Millisecond,
+		WriteBackoffMax:        time.Second,
+		AllowAutoTopicCreation: false,
+	}, nil
+}
+
+// Run serves until ctx ends, then stops within Config.ShutdownTimeout.
+func (w *Worker) Run(ctx context.Context) error {
+	cfg := w.cfg
+	dialer, err := cfg.Kafka.Dialer()
+	if err != nil {
+		return err
+	}
+	writer, err := NewWriter(cfg.Kafka, cfg.ProduceBatchTimeout)
+	if err != nil {
+		return err
+	}
+	admin, err := cfg.Kafka.Client()
+	if err != nil {
+		return err
+	}
+	rt := agents.Runtime{Brokers: cfg.Kafka.Brokers, Dialer: dialer, Writer: writer, Metrics: w.metrics, Log: w.log}
+	shadow, err := agents.NewShadow(cfg.Shadow, rt)
+	if err != nil {
+		return err
+	}
+	srv, err := web.New(cfg.Web, w.metrics.Registry, w.log)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		// Kafka may not be up yet: say so and wait for it, rather than exit.
+		err := backoff.Retry(gctx, w.log, backoff.Config{}, "ensure kafka topics", func(ctx context.Context) error {
+			tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			return broker.EnsureTopics(tctx, admin, cfg.Shadow.Topics()...)
+		})
+		if err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		w.log.Info("shadow agent starting", "input", cfg.Shadow.InputTopic, "output", cfg.Shadow.OutputTopic, "dlq", cfg.Shadow.DeadLetterTopic)
+		return shadow.Run(gctx)
+	})
+
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return w.close(writer, err)
+	case <-ctx.Done():
+	}
+	w.log.Info("stopping: draining batches", "deadline", cfg.ShutdownTimeout)
+	t := time.NewTimer(cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return w.close(writer, err)
+	case <-t.C:
+		return fmt.Errorf("shutdown did not finish within %s", cfg.ShutdownTimeout)
+	}
+}
+
+func (w *Worker) close(writer *kafka.Writer, err error) error {
+	if cerr := writer.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close kafka writer: %w", cerr)
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	if err == nil {
+		w.log.Info("stopped cleanly")
+	}
+	return err
+}
