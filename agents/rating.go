@@ -1,0 +1,892 @@
+package agents
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Type is the class of a rating. Its numeric values are those of the
+// ClickHouse column type Enum8('Incompatible'=0,'Sha'=1,'Dow'=2,'ShaDow'=3).
+type Type uint8
+
+// The classes of a rating, in enum order.
+const (
+	// Incompatible is a rating that is a multiple of neither 3 nor 5.
+	Incompatible Type = iota
+	// Sha is a multiple of 3 that is not a multiple of 5.
+	Sha
+	// Dow is a multiple of 5 that is not a multiple of 3.
+	Dow
+	// ShaDow is a multiple of 15.
+	ShaDow
+)
+
+// Types lists every Type in enum order. Callers must not modify it.
+var Types = []Type{Incompatible, Sha, Dow, ShaDow}
+
+var typeNames = [...]string{
+	Incompatible: "Incompatible",
+	Sha:          "Sha",
+	Dow:          "Dow",
+	ShaDow:       "ShaDow",
+}
+
+// String returns the name of t as it appears in the output JSON and in the
+// ClickHouse enum, or "Type(n)" for a value outside Types.
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return "Type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ParseType returns the Type named s. Names are matched exactly and
+// case-sensitively: "Sha" is a Type, "sha" is not.
+func ParseType(s string) (Type, bool) {
+	for i, name := range typeNames {
+		if s == name {
+			return Type(i), true
+		}
+	}
+	return 0, false
+}
+
+// Classify returns the class of rating: ShaDow for a multiple of 15, else
+// Sha for a multiple of 3, else Dow for a multiple of 5, else Incompatible.
+// Zero and negative multiples count, so Classify(0) is ShaDow.
+func Classify(rating int64) Type {
+	switch {
+	case rating%15 == 0:
+		return ShaDow
+	case rating%3 == 0:
+		return Sha
+	case rating%5 == 0:
+		return Dow
+	default:
+		return Incompatible
+	}
+}
+
+// Rating is one decoded input record.
+type Rating struct {
+	// Rating is the rating, within the RatingLimits it was decoded with.
+	Rating int64
+	// UniqueID is the record's identifier: valid UTF-8, not empty, no
+	// control characters. When the JSON string had no escapes it aliases
+	// the buffer given to DecodeRating, so it is valid only as long as that
+	// buffer is; copy it to keep it longer.
+	UniqueID []byte
+}
+
+// Reason says why an input was dead-lettered. It is a short, stable,
+// snake_case string, fit for a metric label and a Kafka header value.
+type Reason string
+
+// The reasons DecodeRating rejects an input for. DecodeRating checks them
+// in this order and reports the first that applies, so a message that is
+// both too large and malformed is message_too_large, and a syntax error
+// anywhere outranks a problem with a field.
+const (
+	// ReasonTooLarge: the whole message is over
+	// RatingLimits.MaxMessageBytes. Checked before parsing.
+	ReasonTooLarge Reason = "message_too_large"
+	// ReasonMalformedJSON: not a JSON object, a syntax error, trailing
+	// bytes after the object, invalid UTF-8 in a string, nesting deeper
+	// than 32, or a second "rating" or "unique_id" key.
+	ReasonMalformedJSON Reason = "malformed_json"
+	// ReasonMissingField: "rating" or "unique_id" is absent or null.
+	ReasonMissingField Reason = "missing_field"
+	// ReasonWrongType: "rating" is not a plain JSON integer (a string, a
+	// boolean, a number with a fraction or an exponent such as 15.0 or
+	// 1e2), or "unique_id" is not a string.
+	ReasonWrongType Reason = "wrong_type"
+	// ReasonOutOfRange: the rating is outside
+	// [RatingLimits.MinRating, RatingLimits.MaxRating], including integers
+	// too large for an int64.
+	ReasonOutOfRange Reason = "out_of_range"
+	// ReasonBadID: "unique_id" is empty, longer than
+	// RatingLimits.MaxIDLen, contains a control character (U+0000–U+001F,
+	// U+007F–U+009F), or contains an unpaired UTF-16 surrogate escape.
+	ReasonBadID Reason = "bad_unique_id"
+)
+
+// Reasons lists every Reason, in the order DecodeRating checks them, so
+// that metrics can be created with all their labels up front. Callers must
+// not modify it.
+var Reasons = []Reason{
+	ReasonTooLarge,
+	ReasonMalformedJSON,
+	ReasonMissingField,
+	ReasonWrongType,
+	ReasonOutOfRange,
+	ReasonBadID,
+}
+
+// DecodeError is the error DecodeRating returns: why the input was
+// rejected, and a human-readable detail such as "rating 101 outside
+// 1..100" or "unexpected character 'x' at offset 12, want ',' or '}'".
+// The detail gives offsets and lengths, never the unique_id itself.
+type DecodeError struct {
+	// Reason is the stable class of the problem.
+	Reason Reason
+	// Detail says what exactly was wrong, for logs and dead-letter headers.
+	Detail string
+}
+
+// Error returns "<reason>: <detail>".
+func (e *DecodeError) Error() string {
+	return string(e.Reason) + ": " + e.Detail
+}
+
+func decodeErr(r Reason, format string, args ...any) *DecodeError {
+	return &DecodeError{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Defaults for RatingLimits.
+const (
+	defaultMinRating       = 1
+	defaultMaxRating       = 100
+	defaultMaxIDLen        = 128
+	defaultMaxMessageBytes = 64 << 10
+)
+
+// RatingLimits bounds what DecodeRating accepts. The zero value means the
+// defaults, DefaultRatingLimits.
+type RatingLimits struct {
+	// MinRating and MaxRating bound the rating, inclusive. When both are
+	// zero they default to 1 and 100; any other pair is used as given, so
+	// 0..100 is written {MinRating: 0, MaxRating: 100}. (The range holding
+	// only 0 is the one range that cannot be written.)
+	MinRating, MaxRating int64
+	// MaxIDLen is the longest unique_id accepted, in bytes of UTF-8 after
+	// unescaping. Zero: 128.
+	MaxIDLen int
+	// MaxMessageBytes is the largest message accepted, in bytes. Zero:
+	// 64 KiB.
+	MaxMessageBytes int
+}
+
+// DefaultRatingLimits returns the limits used for zero fields: ratings
+// 1..100, unique_id up to 128 bytes, messages up to 64 KiB.
+func DefaultRatingLimits() RatingLimits {
+	return RatingLimits{
+		MinRating:       defaultMinRating,
+		MaxRating:       defaultMaxRating,
+		MaxIDLen:        defaultMaxIDLen,
+		MaxMessageBytes: defaultMaxMessageBytes,
+	}
+}
+
+func (l RatingLimits) withDefaults() RatingLimits {
+	if l.MinRating == 0 && l.MaxRating == 0 {
+		l.MinRating, l.MaxRating = defaultMinRating, defaultMaxRating
+	}
+	if l.MaxIDLen == 0 {
+		l.MaxIDLen = defaultMaxIDLen
+	}
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	return l
+}
+
+// Validate checks, after defaults are applied, that MinRating is not above
+// MaxRating and that the sizes are positive. DecodeRating does not check
+// its limits; call Validate once when building the configuration.
+func (l RatingLimits) Validate() error {
+	l = l.withDefaults()
+	var errs []error
+	if l.MinRating > l.MaxRating {
+		errs = append(errs, fmt.Errorf("rating limits: min rating %d above max rating %d", l.MinRating, l.MaxRating))
+	}
+	if l.MaxIDLen < 0 {
+		errs = append(errs, fmt.Errorf("rating limits: max unique_id length %d is negative", l.MaxIDLen))
+	}
+	if l.MaxMessageBytes < 0 {
+		errs = append(errs, fmt.Errorf("rating limits: max message size %d is negative", l.MaxMessageBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// DecodeRating decodes one message value from the dominate topic. On
+// failure the error is a *DecodeError whose Reason says which check failed
+// (see the Reason constants for the order they are checked in).
+//
+// The input must be exactly one JSON object (RFC 8259, UTF-8), optionally
+// surrounded by whitespace. Keys may come in any order. Keys other than
+// "rating" and "unique_id" are skipped, but their values must still be
+// valid JSON, nested at most 32 deep. Keys are compared exactly after
+// unescaping, so "r\u0061ting" is "rating" but "Rating" is unknown.
+// "rating" and "unique_id" may each appear only once: a repeat is
+// malformed_json, so that no reader of the same record can see a
+// different value.
+//
+// The rating must be a plain JSON integer: 15 is accepted, while 15.0,
+// 1.5e1 and "15" are wrong_type. An integer too large for an int64 is
+// out_of_range.
+//
+// When the unique_id string has no escapes, Rating.UniqueID aliases value
+// and decoding allocates nothing; otherwise it is unescaped into a new
+// slice.
+func DecodeRating(value []byte, lim RatingLimits) (Rating, error) {
+	lim = lim.withDefaults()
+	if len(value) > lim.MaxMessageBytes {
+		return Rating{}, decodeErr(ReasonTooLarge, "message is %d bytes, limit %d", len(value), lim.MaxMessageBytes)
+	}
+	s := scanner{buf: value}
+	var f fields
+	if err := s.document(&f); err != nil {
+		return Rating{}, err
+	}
+	r, err := f.rating(value, lim)
+	if err != nil {
+		return Rating{}, err
+	}
+	return r, nil
+}
+
+// maxDepth is how deeply arrays and objects may nest, counting the
+// message's own object as 1.
+const maxDepth = 32
+
+// kind is the JSON type of a scanned value.
+type kind uint8
+
+const (
+	kindAbsent kind = iota
+	kindNull
+	kindBool
+	kindNumber
+	kindString
+	kindArray
+	kindObject
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindNull:
+		return "null"
+	case kindBool:
+		return "a boolean"
+	case kindNumber:
+		return "a number"
+	case kindString:
+		return "a string"
+	case kindArray:
+		return "an array"
+	case kindObject:
+		return "an object"
+	default:
+		return "absent"
+	}
+}
+
+// span locates one scanned JSON value in the input.
+type span struct {
+	kind kind
+	// start and end delimit the value; for a string, its contents between
+	// the quotes.
+	start, end int
+	// escaped: a string containing backslash escapes.
+	escaped bool
+	// unusual: a string containing a byte outside printable ASCII (DEL or
+	// non-ASCII), which the unique_id checks must look at.
+	unusual bool
+	// plain: a number with neither fraction nor exponent.
+	plain bool
+}
+
+// fields holds the values of the keys DecodeRating looks for.
+type fields struct {
+	ratingVal, idVal span
+}
+
+// rating checks the scanned fields against lim and builds the Rating.
+func (f *fields) rating(buf []byte, lim RatingLimits) (Rating, *DecodeError) {
+	switch f.ratingVal.kind {
+	case kindAbsent:
+		return Rating{}, decodeErr(ReasonMissingField, `missing field "rating"`)
+	case kindNull:
+		return Rating{}, decodeErr(ReasonMissingField, `field "rating" is null`)
+	}
+	switch f.idVal.kind {
+	case kindAbsent:
+		return Rating{}, decodeErr(ReasonMissingField, `missing field "unique_id"`)
+	case kindNull:
+		return Rating{}, decodeErr(ReasonMissingField, `field "unique_id" is null`)
+	}
+	tok := buf[f.ratingVal.start:f.ratingVal.end]
+	if f.ratingVal.kind != kindNumber {
+		return Rating{}, decodeErr(ReasonWrongType, "rating is %s, want an integer", f.ratingVal.kind)
+	}
+	if !f.ratingVal.plain {
+		return Rating{}, decodeErr(ReasonWrongType, "rating %s is not a plain integer", clip(tok))
+	}
+	if f.idVal.kind != kindString {
+		return Rating{}, decodeErr(ReasonWrongType, "unique_id is %s, want a string", f.idVal.kind)
+	}
+	n, ok := parseInt(tok)
+	if !ok || n < lim.MinRating || n > lim.MaxRating {
+		return Rating{}, decodeErr(ReasonOutOfRange, "rating %s outside %d..%d", clip(tok), lim.MinRating, lim.MaxRating)
+	}
+	id := buf[f.idVal.start:f.idVal.end]
+	if f.idVal.escaped {
+		var p unescapeProblem
+		id, p = appendUnescaped(make([]byte, 0, min(len(id), max(lim.MaxIDLen, 0))), id, lim.MaxIDLen)
+		switch p {
+		case tooLong:
+			return Rating{}, decodeErr(ReasonBadID, "unique_id is over %d bytes", lim.MaxIDLen)
+		case unpairedSurrogate:
+			return Rating{}, decodeErr(ReasonBadID, "unique_id has an unpaired UTF-16 surrogate escape")
+		}
+	}
+	if err := checkID(id, lim.MaxIDLen, f.idVal.escaped || f.idVal.unusual); err != nil {
+		return Rating{}, err
+	}
+	return Rating{Rating: n, UniqueID: id}, nil
+}
+
+// clip shortens a token quoted in an error detail.
+func clip(tok []byte) string {
+	const most = 32
+	if len(tok) > most {
+		return string(tok[:most]) + "…"
+	}
+	return string(tok)
+}
+
+// parseInt converts a syntax-checked JSON integer, reporting false when it
+// does not fit an int64.
+func parseInt(tok []byte) (int64, bool) {
+	neg := tok[0] == '-'
+	if neg {
+		tok = tok[1:]
+	}
+	limit := uint64(1<<63 - 1)
+	if neg {
+		limit = 1 << 63
+	}
+	var u uint64
+	for _, c := range tok {
+		d := uint64(c - '0')
+		if u > (limit-d)/10 {
+			return 0, false
+		}
+		u = u*10 + d
+	}
+	if neg {
+		return -int64(u), true
+	}
+	return int64(u), true
+}
+
+// checkID applies the unique_id rules to a decoded, valid UTF-8 id. Only
+// when scan is set can id hold a control character; otherwise the scanner
+// has already seen that every byte is printable ASCII.
+func checkID(id []byte, maxLen int, scan bool) *DecodeError {
+	if len(id) == 0 {
+		return decodeErr(ReasonBadID, "unique_id is empty")
+	}
+	if len(id) > maxLen {
+		return decodeErr(ReasonBadID, "unique_id is %d bytes, limit %d", len(id), maxLen)
+	}
+	if !scan {
+		return nil
+	}
+	for i, c := range id {
+		// C1 controls U+0080–U+009F are 0xC2 0x80–0xC2 0x9F in UTF-8; the
+		// input is valid UTF-8, so the byte after 0xC2 is at least 0x80.
+		if c < 0x20 || c == 0x7f || (c == 0xc2 && i+1 < len(id) && id[i+1] <= 0x9f) {
+			r, _ := utf8.DecodeRune(id[i:])
+			return decodeErr(ReasonBadID, "unique_id has control character %U at byte %d", r, i)
+		}
+	}
+	return nil
+}
+
+// scanner is a strict JSON scanner over one message. It validates syntax
+// and records where the values of interest are, without copying anything.
+type scanner struct {
+	buf []byte
+	pos int
+}
+
+// plainStringByte marks the bytes a JSON string may hold without a closer
+// look: printable ASCII other than '"' and '\\'.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// document scans the whole message: one object between optional
+// whitespace.
+func (s *scanner) document(f *fields) *DecodeError {
+	s.skipSpace()
+	if s.pos >= len(s.buf) || s.buf[s.pos] != '{' {
+		return s.unexpected("an object")
+	}
+	if err := s.object(1, f); err != nil {
+		return err
+	}
+	s.skipSpace()
+	if s.pos < len(s.buf) {
+		return decodeErr(ReasonMalformedJSON, "unexpected %s at offset %d after the object", describeByte(s.buf[s.pos]), s.pos)
+	}
+	return nil
+}
+
+func (s *scanner) skipSpace() {
+	buf, pos := s.buf, s.pos
+	for pos < len(buf) {
+		switch buf[pos] {
+		case ' ', '\t', '\n', '\r':
+			pos++
+		default:
+			s.pos = pos
+			return
+		}
+	}
+	s.pos = pos
+}
+
+// unexpected reports the byte at the scanner's position, or the end of the
+// input, as a syntax error.
+func (s *scanner) unexpected(want string) *DecodeError {
+	if s.pos >= len(s.buf) {
+		return decodeErr(ReasonMalformedJSON, "unexpected end of input at offset %d, want %s", s.pos, want)
+	}
+	return decodeErr(ReasonMalformedJSON, "unexpected %s at offset %d, want %s", describeByte(s.buf[s.pos]), s.pos, want)
+}
+
+func describeByte(c byte) string {
+	if c >= 0x20 && c < 0x7f {
+		return "character " + strconv.QuoteRune(rune(c))
+	}
+	return fmt.Sprintf("byte 0x%02x", c)
+}
+
+// object scans an object starting at '{', at nesting depth depth. When f is
+// not nil this is the message's own object and the values of "rating" and
+// "unique_id" are recorded in f.
+func (s *scanner) object(depth int, f *fields) *DecodeError {
+	s.pos++ // '{'
+	s.skipSpace()
+	if s.pos < len(s.buf) && s.buf[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
+			return s.unexpected(`'"' to start a key`)
+		}
+		keyAt := s.pos
+		key, err := s.str()
+		if err != nil {
+			return err
+		}
+		s.skipSpace()
+		if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {
+			return s.unexpected("':'")
+		}
+		s.pos++
+		s.skipSpace()
+		v, err := s.value(depth)
+		if err != nil {
+			return err
+		}
+		if f != nil {
+			var dst *span
+			switch s.keyName(key) {
+			case "rating":
+				dst = &f.ratingVal
+			case "unique_id":
+				dst = &f.idVal
+			}
+			if dst != nil {
+				if dst.kind != kindAbsent {
+					return decodeErr(ReasonMalformedJSON, "duplicate key %q at offset %d", s.keyName(key), keyAt)
+				}
+				*dst = v
+			}
+		}
+		s.skipSpace()
+		if s.pos >= len(s.buf) {
+			return s.unexpected("',' or '}'")
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.unexpected("',' or '}'")
+		}
+	}
+}
+
+// keyName returns "rating" or "unique_id" when the key k is one of them,
+// else "".
+func (s *scanner) keyName(k span) string {
+	raw := s.buf[k.start:k.end]
+	if k.escaped {
+		var tmp [16]byte
+		var p unescapeProblem
+		raw, p = appendUnescaped(tmp[:0], raw, len("unique_id"))
+		if p != 0 {
+			return ""
+		}
+	}
+	switch string(raw) {
+	case "rating":
+		return "rating"
+	case "unique_id":
+		return "unique_id"
+	}
+	return ""
+}
+
+// array scans an array starting at '[', at nesting depth depth.
+func (s *scanner) array(depth int) *DecodeError {
+	s.pos++ // '['
+	s.skipSpace()
+	if s.pos < len(s.buf) && s.buf[s.pos] == ']' {
+		s.pos++
+		return nil
+	}
+	for {
+		if _, err := s.value(depth); err != nil {
+			return err
+		}
+		s.skipSpace()
+		if s.pos >= len(s.buf) {
+			return s.unexpected("',' or ']'")
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case ']':
+			s.pos++
+			return nil
+		default:
+			return s.unexpected("',' or ']'")
+		}
+	}
+}
+
+// value scans any JSON value inside a container at nesting depth depth.
+func (s *scanner) value(depth int) (span, *DecodeError) {
+	if s.pos >= len(s.buf) {
+		return span{}, s.unexpected("a value")
+	}
+	start := s.pos
+	switch c := s.buf[s.pos]; c {
+	case '"':
+		return s.str()
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		plain, err := s.number()
+		return span{kind: kindNumber, start: start, end: s.pos, plain: plain}, err
+	case '{', '[':
+		if depth >= maxDepth {
+			return span{}, decodeErr(ReasonMalformedJSON, "nesting deeper than %d at offset %d", maxDepth, s.pos)
+		}
+		if c == '{' {
+			err := s.object(depth+1, nil)
+			return span{kind: kindObject, start: start, end: s.pos}, err
+		}
+		err := s.array(depth + 1)
+		return span{kind: kindArray, start: start, end: s.pos}, err
+	case 't':
+		return s.literal("true", kindBool)
+	case 'f':
+		return s.literal("false", kindBool)
+	case 'n':
+		return s.literal("null", kindNull)
+	}
+	return span{}, s.unexpected("a value")
+}
+
+func (s *scanner) literal(word string, k kind) (span, *DecodeError) {
+	start := s.pos
+	for i := 0; i < len(word); i++ {
+		if s.pos >= len(s.buf) || s.buf[s.pos] != word[i] {
+			return span{}, s.unexpected(strconv.Quote(word))
+		}
+		s.pos++
+	}
+	return span{kind: k, start: start, end: s.pos}, nil
+}
+
+// number scans a number and reports whether it is a plain integer, with
+// neither fraction nor exponent. It leaves the scanner on the first byte
+// after the number; what may follow is for the caller to check, so "01"
+// fails there.
+func (s *scanner) number() (plain bool, err *DecodeError) {
+	if s.buf[s.pos] == '-' {
+		s.pos++
+	}
+	if s.pos >= len(s.buf) {
+		return false, s.unexpected("a digit")
+	}
+	switch c := s.buf[s.pos]; {
+	case c == '0':
+		s.pos++
+	case c >= '1' && c <= '9':
+		s.skipDigits()
+	default:
+		return false, s.unexpected("a digit")
+	}
+	plain = true
+	if s.pos < len(s.buf) && s.buf[s.pos] == '.' {
+		plain = false
+		s.pos++
+		if !s.skipDigits() {
+			return false, s.unexpected("a digit")
+		}
+	}
+	if s.pos < len(s.buf) && (s.buf[s.pos] == 'e' || s.buf[s.pos] == 'E') {
+		plain = false
+		s.pos++
+		if s.pos < len(s.buf) && (s.buf[s.pos] == '+' || s.buf[s.pos] == '-') {
+			s.pos++
+		}
+		if !s.skipDigits() {
+			return false, s.unexpected("a digit")
+		}
+	}
+	return plain, nil
+}
+
+// skipDigits skips ASCII digits and reports whether there was at least one.
+func (s *scanner) skipDigits() bool {
+	start := s.pos
+	for s.pos < len(s.buf) && s.buf[s.pos] >= '0' && s.buf[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos > start
+}
+
+// str scans a string starting at '"', checking escapes and UTF-8.
+func (s *scanner) str() (span, *DecodeError) {
+	buf := s.buf
+	pos := s.pos + 1
+	start := pos
+	escaped, unusual := false, false
+	for pos < len(buf) {
+		c := buf[pos]
+		if plainStringByte[c] {
+			pos++
+			continue
+		}
+		switch {
+		case c == '"':
+			s.pos = pos + 1
+			return span{kind: kindString, start: start, end: pos, escaped: escaped, unusual: unusual}, nil
+		case c == '\\':
+			escaped = true
+			n, err := escapeLen(buf, pos)
+			if err != nil {
+				return span{}, err
+			}
+			pos += n
+		case c < 0x20:
+			return span{}, decodeErr(ReasonMalformedJSON, "unescaped control character 0x%02x in string at offset %d", c, pos)
+		default: // DEL or non-ASCII
+			unusual = true
+			r, size := utf8.DecodeRune(buf[pos:])
+			if r == utf8.RuneError && size == 1 {
+				return span{}, decodeErr(ReasonMalformedJSON, "invalid UTF-8 in string at offset %d", pos)
+			}
+			pos += size
+		}
+	}
+	return span{}, decodeErr(ReasonMalformedJSON, "unterminated string starting at offset %d", start-1)
+}
+
+// escapeLen checks the escape sequence at buf[pos], a backslash, and
+// returns its length.
+func escapeLen(buf []byte, pos int) (int, *DecodeError) {
+	if pos+1 >= len(buf) {
+		return 0, decodeErr(ReasonMalformedJSON, "unexpected end of input in escape at offset %d", pos)
+	}
+	switch c := buf[pos+1]; c {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2, nil
+	case 'u':
+		if pos+6 > len(buf) {
+			return 0, decodeErr(ReasonMalformedJSON, "unexpected end of input in escape at offset %d", pos)
+		}
+		if _, ok := hex4(buf[pos+2 : pos+6]); !ok {
+			return 0, decodeErr(ReasonMalformedJSON, "invalid \\u escape at offset %d", pos)
+		}
+		return 6, nil
+	default:
+		return 0, decodeErr(ReasonMalformedJSON, "invalid escape \\%s at offset %d", describeByte(c), pos)
+	}
+}
+
+// hex4 decodes four hex digits.
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// unescapeProblem says why appendUnescaped stopped.
+type unescapeProblem uint8
+
+const (
+	tooLong unescapeProblem = iota + 1
+	unpairedSurrogate
+)
+
+// appendUnescaped appends to dst the contents of a JSON string that the
+// scanner has already checked, with escapes decoded. It stops when the
+// result would grow over maxLen bytes, or at a \u escape of a UTF-16
+// surrogate that is not part of a pair.
+func appendUnescaped(dst, raw []byte, maxLen int) ([]byte, unescapeProblem) {
+	limit := len(dst) + maxLen
+	for i := 0; i < len(raw); {
+		if raw[i] != '\\' {
+			j := bytes.IndexByte(raw[i:], '\\')
+			if j < 0 {
+				j = len(raw) - i
+			}
+			if len(dst)+j > limit {
+				return dst, tooLong
+			}
+			dst = append(dst, raw[i:i+j]...)
+			i += j
+			continue
+		}
+		var r rune
+		switch c := raw[i+1]; c {
+		case 'b':
+			r = '\b'
+		case 'f':
+			r = '\f'
+		case 'n':
+			r = '\n'
+		case 'r':
+			r = '\r'
+		case 't':
+			r = '\t'
+		case 'u':
+			r, _ = hex4(raw[i+2:])
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if r >= 0xdc00 || i+8 > len(raw) || raw[i+2] != '\\' || raw[i+3] != 'u' {
+					return dst, unpairedSurrogate
+				}
+				lo, _ := hex4(raw[i+4:])
+				if lo < 0xdc00 || lo > 0xdfff {
+					return dst, unpairedSurrogate
+				}
+				r = utf16.DecodeRune(r, lo)
+				i += 6
+			}
+		default: // '"', '\\', '/'
+			r = rune(c)
+		}
+		i += 2
+		if len(dst)+utf8.RuneLen(r) > limit {
+			return dst, tooLong
+		}
+		dst = utf8.AppendRune(dst, r)
+	}
+	return dst, 0
+}
+
+// AppendShadow appends to dst the shadow topic's JSON for one rating and
+// returns the extended buffer:
+//
+//	{"type":"Sha","unique_id":"<id>","emit_timestamp":1700000000,"rating":3}
+//
+// The id is escaped as encoding/json would: '"', '\\' and control
+// characters are escaped, as are U+2028 and U+2029, and each byte of
+// invalid UTF-8 becomes U+FFFD, so the output is always valid JSON. t
+// should be one of Types; any other value is written as its String. With a
+// dst of enough capacity AppendShadow does not allocate.
+func AppendShadow(dst []byte, t Type, uniqueID []byte, emitUnix int64, rating int64) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, t.String()...)
+	dst = append(dst, `","unique_id":"`...)
+	dst = appendEscaped(dst, uniqueID)
+	dst = append(dst, `","emit_timestamp":`...)
+	dst = strconv.AppendInt(dst, emitUnix, 10)
+	dst = append(dst, `,"rating":`...)
+	dst = strconv.AppendInt(dst, rating, 10)
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendEscaped appends s as the contents of a JSON string, copying runs
+// that need no escaping in one go.
+func appendEscaped(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if plainStringByte[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(dst, s[start:]...)
+}

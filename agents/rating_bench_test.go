@@ -1,0 +1,103 @@
+package agents
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+var (
+	ratingBenchMessage        = []byte(`{"rating": 42, "unique_id": "` + exampleUUID + `"}`)
+	ratingBenchEscapedMessage = []byte(`{"rating": 42, "unique_id": "0b8c9f0e\/3a6f\u002d4c55-9b1e-8d7c2f1a0e11"}`)
+	ratingBenchSink           Rating
+	typeBenchSink             Type
+)
+
+// BenchmarkDecodeClassifyEncode is the shadow agent's whole hot path for
+// one typical record, writing into a reused buffer.
+func BenchmarkDecodeClassifyEncode(b *testing.B) {
+	dst := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ratingBenchMessage)))
+	for b.Loop() {
+		r, err := DecodeRating(ratingBenchMessage, RatingLimits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst = AppendShadow(dst[:0], Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
+	}
+}
+
+func BenchmarkDecodeRating(b *testing.B) {
+	for _, bm := range []struct {
+		name string
+		in   []byte
+	}{
+		{"plain", ratingBenchMessage},
+		{"escaped", ratingBenchEscapedMessage},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bm.in)))
+			for b.Loop() {
+				r, err := DecodeRating(bm.in, RatingLimits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ratingBenchSink = r
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeRatingEncodingJSON is the baseline the hand-written
+// scanner replaces: encoding/json into a struct, without any of the checks.
+func BenchmarkDecodeRatingEncodingJSON(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(ratingBenchMessage)))
+	for b.Loop() {
+		var v struct {
+			Rating   int64  `json:"rating"`
+			UniqueID string `json:"unique_id"`
+		}
+		if err := json.Unmarshal(ratingBenchMessage, &v); err != nil {
+			b.Fatal(err)
+		}
+		ratingBenchSink.Rating = v.Rating
+	}
+}
+
+func BenchmarkDecodeRatingRejectsMalformed(b *testing.B) {
+	in := []byte(`{"rating": 42, "unique_id": "` + exampleUUID + `"}x`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeRating(in, RatingLimits{}); err == nil {
+			b.Fatal("accepted trailing garbage")
+		}
+	}
+}
+
+func BenchmarkClassify(b *testing.B) {
+	var r int64
+	for b.Loop() {
+		r++
+		typeBenchSink = Classify(r%100 + 1)
+	}
+}
+
+func BenchmarkAppendShadow(b *testing.B) {
+	for _, bm := range []struct {
+		name string
+		id   []byte
+	}{
+		{"plain", []byte(exampleUUID)},
+		{"escaped", []byte("0b8c9f0e\"3a6f\\4c55\n9b1e-8d7c2f1a0e11")},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			dst := make([]byte, 0, 256)
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = AppendShadow(dst[:0], Sha, bm.id, 1700000000, 42)
+			}
+		})
+	}
+}

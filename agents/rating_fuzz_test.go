@@ -1,0 +1,108 @@
+package agents
+
+import (
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// ratingFuzzSeeds are inputs near the edges of what DecodeRating accepts.
+var ratingFuzzSeeds = []string{
+	`{"rating": 42, "unique_id": "` + exampleUUID + `"}`,
+	`{"unique_id":"a","rating":15}`,
+	" \t\r\n{ \n\"rating\" \t: \r 7 \n, \"unique_id\"\t:\"a\"\r\n } \n\t",
+	`{"meta":{"a":[1,2.5e-3,{"b":null,"c":[[],{}]}],"d":"x\"}y"},"rating":3,"unique_id":"a","z":[ ]}`,
+	`{"r\u0061ting":5,"unique\u005fid":"a"}`,
+	`{"rating":5,"unique_id":"a\"b\\c\/d\u00e9\ud83d\ude00"}`,
+	`{"rating":5,"unique_id":"\ud800\u0041"}`,
+	`{"rating":5,"unique_id":"a\u0000"}`,
+	"{\"rating\":5,\"unique_id\":\"a\xc2\x85\"}",
+	"{\"rating\":5,\"unique_id\":\"a\xffb\"}",
+	`{"rating":15.0,"unique_id":"a"}`,
+	`{"rating":1e309,"unique_id":"a"}`,
+	`{"rating":"15","unique_id":"a"}`,
+	`{"rating":-0,"unique_id":"a"}`,
+	`{"rating":9223372036854775808,"unique_id":"a"}`,
+	`{"rating":null,"unique_id":"a"}`,
+	`{"rating":5,"unique_id":"a","rating":6}`,
+	`{"rating":5,"unique_id":"a"}x`,
+	`[{"rating":5,"unique_id":"a"}]`,
+	`{"rating":5,"unique_id":"a","deep":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`,
+	`{}`,
+	``,
+	"\x00\xff",
+}
+
+// FuzzDecodeRating checks DecodeRating against encoding/json: it never
+// panics, it accepts only valid JSON and then agrees with encoding/json on
+// both fields, and it rejects valid JSON only for the documented reasons.
+func FuzzDecodeRating(f *testing.F) {
+	for _, s := range ratingFuzzSeeds {
+		f.Add([]byte(s))
+	}
+	lim := DefaultRatingLimits()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := DecodeRating(in, RatingLimits{})
+		valid := json.Valid(in)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) || !slices.Contains(Reasons, de.Reason) || de.Detail == "" {
+				t.Fatalf("DecodeRating(%q) error %#v, want a *DecodeError with a known reason and a detail", in, err)
+			}
+			if de.Reason == ReasonMalformedJSON && valid && utf8.Valid(in) && !strictBeyondJSON(de.Detail) {
+				t.Fatalf("DecodeRating(%q) = %v, but the input is valid JSON", in, err)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("DecodeRating(%q) accepted invalid JSON", in)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(in, &m); err != nil {
+			t.Fatalf("DecodeRating(%q) accepted what encoding/json rejects: %v", in, err)
+		}
+		var rating int64
+		if err := json.Unmarshal(m["rating"], &rating); err != nil || rating != r.Rating {
+			t.Fatalf("DecodeRating(%q) rating %d, encoding/json %d (%v)", in, r.Rating, rating, err)
+		}
+		var id string
+		if err := json.Unmarshal(m["unique_id"], &id); err != nil || id != string(r.UniqueID) {
+			t.Fatalf("DecodeRating(%q) unique_id %q, encoding/json %q (%v)", in, r.UniqueID, id, err)
+		}
+		if r.Rating < lim.MinRating || r.Rating > lim.MaxRating {
+			t.Fatalf("DecodeRating(%q) accepted rating %d outside the limits", in, r.Rating)
+		}
+		if len(r.UniqueID) == 0 || len(r.UniqueID) > lim.MaxIDLen || !utf8.Valid(r.UniqueID) {
+			t.Fatalf("DecodeRating(%q) accepted unique_id %q", in, r.UniqueID)
+		}
+		out := AppendShadow(nil, Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
+		checkShadowRoundTrip(t, out, Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
+	})
+}
+
+// strictBeyondJSON reports whether a malformed_json detail is one of the
+// rules by which DecodeRating is stricter than JSON itself.
+func strictBeyondJSON(detail string) bool {
+	for _, s := range []string{"want an object", "nesting deeper than", "duplicate key"} {
+		if strings.Contains(detail, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzAppendShadow checks that AppendShadow writes valid JSON that
+// encoding/json reads back as what it would itself have written, for any
+// id bytes and numbers.
+func FuzzAppendShadow(f *testing.F) {
+	f.Add(uint8(Sha), []byte(exampleUUID), int64(1700000000), int64(3))
+	f.Add(uint8(ShaDow), []byte("a\"b\\c\x00\x1f\x7f\u2028\xff"), int64(-1), int64(-9223372036854775808))
+	f.Fuzz(func(t *testing.T, typ uint8, id []byte, ts, rating int64) {
+		t2 := Type(typ % uint8(len(Types)))
+		out := AppendShadow([]byte("x"), t2, id, ts, rating)
+		checkShadowRoundTrip(t, out[1:], t2, id, ts, rating)
+	})
+}
