@@ -1,0 +1,217 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/domination/domination/internal/tlsconfig"
+)
+
+// Config says how to reach ClickHouse over its native protocol. The zero
+// value, after defaults, reaches a local server as user "default".
+type Config struct {
+	// Addr lists host:port addresses of the native protocol; they are tried
+	// in order. Default ["127.0.0.1:9000"].
+	Addr []string
+	// Database is the database every query runs in. Default "default".
+	Database string
+	// Username to log in as. Default "default".
+	Username string
+	// Password of Username. Default empty. It never appears in errors.
+	Password string
+	// TLS for the connection. Default plain TCP.
+	TLS tlsconfig.Config
+	// DialTimeout bounds each attempt to open a connection, and waiting for
+	// a free one in the pool. Default 5s.
+	DialTimeout time.Duration
+	// QueryTimeout bounds how long to wait for the server to send anything
+	// while a query runs. Default 0: clickhouse-go's own limit (5 minutes);
+	// a context deadline on the call always applies too.
+	QueryTimeout time.Duration
+	// MaxOpenConns caps the connections open at once. Default 4.
+	MaxOpenConns int
+}
+
+// Defaults of Config.
+const (
+	DefaultAddr         = "127.0.0.1:9000"
+	DefaultDatabase     = "default"
+	DefaultUsername     = "default"
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultMaxOpenConns = 4
+)
+
+func (c Config) withDefaults() Config {
+	if len(c.Addr) == 0 {
+		c.Addr = []string{DefaultAddr}
+	}
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.Username == "" {
+		c.Username = DefaultUsername
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = DefaultMaxOpenConns
+	}
+	return c
+}
+
+// Validate reports the first problem with c, once defaults are applied to the
+// fields left zero.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	for _, a := range c.Addr {
+		if err := validateHostPort(a); err != nil {
+			return fmt.Errorf("clickhouse address %q: %w", a, err)
+		}
+	}
+	if err := ValidateIdentifier(c.Database); err != nil {
+		return fmt.Errorf("clickhouse database: %w", err)
+	}
+	if c.DialTimeout < 0 {
+		return fmt.Errorf("clickhouse dial timeout %v is negative", c.DialTimeout)
+	}
+	if c.QueryTimeout < 0 {
+		return fmt.Errorf("clickhouse query timeout %v is negative", c.QueryTimeout)
+	}
+	if c.MaxOpenConns < 1 {
+		return fmt.Errorf("clickhouse max open connections %d: want at least 1", c.MaxOpenConns)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return fmt.Errorf("clickhouse %w", err)
+	}
+	return nil
+}
+
+// validateHostPort accepts host:port with a non-empty host and a port in
+// 1..65535.
+func validateHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if host == "" {
+		return errors.New("empty host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number in 1..65535", port)
+	}
+	return nil
+}
+
+var identifierRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidateIdentifier accepts the names that need no quoting in ClickHouse:
+// [A-Za-z_][A-Za-z0-9_]*. Database names are held to it, so they can be
+// written into statements safely.
+func ValidateIdentifier(name string) error {
+	if !identifierRE.MatchString(name) {
+		return fmt.Errorf("%q is not an identifier: want a letter or _ followed by letters, digits or _", name)
+	}
+	return nil
+}
+
+// options turns a defaulted, valid Config into clickhouse-go's options.
+func (c Config) options() (*ch.Options, error) {
+	tlsCfg, err := c.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse %w", err)
+	}
+	return &ch.Options{
+		Protocol: ch.Native,
+		Addr:     c.Addr,
+		Auth: ch.Auth{
+			Database: c.Database,
+			Username: c.Username,
+			Password: c.Password,
+		},
+		TLS:          tlsCfg,
+		DialTimeout:  c.DialTimeout,
+		ReadTimeout:  c.QueryTimeout,
+		MaxOpenConns: c.MaxOpenConns,
+		MaxIdleConns: c.MaxOpenConns,
+		ClientInfo: ch.ClientInfo{
+			Products: []struct{ Name, Version string }{{Name: "domination"}},
+		},
+	}, nil
+}
+
+// pingTimeout bounds Open's first round trip: one dial per address, and one
+// more DialTimeout for the handshake and the ping, so that a server that
+// accepts TCP but never answers cannot hold Open for clickhouse-go's 5-minute
+// read timeout.
+func (c Config) pingTimeout() time.Duration {
+	return c.DialTimeout * time.Duration(len(c.Addr)+1)
+}
+
+// Open connects to ClickHouse and pings it, so that a wrong address, user or
+// password is reported here, in one line naming the address:
+//
+//	connect to clickhouse at 127.0.0.1:9000: dial tcp 127.0.0.1:9000: connect: connection refused
+//
+// It gives up after about DialTimeout per address. The caller closes the
+// connection.
+func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, err
+	}
+	where := strings.Join(cfg.Addr, ",")
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to clickhouse at %s: %w", where, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.pingTimeout())
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		_ = conn.Close()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("no answer within %v: %w", cfg.pingTimeout(), err)
+		}
+		return nil, fmt.Errorf("connect to clickhouse at %s: %w", where, err)
+	}
+	return conn, nil
+}
+
+// EnsureDatabase creates cfg.Database when it does not exist. It connects to
+// the database "default" to do so, with the rest of cfg.
+func EnsureDatabase(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	name := cfg.Database
+	if err := ValidateIdentifier(name); err != nil {
+		return fmt.Errorf("create database: %w", err)
+	}
+	cfg.Database = DefaultDatabase
+	conn, err := Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdentifier(name)); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// quoteIdentifier backquotes a name for ClickHouse, escaping \ and `.
+func quoteIdentifier(name string) string {
+	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
+	return "`" + r.Replace(name) + "`"
+}

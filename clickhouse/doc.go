@@ -1,0 +1,38 @@
+// Package clickhouse connects to ClickHouse and owns its schema: the Kafka
+// engine tables that read the pipeline's topics, the ReplacingMergeTree
+// stores behind them and the materialized views that move rows from one to
+// the other.
+//
+// # Connecting
+//
+// Open returns a clickhouse-go v2 native connection, already pinged, from a
+// Config; EnsureDatabase creates the configured database first if need be.
+//
+// # Schema
+//
+// The schema is a series of golang-migrate migrations in migrations/,
+// embedded in the binary. They are Go text/templates: the broker list, topic
+// names and consumer groups the Kafka engine tables use come from a
+// KafkaSource at migrate time, each written as a quoted literal, so that
+// configuration can never change the shape of a statement. Migrator applies
+// them (Up, Down, Version, Force); Objects lists what Up creates.
+//
+//	shadow_stream (Kafka) ─▶ shadow_consumer (MV) ─▶ shadow (ReplacingMergeTree)
+//	active_visitors_stream (Kafka) ─▶ active_visitors_consumer (MV) ─▶ active_visitors (ReplacingMergeTree)
+//
+// The Kafka engine delivers at least once, so the stores are keyed for a
+// re-delivered event to collapse with the first; exact answers come from
+// reading them with FINAL.
+//
+// Before Up, create the topics: a Kafka engine table whose topic does not
+// exist when the table is created does not pick the topic up later (seen on
+// 18.16). A consumer group new to Kafka starts at the latest offset.
+//
+// # ClickHouse versions
+//
+// Every statement here runs on ClickHouse 18.16 and on current releases. On
+// 18.16 that rules out kafka_skip_broken_messages and DROP VIEW (DROP TABLE
+// drops views on both), and it rules out golang-migrate's stock ClickHouse
+// driver, whose database/sql INSERT … VALUES of the version hangs there:
+// MigrateDriver replaces it over the native protocol.
+package clickhouse
