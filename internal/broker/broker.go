@@ -271,6 +271,10 @@ func allLed(md *kafka.MetadataResponse, want int) bool {
 	return true
 }
 
+// ErrGroupActive is returned by SeedGroupAtStart when the group has live
+// members, whose own offsets then stand.
+var ErrGroupActive = errors.New("consumer group has active members")
+
 // SeedGroupAtStart commits, for a consumer group that has no committed offset
 // on a partition of topic, the partition's earliest offset. A consumer that
 // joins later then reads the topic from its start instead of its end.
@@ -348,6 +352,10 @@ func seedGroupAtStart(ctx context.Context, c *kafka.Client, group, topic string)
 	}
 	for _, ps := range res.Topics {
 		for _, p := range ps {
+			if errors.Is(p.Error, kafka.UnknownMemberId) || errors.Is(p.Error, kafka.IllegalGeneration) || errors.Is(p.Error, kafka.RebalanceInProgress) {
+				// The group has live members: they own its offsets.
+				return ErrGroupActive
+			}
 			if p.Error != nil {
 				return fmt.Errorf("seed offset of group %s on %s/%d: %w", group, topic, p.Partition, p.Error)
 			}

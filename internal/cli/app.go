@@ -84,7 +84,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // newLogger returns the logger the --loglevel and --log-format flags ask for.
 func newLogger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
-	switch strings.ToLower(c.String("loglevel")) {
+	switch strings.ToLower(innermost(c, "loglevel")) {
 	case "debug":
 		level = slog.LevelDebug
 	case "info", "":
@@ -94,15 +94,28 @@ func newLogger(c *cli.Context) (*slog.Logger, error) {
 	case "error":
 		level = slog.LevelError
 	default:
-		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", c.String("loglevel"))
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", innermost(c, "loglevel"))
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	w := c.App.ErrWriter
-	switch strings.ToLower(c.String("log-format")) {
+	switch strings.ToLower(innermost(c, "log-format")) {
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("log format %q is not one of text, json", c.String("log-format"))
+	return nil, fmt.Errorf("log format %q is not one of text, json", innermost(c, "log-format"))
+}
+
+// innermost returns the value of a flag defined on several levels (the
+// logging flags): the one set closest to the subcommand, else the default.
+func innermost(c *cli.Context, name string) string {
+	for _, cc := range c.Lineage() {
+		for _, set := range cc.LocalFlagNames() {
+			if set == name {
+				return cc.String(name)
+			}
+		}
+	}
+	return c.String(name)
 }

@@ -132,7 +132,7 @@ func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.
 	}
 	defer conn.Close()
 	if up {
-		if err := prepareKafka(ctx, kc, src, c.Int("shadow-partitions")); err != nil {
+		if err := prepareKafka(ctx, log, kc, src, c.Int("shadow-partitions")); err != nil {
 			return err
 		}
 	}
@@ -146,7 +146,7 @@ func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.
 
 // prepareKafka creates the topics the Kafka engine tables read and seeds
 // their consumer groups at the start of those topics.
-func prepareKafka(ctx context.Context, kc broker.Config, src clickhouse.KafkaSource, shadowPartitions int) error {
+func prepareKafka(ctx context.Context, log *slog.Logger, kc broker.Config, src clickhouse.KafkaSource, shadowPartitions int) error {
 	client, err := kc.Client()
 	if err != nil {
 		return err
@@ -164,7 +164,12 @@ func prepareKafka(ctx context.Context, kc broker.Config, src clickhouse.KafkaSou
 		return err
 	}
 	for _, g := range []struct{ group, topic string }{{src.ShadowGroup, src.ShadowTopic}, {src.ActiveVisitorsGroup, src.ActiveVisitorsTopic}} {
-		if err := broker.SeedGroupAtStart(kctx, client, g.group, g.topic); err != nil {
+		err := broker.SeedGroupAtStart(kctx, client, g.group, g.topic)
+		if errors.Is(err, broker.ErrGroupActive) {
+			log.Warn("kafka engine group already consuming; its offsets are left as they are", "group", g.group, "topic", g.topic)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
