@@ -143,4 +143,3 @@ func (e *env) readAll(topic string, n int, within time.Duration) []kafka.Message
 	}
 	return out
 }
-
