@@ -166,10 +166,10 @@ type Runner struct {
 	log     *slog.Logger
 
 	consumed, committed, produceErrs, commitErrs, rebalances prometheus.Counter
-	partitions                                                prometheus.Gauge
-	batches                                                   prometheus.Observer
-	lag                                                       *prometheus.GaugeVec
-	produced                                                  *prometheus.CounterVec
+	partitions                                               prometheus.Gauge
+	batches                                                  prometheus.Observer
+	lag                                                      *prometheus.GaugeVec
+	produced                                                 *prometheus.CounterVec
 
 	mu    sync.Mutex
 	owned map[int]bool
@@ -315,16 +315,17 @@ func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, id i
 		offset = r.cfg.StartOffset
 	}
 	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        r.cfg.Brokers,
-		Topic:          r.cfg.Topic,
-		Partition:      id,
-		Dialer:         r.dialer,
-		MinBytes:       1,
-		MaxBytes:       r.cfg.FetchMaxBytes,
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  r.cfg.MaxBatch,
-		ReadBackoffMin: 100 * time.Millisecond,
-		ReadBackoffMax: 2 * time.Second,
+		Brokers:         r.cfg.Brokers,
+		Topic:           r.cfg.Topic,
+		Partition:       id,
+		Dialer:          r.dialer,
+		MinBytes:        1,
+		MaxBytes:        r.cfg.FetchMaxBytes,
+		MaxWait:         250 * time.Millisecond,
+		QueueCapacity:   r.cfg.MaxBatch,
+		ReadLagInterval: -1, // lag comes from fetch responses; no extra requests
+		ReadBackoffMin:  100 * time.Millisecond,
+		ReadBackoffMax:  2 * time.Second,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			log.Warn("kafka reader", "msg", fmt.Sprintf(msg, args...))
 		}),
