@@ -1,0 +1,158 @@
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
+)
+
+// Defaults shared by RatingsConfig and VisitsConfig.
+const (
+	DefaultRatingsTopic = "dominate"
+	DefaultBatchSize    = 1000
+	DefaultInFlight     = 4
+)
+
+// RatingsConfig configures RunRatings, the load generator behind
+// `domination produce ratings`.
+type RatingsConfig struct {
+	// Topic receives the ratings. Default "dominate".
+	Topic string
+	// Rate is ratings per second; 0 (or +Inf) means as fast as possible.
+	Rate float64
+	// Count stops the run after that many ratings; 0 runs until ctx ends.
+	Count int64
+	// Min and Max bound the ratings, inclusive. When both are zero they
+	// are 1 and 100; any other pair is used as given, so 0..100 (what the
+	// original producer sent) is Min 0, Max 100, and a range reaching
+	// outside 1..100 exercises the shadow agent's dead-letter path.
+	Min, Max int64
+	// Seed makes the stream reproducible: a non-zero seed always gives the
+	// same sequence of (rating, unique_id), the one NewRatingStream(Seed,
+	// Min, Max) yields. Zero picks a random seed, which is logged and
+	// reported in Summary so the run can be replayed.
+	Seed int64
+	// BatchSize is the most ratings per WriteMessages call. Default 1000;
+	// at a set Rate a batch holds at most a tenth of a second's worth (and
+	// at least one rating), so ratings go out smoothly. Set the writer's
+	// BatchSize to match (see NewWriter).
+	BatchSize int
+	// InFlight is how many WriteMessages calls may run at once. Default 4.
+	// Above 1, ratings reach their partitions in nearly, not exactly, the
+	// order they were generated (the set sent is the same).
+	InFlight int
+}
+
+// WithDefaults returns c with its zero fields set to the documented
+// defaults. Seed stays as it is: RunRatings picks a random one for zero.
+func (c RatingsConfig) WithDefaults() RatingsConfig {
+	if c.Topic == "" {
+		c.Topic = DefaultRatingsTopic
+	}
+	if c.Min == 0 && c.Max == 0 {
+		c.Min, c.Max = DefaultMinRating, DefaultMaxRating
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.InFlight == 0 {
+		c.InFlight = DefaultInFlight
+	}
+	return c
+}
+
+// Validate reports the first setting, after defaults, that cannot work.
+func (c RatingsConfig) Validate() error {
+	c = c.WithDefaults()
+	if err := broker.ValidTopic(c.Topic); err != nil {
+		return fmt.Errorf("ratings topic: %w", err)
+	}
+	if math.IsNaN(c.Rate) || c.Rate < 0 {
+		return fmt.Errorf("ratings rate %v is not a non-negative number of messages per second", c.Rate)
+	}
+	if c.Count < 0 {
+		return fmt.Errorf("ratings count %d is negative", c.Count)
+	}
+	if c.Min > c.Max {
+		return fmt.Errorf("ratings min %d is above max %d", c.Min, c.Max)
+	}
+	if c.BatchSize < 0 {
+		return fmt.Errorf("ratings batch size %d is negative", c.BatchSize)
+	}
+	if c.InFlight < 0 {
+		return fmt.Errorf("ratings in-flight %d is negative", c.InFlight)
+	}
+	return nil
+}
+
+// ratingsEncoder feeds RunRatings' batches. The unique_id is the key: the
+// 36 bytes before the closing `"}`.
+type ratingsEncoder struct{ s *RatingStream }
+
+func (e ratingsEncoder) appendNext(dst []byte) ([]byte, int, int, time.Time) {
+	dst = e.s.appendNext(dst)
+	end := len(dst) - 2
+	return dst, end - uuidLen, end, time.Now()
+}
+
+// RunRatings writes ratings to cfg.Topic through w until Count are sent or
+// ctx ends, and returns what happened.
+//
+// Ratings are generated in batches of up to BatchSize, paced so that no
+// more than Rate per second go out on average, each keyed by its
+// unique_id and timed at its creation. Up to InFlight WriteMessages calls
+// run at once. progress, if not nil, is called about every second and at
+// the end, from the goroutine that called RunRatings.
+//
+// When ctx ends, RunRatings stops generating, gives the writes in flight
+// DrainTimeout to finish, and returns a nil error: an interrupt is a
+// normal end. If they do not finish in time, the error says so. A write
+// that fails is counted in Summary.Failed (per message, from
+// kafka.WriteErrors), logged, and the run goes on, unless
+// MaxFailedBatches batches in a row fail entirely; then RunRatings stops
+// and returns the last error. Summary.Acked counts only messages Kafka
+// acknowledged.
+//
+// w is used as given: for the settings RunRatings expects, make it with
+// NewWriter. Its Topic must be empty or cfg.Topic.
+func RunRatings(ctx context.Context, w *kafka.Writer, cfg RatingsConfig, progress Progress, log *slog.Logger) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{Kind: "ratings"}, err
+	}
+	cfg = cfg.WithDefaults()
+	if w == nil {
+		return Summary{Kind: "ratings"}, errors.New("produce ratings: nil writer")
+	}
+	log = orDiscard(log)
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = randomSeed()
+	}
+	rate := cfg.Rate
+	if math.IsInf(rate, 1) {
+		rate = 0
+	}
+	log.Info("producing ratings", "topic", cfg.Topic, "seed", seed, "rate", cfg.Rate,
+		"count", cfg.Count, "min", cfg.Min, "max", cfg.Max)
+	r := &run{
+		kind:      "ratings",
+		topic:     cfg.Topic,
+		w:         w,
+		enc:       ratingsEncoder{s: NewRatingStream(seed, cfg.Min, cfg.Max)},
+		rate:      rate,
+		count:     cfg.Count,
+		batchSize: cfg.BatchSize,
+		inFlight:  cfg.InFlight,
+		seed:      seed,
+		progress:  progress,
+		log:       log,
+	}
+	return r.run(ctx)
+}

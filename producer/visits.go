@@ -1,0 +1,299 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
+)
+
+// Defaults for VisitsConfig. DefaultMaxVisits is for the command's
+// --max-messages flag: in VisitsConfig, zero MaxMessages means no limit.
+const (
+	DefaultVisitsTopic = "visits"
+	DefaultAccountID   = 352
+	DefaultStoreID     = "default"
+	DefaultFrequency   = 1.0
+	DefaultMaxVisits   = 300
+	DefaultLateBy      = 30 * time.Second
+)
+
+// VisitsConfig configures RunVisits, the load generator behind
+// `domination produce visits`.
+type VisitsConfig struct {
+	// Topic receives the visits. Default "visits".
+	Topic string
+	// AccountIDs are the accounts a visit picks from, uniformly. Default
+	// [352].
+	AccountIDs []int64
+	// StoreIDs are the stores a visit picks from. A visit has no store
+	// (store_id null) with probability 1/(len(StoreIDs)+1), else one of
+	// StoreIDs uniformly. Default ["default"]. Repeats weigh a store more.
+	StoreIDs []string
+	// Frequency is visits per second. Zero means the default, 1;
+	// math.Inf(1) (the flag value "inf") means as fast as possible.
+	Frequency float64
+	// MaxMessages stops the run after that many visits; 0 runs until ctx
+	// ends. (The command's flag defaults to DefaultMaxVisits, 300.)
+	MaxMessages int64
+	// Seed makes the ids, accounts, stores and late choices reproducible:
+	// a non-zero seed always gives the same sequence (see VisitStream).
+	// Zero picks a random seed, which is logged and reported in Summary.
+	Seed int64
+	// LateFraction, in [0, 1], is the share of visits stamped LateBy in
+	// the past, to exercise windows that receive records after they
+	// would have closed. Default 0.
+	LateFraction float64
+	// LateBy is how far in the past a late visit is stamped. Default 30s.
+	LateBy time.Duration
+	// BatchSize is the most visits per WriteMessages call. Default 1000;
+	// at a set Frequency a batch holds at most a tenth of a second's worth
+	// (and at least one visit), so visits go out smoothly. Set the
+	// writer's BatchSize to match (see NewWriter).
+	BatchSize int
+	// InFlight is how many WriteMessages calls may run at once. Default 4.
+	// Above 1, visits reach their partitions in nearly, not exactly, the
+	// order they were generated.
+	InFlight int
+	// Now stamps visits. Default time.Now.
+	Now func() time.Time
+}
+
+// WithDefaults returns c with its zero fields set to the documented
+// defaults. Seed stays as it is: RunVisits picks a random one for zero.
+func (c VisitsConfig) WithDefaults() VisitsConfig {
+	if c.Topic == "" {
+		c.Topic = DefaultVisitsTopic
+	}
+	if len(c.AccountIDs) == 0 {
+		c.AccountIDs = []int64{DefaultAccountID}
+	}
+	if len(c.StoreIDs) == 0 {
+		c.StoreIDs = []string{DefaultStoreID}
+	}
+	if c.Frequency == 0 {
+		c.Frequency = DefaultFrequency
+	}
+	if c.LateBy == 0 {
+		c.LateBy = DefaultLateBy
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.InFlight == 0 {
+		c.InFlight = DefaultInFlight
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first setting, after defaults, that cannot work.
+func (c VisitsConfig) Validate() error {
+	c = c.WithDefaults()
+	if err := broker.ValidTopic(c.Topic); err != nil {
+		return fmt.Errorf("visits topic: %w", err)
+	}
+	if math.IsNaN(c.Frequency) || c.Frequency < 0 {
+		return fmt.Errorf("visits frequency %v is not a positive number of messages per second", c.Frequency)
+	}
+	if c.MaxMessages < 0 {
+		return fmt.Errorf("visits max messages %d is negative", c.MaxMessages)
+	}
+	if math.IsNaN(c.LateFraction) || c.LateFraction < 0 || c.LateFraction > 1 {
+		return fmt.Errorf("visits late fraction %v is outside 0..1", c.LateFraction)
+	}
+	if c.LateBy < 0 {
+		return fmt.Errorf("visits late-by %s is negative", c.LateBy)
+	}
+	if c.BatchSize < 0 {
+		return fmt.Errorf("visits batch size %d is negative", c.BatchSize)
+	}
+	if c.InFlight < 0 {
+		return fmt.Errorf("visits in-flight %d is negative", c.InFlight)
+	}
+	return nil
+}
+
+// Visit is one generated visit.
+type Visit struct {
+	// ID is a version 4 UUID, also the message key.
+	ID        string
+	AccountID int64
+	// StoreID is nil for a visit without a store (JSON null).
+	StoreID *string
+	// Timestamp is in Unix seconds, to the microsecond.
+	Timestamp float64
+}
+
+// AppendJSON appends v encoded as the message value
+// {"id":"…","account_id":…,"store_id":"…" or null,"timestamp":…} to dst.
+func (v Visit) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendJSONString(dst, v.ID)
+	dst = append(dst, `,"account_id":`...)
+	dst = strconv.AppendInt(dst, v.AccountID, 10)
+	dst = append(dst, `,"store_id":`...)
+	if v.StoreID == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, *v.StoreID)
+	}
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendFloat(dst, v.Timestamp, 'f', -1, 64)
+	return append(dst, '}')
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	b, err := json.Marshal(s)
+	if err != nil { // a string always marshals
+		panic(err)
+	}
+	return append(dst, b...)
+}
+
+// VisitStream yields the deterministic sequence of visits for a
+// configuration: the same Seed, AccountIDs, StoreIDs and LateFraction give
+// the same ids, accounts, stores and late choices; timestamps come from
+// the time passed to Next.
+//
+// Each visit draws from a PCG generator seeded with (Seed,
+// 0x7669736974733031): the id's 128 bits, the account index, the store
+// index (len(StoreIDs) meaning null) and one value for the late choice,
+// drawn whatever LateFraction is. A VisitStream is not safe for
+// concurrent use.
+type VisitStream struct {
+	rng          *prng
+	accounts     []int64
+	stores       []*string
+	storeJSON    [][]byte // encoded stores; the last is null
+	lateFraction float64
+	lateBy       time.Duration
+}
+
+// NewVisitStream returns the stream for cfg, after defaults. Every seed, 0
+// included, is a seed here.
+func NewVisitStream(cfg VisitsConfig) (*VisitStream, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	s := &VisitStream{
+		rng:          newPRNG(cfg.Seed, visitsStreamID),
+		accounts:     append([]int64(nil), cfg.AccountIDs...),
+		lateFraction: cfg.LateFraction,
+		lateBy:       cfg.LateBy,
+	}
+	for _, id := range cfg.StoreIDs {
+		s.stores = append(s.stores, &id)
+		s.storeJSON = append(s.storeJSON, appendJSONString(nil, id))
+	}
+	s.stores = append(s.stores, nil)
+	s.storeJSON = append(s.storeJSON, []byte("null"))
+	return s, nil
+}
+
+// next draws one visit: its id, account, store index and Unix
+// microseconds (now, or now-lateBy for a late one).
+func (s *VisitStream) next(now time.Time) (id [uuidLen]byte, account int64, store int, micros int64) {
+	id = s.rng.uuid4()
+	account = s.accounts[s.rng.below(uint64(len(s.accounts)))]
+	store = int(s.rng.below(uint64(len(s.stores))))
+	micros = now.UnixMicro()
+	if s.rng.float() < s.lateFraction {
+		micros -= s.lateBy.Microseconds()
+	}
+	return id, account, store, micros
+}
+
+// Next returns the next visit, stamped now (or now-LateBy for a late one).
+func (s *VisitStream) Next(now time.Time) Visit {
+	id, account, store, micros := s.next(now)
+	return Visit{ID: string(id[:]), AccountID: account, StoreID: s.stores[store], Timestamp: microsToSeconds(micros)}
+}
+
+// AppendJSON appends the next visit, stamped now, encoded as
+// Visit.AppendJSON does, to dst. It returns the extended buffer and the
+// visit's time.
+func (s *VisitStream) AppendJSON(dst []byte, now time.Time) (buf []byte, ts time.Time) {
+	id, account, store, micros := s.next(now)
+	dst = append(dst, `{"id":"`...)
+	dst = append(dst, id[:]...)
+	dst = append(dst, `","account_id":`...)
+	dst = strconv.AppendInt(dst, account, 10)
+	dst = append(dst, `,"store_id":`...)
+	dst = append(dst, s.storeJSON[store]...)
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendFloat(dst, microsToSeconds(micros), 'f', -1, 64)
+	return append(dst, '}'), time.UnixMicro(micros)
+}
+
+func microsToSeconds(micros int64) float64 { return float64(micros) / 1e6 }
+
+// visitsEncoder feeds RunVisits' batches. The id is the key: bytes 7..43
+// of the value, after `{"id":"`.
+type visitsEncoder struct {
+	s   *VisitStream
+	now func() time.Time
+}
+
+func (e visitsEncoder) appendNext(dst []byte) ([]byte, int, int, time.Time) {
+	start := len(dst)
+	dst, ts := e.s.AppendJSON(dst, e.now())
+	return dst, start + 7, start + 7 + uuidLen, ts
+}
+
+// RunVisits writes visits to cfg.Topic through w until MaxMessages are
+// sent or ctx ends, pacing them at cfg.Frequency, keying each by its id
+// and setting each message's time to the visit's timestamp. It works as
+// RunRatings does: see there for batching, failures and stopping.
+func RunVisits(ctx context.Context, w *kafka.Writer, cfg VisitsConfig, progress Progress, log *slog.Logger) (Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return Summary{Kind: "visits"}, err
+	}
+	cfg = cfg.WithDefaults()
+	if w == nil {
+		return Summary{Kind: "visits"}, errors.New("produce visits: nil writer")
+	}
+	log = orDiscard(log)
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = randomSeed()
+	}
+	streamCfg := cfg
+	streamCfg.Seed = seed
+	stream, err := NewVisitStream(streamCfg)
+	if err != nil {
+		return Summary{Kind: "visits", Seed: seed}, err
+	}
+	rate := cfg.Frequency
+	if math.IsInf(rate, 1) {
+		rate = 0
+	}
+	log.Info("producing visits", "topic", cfg.Topic, "seed", seed, "frequency", cfg.Frequency,
+		"max_messages", cfg.MaxMessages, "accounts", len(cfg.AccountIDs), "stores", len(cfg.StoreIDs),
+		"late_fraction", cfg.LateFraction, "late_by", cfg.LateBy)
+	r := &run{
+		kind:      "visits",
+		topic:     cfg.Topic,
+		w:         w,
+		enc:       visitsEncoder{s: stream, now: cfg.Now},
+		rate:      rate,
+		count:     cfg.MaxMessages,
+		batchSize: cfg.BatchSize,
+		inFlight:  cfg.InFlight,
+		seed:      seed,
+		progress:  progress,
+		log:       log,
+	}
+	return r.run(ctx)
+}
