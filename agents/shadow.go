@@ -101,6 +101,8 @@ func (c ShadowConfig) Topics() []broker.Topic {
 type Runtime struct {
 	Brokers []string
 	Dialer  *kafka.Dialer
+	// Admin reads and writes commit metadata and creates topics.
+	Admin *kafka.Client
 	// Writer produces every agent's output; it must use RequireAll.
 	Writer  stream.Writer
 	Metrics *metrics.Metrics
@@ -126,10 +128,10 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 	}
 	sc := cfg.Stream
 	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = ShadowAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
-	factory := func(string, int, int64) stream.Processor {
+	factory := func(stream.Partition) stream.Processor {
 		return &shadowProcessor{cfg: cfg, lim: lim, dead: dead, log: rt.Log}
 	}
-	runner, err := stream.New(sc, rt.Dialer, rt.Writer, factory, rt.Metrics, rt.Log)
+	runner, err := stream.New(sc, rt.Dialer, rt.Admin, rt.Writer, factory, rt.Metrics, rt.Log)
 	if err != nil {
 		return nil, fmt.Errorf("shadow agent: %w", err)
 	}

@@ -53,16 +53,30 @@ type Ticker interface {
 	Tick(now time.Time, out *Output)
 }
 
-// Committer is implemented by processors that hold state: the offset to
+// Committer is implemented by processors that hold state. The offset to
 // commit may then trail the next unread one (to the first record of the
-// oldest open window). The runtime commits min(next, CommitOffset(next)).
+// oldest open window), and the commit carries metadata the processor needs
+// to rebuild its state when the partition is assigned again (it comes back
+// in Partition.Metadata). The runtime commits min(next, offset).
 type Committer interface {
-	CommitOffset(next int64) int64
+	Commit(next int64) (offset int64, metadata string)
 }
 
-// Factory makes the Processor for one assigned partition, starting at
-// offset. It is called at every generation for every partition it assigns.
-type Factory func(topic string, partition int, offset int64) Processor
+// Partition is what a Factory is told about a partition it is assigned.
+type Partition struct {
+	Topic string
+	ID    int
+	// Offset is where consumption starts: the committed offset, or the
+	// Config.StartOffset sentinel when the group has none.
+	Offset int64
+	// Metadata is what the last Committer commit stored with the offset
+	// ("" when none).
+	Metadata string
+}
+
+// Factory makes the Processor for one assigned partition. It is called at
+// every generation for every partition assigned.
+type Factory func(p Partition) Processor
 
 // Config describes one agent's consumption.
 type Config struct {
@@ -161,6 +175,7 @@ type Writer interface {
 type Runner struct {
 	cfg     Config
 	dialer  *kafka.Dialer
+	admin   *kafka.Client
 	writer  Writer
 	factory Factory
 	log     *slog.Logger
@@ -175,8 +190,10 @@ type Runner struct {
 	owned map[int]bool
 }
 
-// New returns a Runner; it starts nothing until Run.
-func New(cfg Config, dialer *kafka.Dialer, w Writer, factory Factory, m *metrics.Metrics, log *slog.Logger) (*Runner, error) {
+// New returns a Runner; it starts nothing until Run. admin is used to read
+// and write commit metadata for Committer processors; it may be nil when the
+// processors are not Committers.
+func New(cfg Config, dialer *kafka.Dialer, admin *kafka.Client, w Writer, factory Factory, m *metrics.Metrics, log *slog.Logger) (*Runner, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -186,7 +203,7 @@ func New(cfg Config, dialer *kafka.Dialer, w Writer, factory Factory, m *metrics
 	}
 	name := cfg.Name
 	return &Runner{
-		cfg: cfg, dialer: dialer, writer: w, factory: factory,
+		cfg: cfg, dialer: dialer, admin: admin, writer: w, factory: factory,
 		log:         log.With("agent", name, "topic", cfg.Topic, "group", cfg.GroupID),
 		consumed:    m.Consumed.WithLabelValues(name),
 		committed:   m.Committed.WithLabelValues(name),
@@ -272,15 +289,40 @@ func (r *Runner) Run(ctx context.Context) error {
 			ids = append(ids, a.ID)
 		}
 		r.log.Info("joined generation", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
+		meta := r.metadata(ctx, ids)
 		for _, a := range assigned {
-			a := a
+			p := Partition{Topic: r.cfg.Topic, ID: a.ID, Offset: a.Offset, Metadata: meta[a.ID]}
 			parts.Add(1)
 			gen.Start(func(gctx context.Context) {
 				defer parts.Done()
-				r.consume(ctx, gctx, gen, a.ID, a.Offset)
+				r.consume(ctx, gctx, gen, p)
 			})
 		}
 	}
+}
+
+// metadata reads the commit metadata of the partitions, when there is an
+// admin client to read it with. A failure is logged and yields none: the
+// processors then start from empty state at the committed offset.
+func (r *Runner) metadata(ctx context.Context, ids []int) map[int]string {
+	if r.admin == nil || len(ids) == 0 {
+		return nil
+	}
+	res, err := r.admin.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: r.cfg.GroupID, Topics: map[string][]int{r.cfg.Topic: ids}})
+	if err == nil && res.Error != nil {
+		err = res.Error
+	}
+	if err != nil {
+		r.log.Warn("read commit metadata", "err", err)
+		return nil
+	}
+	out := map[int]string{}
+	for _, p := range res.Topics[r.cfg.Topic] {
+		if p.Error == nil {
+			out[p.Partition] = p.Metadata
+		}
+	}
+	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -309,10 +351,12 @@ type partition struct {
 
 // consume owns one partition until the generation or the runner ends. root
 // is the runner's context (stop: drain), gctx the generation's (rebalance).
-func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, id int, offset int64) {
+func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, part Partition) {
+	id, offset := part.ID, part.Offset
 	log := r.log.With("partition", id)
 	if offset < 0 {
 		offset = r.cfg.StartOffset
+		part.Offset = offset
 	}
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:         r.cfg.Brokers,
@@ -346,7 +390,7 @@ func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, id i
 
 	p := &partition{
 		r: r, gen: gen, id: id, reader: reader, log: log,
-		proc:  r.factory(r.cfg.Topic, id, offset),
+		proc:  r.factory(part),
 		batch: make([]kafka.Message, 0, r.cfg.MaxBatch),
 		lag:   r.lag.WithLabelValues(strconv.Itoa(id)),
 		next:  offset,
@@ -431,17 +475,44 @@ func (p *partition) flush(ctx, stop context.Context) error {
 		return fmt.Errorf("produce %d records: %w", p.out.Len(), err)
 	}
 	p.out.reset()
-	commit := p.next
-	if c, ok := p.proc.(Committer); ok {
-		commit = min(commit, c.CommitOffset(p.next))
-	}
-	if err := p.gen.CommitOffsets(map[string]map[int]int64{p.r.cfg.Topic: {p.id: commit}}); err != nil {
+	if err := p.commit(ctx); err != nil {
 		p.r.commitErrs.Inc()
-		return fmt.Errorf("commit offset %d: %w", commit, err)
+		return err
 	}
 	p.r.committed.Add(float64(len(p.batch)))
 	if lag := p.reader.Lag(); lag >= 0 {
 		p.lag.Set(float64(lag))
+	}
+	return nil
+}
+
+// commit stores the offset after the batch, or what the Committer allows
+// with its metadata.
+func (p *partition) commit(ctx context.Context) error {
+	c, ok := p.proc.(Committer)
+	if !ok || p.r.admin == nil {
+		if err := p.gen.CommitOffsets(map[string]map[int]int64{p.r.cfg.Topic: {p.id: p.next}}); err != nil {
+			return fmt.Errorf("commit offset %d: %w", p.next, err)
+		}
+		return nil
+	}
+	offset, meta := c.Commit(p.next)
+	offset = min(offset, p.next)
+	res, err := p.r.admin.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID:      p.gen.GroupID,
+		GenerationID: int(p.gen.ID),
+		MemberID:     p.gen.MemberID,
+		Topics:       map[string][]kafka.OffsetCommit{p.r.cfg.Topic: {{Partition: p.id, Offset: offset, Metadata: meta}}},
+	})
+	if err != nil {
+		return fmt.Errorf("commit offset %d: %w", offset, err)
+	}
+	for _, ps := range res.Topics {
+		for _, pr := range ps {
+			if pr.Error != nil {
+				return fmt.Errorf("commit offset %d: %w", offset, pr.Error)
+			}
+		}
 	}
 	return nil
 }

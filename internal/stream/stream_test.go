@@ -122,8 +122,8 @@ func newRunner(t *testing.T, addr string, w Writer, cfg Config) *Runner {
 	t.Helper()
 	cfg.Name, cfg.Brokers, cfg.Topic, cfg.GroupID = "test", []string{addr}, "in", "g"
 	cfg.SessionTimeout, cfg.HeartbeatInterval = 6*time.Second, 500*time.Millisecond
-	r, err := New(cfg, &kafka.Dialer{Timeout: 5 * time.Second}, w,
-		func(string, int, int64) Processor { return echo{topic: "out"} }, metrics.New(), slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	r, err := New(cfg, &kafka.Dialer{Timeout: 5 * time.Second}, nil, w,
+		func(Partition) Processor { return echo{topic: "out"} }, metrics.New(), slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rt := agents.Runtime{Brokers: cfg.Kafka.Brokers, Dialer: dialer, Writer: writer, Metrics: w.metrics, Log: w.log}
+	rt := agents.Runtime{Brokers: cfg.Kafka.Brokers, Dialer: dialer, Admin: admin, Writer: writer, Metrics: w.metrics, Log: w.log}
 	shadow, err := agents.NewShadow(cfg.Shadow, rt)
 	if err != nil {
 		return err

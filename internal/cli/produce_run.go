@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/urfave/cli/v2"
+
+	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/producer"
+)
+
+type producerRun struct {
+	ctx      context.Context
+	w        *kafka.Writer
+	progress producer.Progress
+	log      *slog.Logger
+}
+
+// runProducer creates the topic if needed, runs a generator until it is
+// done or interrupted, and prints its summary on stdout.
+func runProducer(c *cli.Context, what, topic string, run func(producerRun) (producer.Summary, error)) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	kc, err := kafkaConfig(c)
+	if err != nil {
+		return err
+	}
+	client, err := kc.Client()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = broker.EnsureTopics(tctx, client, broker.Topic{Name: topic, Partitions: 4})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("produce %s: %w", what, err)
+	}
+	w, err := producer.NewWriter(kc)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	term := false
+	if f, ok := c.App.ErrWriter.(*os.File); ok {
+		term = producer.IsTerminal(f)
+	}
+	sum, err := run(producerRun{ctx: ctx, w: w, progress: producer.ProgressPrinter(c.App.ErrWriter, term, what), log: log})
+	fmt.Fprintln(c.App.Writer, sum.String())
+	return err
+}
