@@ -38,6 +38,9 @@ type Metrics struct {
 	Rebalances *prometheus.CounterVec
 	// Partitions is the number of partitions this worker owns, by agent.
 	Partitions *prometheus.GaugeVec
+	// OpenWindows is the number of distinct visit ids held in open
+	// windows, by agent: the windows' memory is about 40 bytes each.
+	OpenWindows *prometheus.GaugeVec
 }
 
 // New creates the metrics in a new registry, with the Go runtime and process
@@ -67,12 +70,16 @@ func New() *Metrics {
 			Namespace: "domination", Name: "partitions_owned",
 			Help: "Partitions this worker owns.",
 		}, []string{"agent"}),
+		OpenWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "domination", Name: "open_window_ids",
+			Help: "Distinct visit ids held in open windows.",
+		}, []string{"agent"}),
 		Batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "domination", Name: "batch_records",
 			Help:    "Records per processed batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
 		}, []string{"agent"}),
 	}
-	reg.MustRegister(m.Lag, m.Partitions, m.Batches)
+	reg.MustRegister(m.Lag, m.Partitions, m.Batches, m.OpenWindows)
 	return m
 }

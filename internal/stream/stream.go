@@ -48,7 +48,8 @@ type Processor interface {
 
 // Ticker is implemented by processors that emit on wall-clock time (closing
 // idle windows). Tick is called between batches, at most every
-// Config.TickInterval.
+// Config.TickInterval, and only when the partition has had no record for
+// TickInterval and its last fetch found it caught up.
 type Ticker interface {
 	Tick(now time.Time, out *Output)
 }
@@ -345,6 +346,8 @@ type partition struct {
 	batch  []kafka.Message
 	log    *slog.Logger
 	lag    prometheus.Gauge
+	// fetched is set once a record has been read: lag is known from then.
+	fetched bool
 	// next is the offset after the last record processed.
 	next int64
 }
@@ -412,7 +415,10 @@ func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, part
 	lastTick := time.Now()
 	for {
 		n := p.fetch(stop)
-		if ticker != nil && time.Since(lastTick) >= r.cfg.TickInterval {
+		// Tick only an idle partition known to be caught up: a tick moves
+		// event time with the wall clock, which must never overtake records
+		// still waiting in Kafka (replaying after a restart, or a slow fetch).
+		if ticker != nil && n == 0 && p.fetched && reader.Lag() == 0 && time.Since(lastTick) >= r.cfg.TickInterval {
 			lastTick = time.Now()
 			ticker.Tick(lastTick, &p.out)
 		}
@@ -447,6 +453,7 @@ func (p *partition) fetch(stop context.Context) int {
 		return 0
 	}
 	p.batch = append(p.batch, m)
+	p.fetched = true
 	if len(p.batch) < p.r.cfg.MaxBatch {
 		more, cancel := context.WithTimeout(stop, p.r.cfg.MaxWait)
 		for len(p.batch) < p.r.cfg.MaxBatch {
@@ -579,3 +586,6 @@ func (p *partition) count(msgs []kafka.Message) {
 	}
 	p.r.produced.WithLabelValues(topic).Add(float64(n))
 }
+
+// Messages returns the records queued in o, for tests of processors.
+func (o *Output) Messages() []kafka.Message { return o.msgs }

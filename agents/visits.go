@@ -1,0 +1,393 @@
+package agents
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/stream"
+)
+
+// Agent names of the two visit stages, for logs and metrics.
+const (
+	VisitsAgentName  = "visits"
+	WindowsAgentName = "windows"
+)
+
+// Reasons the visit agents dead-letter with, besides the shared ones.
+const (
+	// ReasonBadTimestamp: the visit's timestamp is before 2000, or too far
+	// from the time Kafka recorded for the message.
+	ReasonBadTimestamp Reason = "bad_timestamp"
+	// ReasonBadStoreID: store_id is empty, too long or not valid text.
+	ReasonBadStoreID Reason = "bad_store_id"
+	// ReasonLate: the visit's window had already closed when it arrived.
+	ReasonLate Reason = "late"
+)
+
+// VisitReasons lists every reason the visit agents dead-letter with.
+var VisitReasons = []Reason{
+	ReasonTooLarge, ReasonMalformedJSON, ReasonMissingField, ReasonWrongType,
+	ReasonBadID, ReasonBadStoreID, ReasonBadTimestamp, ReasonLate,
+}
+
+// VisitLimits bound what the visits agent accepts.
+type VisitLimits struct {
+	// MaxMessageBytes caps a message. Default 64 KiB.
+	MaxMessageBytes int
+	// MaxIDLen caps id and store_id, in bytes. Default 128.
+	MaxIDLen int
+	// MaxFuture is how far after the message's Kafka timestamp a visit may
+	// be stamped. Default 1h.
+	MaxFuture time.Duration
+	// MaxPast is how far before the message's Kafka timestamp a visit may
+	// be stamped. Default 7 days.
+	MaxPast time.Duration
+}
+
+func (l VisitLimits) withDefaults() VisitLimits {
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = 64 << 10
+	}
+	if l.MaxIDLen <= 0 {
+		l.MaxIDLen = 128
+	}
+	if l.MaxFuture <= 0 {
+		l.MaxFuture = time.Hour
+	}
+	if l.MaxPast <= 0 {
+		l.MaxPast = 7 * 24 * time.Hour
+	}
+	return l
+}
+
+// minVisitTime is the earliest timestamp a visit may carry.
+var minVisitTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Visit is a validated visit.
+type Visit struct {
+	ID        string  `json:"id"`
+	AccountID int64   `json:"account_id"`
+	StoreID   *string `json:"store_id"`
+	// Timestamp is unix seconds with a fraction.
+	Timestamp float64 `json:"timestamp"`
+}
+
+// GroupKey is the repartition key of the visit's (account_id, store_id):
+// `352:"uk"`, or `352:null` without a store.
+func (v Visit) GroupKey() []byte { return AppendGroupKey(nil, v.AccountID, v.StoreID) }
+
+// AppendGroupKey appends the repartition key of (account, store) to dst.
+func AppendGroupKey(dst []byte, account int64, store *string) []byte {
+	dst = strconv.AppendInt(dst, account, 10)
+	dst = append(dst, ':')
+	if store == nil {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendQuote(dst, *store)
+}
+
+// AppendJSON appends the visit's canonical JSON, the repartition topic's
+// value.
+func (v Visit) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = appendJSONString(dst, []byte(v.ID))
+	dst = append(dst, `,"account_id":`...)
+	dst = strconv.AppendInt(dst, v.AccountID, 10)
+	dst = append(dst, `,"store_id":`...)
+	if v.StoreID == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendJSONString(dst, []byte(*v.StoreID))
+	}
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendFloat(dst, v.Timestamp, 'f', -1, 64)
+	return append(dst, '}')
+}
+
+type rawVisit struct {
+	ID        json.RawMessage `json:"id"`
+	AccountID json.RawMessage `json:"account_id"`
+	StoreID   json.RawMessage `json:"store_id"`
+	Timestamp json.RawMessage `json:"timestamp"`
+}
+
+var null = []byte("null")
+
+// DecodeVisit parses and checks one visit. recorded is the message's Kafka
+// timestamp, against which the visit's own timestamp is judged, so that the
+// verdict does not depend on when the message is processed.
+func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *DecodeError) {
+	lim = lim.withDefaults()
+	if len(value) > lim.MaxMessageBytes {
+		return Visit{}, decodeErr(ReasonTooLarge, "message of %d bytes exceeds %d", len(value), lim.MaxMessageBytes)
+	}
+	trimmed := bytes.TrimSpace(value)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return Visit{}, decodeErr(ReasonMalformedJSON, "want a JSON object")
+	}
+	var raw rawVisit
+	if err := json.Unmarshal(trimmed, &raw); err != nil {
+		return Visit{}, decodeErr(ReasonMalformedJSON, "%s", err.Error())
+	}
+	var v Visit
+	switch {
+	case raw.ID == nil || bytes.Equal(raw.ID, null):
+		return Visit{}, decodeErr(ReasonMissingField, "id is missing")
+	case raw.ID[0] != '"':
+		return Visit{}, decodeErr(ReasonWrongType, "id is not a string")
+	}
+	if err := json.Unmarshal(raw.ID, &v.ID); err != nil {
+		return Visit{}, decodeErr(ReasonMalformedJSON, "id: %s", err.Error())
+	}
+	if v.ID == "" || len(v.ID) > lim.MaxIDLen || !utf8.ValidString(v.ID) {
+		return Visit{}, decodeErr(ReasonBadID, "id of %d bytes (want 1..%d of text)", len(v.ID), lim.MaxIDLen)
+	}
+
+	if raw.AccountID == nil || bytes.Equal(raw.AccountID, null) {
+		return Visit{}, decodeErr(ReasonMissingField, "account_id is missing")
+	}
+	acc, ok := jsonInt(raw.AccountID)
+	if !ok {
+		return Visit{}, decodeErr(ReasonWrongType, "account_id is not an integer: %s", clip(raw.AccountID))
+	}
+	v.AccountID = acc
+
+	if raw.StoreID != nil && !bytes.Equal(raw.StoreID, null) {
+		if raw.StoreID[0] != '"' {
+			return Visit{}, decodeErr(ReasonWrongType, "store_id is not a string or null")
+		}
+		var s string
+		if err := json.Unmarshal(raw.StoreID, &s); err != nil {
+			return Visit{}, decodeErr(ReasonMalformedJSON, "store_id: %s", err.Error())
+		}
+		if s == "" || len(s) > lim.MaxIDLen || !utf8.ValidString(s) {
+			return Visit{}, decodeErr(ReasonBadStoreID, "store_id of %d bytes (want 1..%d of text, or null)", len(s), lim.MaxIDLen)
+		}
+		v.StoreID = &s
+	}
+
+	if raw.Timestamp == nil || bytes.Equal(raw.Timestamp, null) {
+		return Visit{}, decodeErr(ReasonMissingField, "timestamp is missing")
+	}
+	ts, err := strconv.ParseFloat(string(raw.Timestamp), 64)
+	if err != nil || raw.Timestamp[0] == '"' || math.IsInf(ts, 0) || math.IsNaN(ts) {
+		return Visit{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(raw.Timestamp))
+	}
+	at := time.UnixMilli(int64(ts * 1000))
+	switch {
+	case at.Before(minVisitTime):
+		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", at.UTC().Format(time.RFC3339), minVisitTime.Format("2006"))
+	case !recorded.IsZero() && at.After(recorded.Add(lim.MaxFuture)):
+		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", at.UTC().Format(time.RFC3339), lim.MaxFuture)
+	case !recorded.IsZero() && at.Before(recorded.Add(-lim.MaxPast)):
+		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", at.UTC().Format(time.RFC3339), lim.MaxPast)
+	}
+	v.Timestamp = ts
+	return v, nil
+}
+
+// VisitsConfig configures the two visit stages.
+type VisitsConfig struct {
+	// InputTopic carries visits. Default "visits".
+	InputTopic string
+	// RepartitionTopic carries visits keyed by (account_id, store_id).
+	// Default "visits-repartition".
+	RepartitionTopic string
+	// RepartitionPartitions is the repartition topic's partition count when
+	// the agent creates it. Default 4.
+	RepartitionPartitions int
+	// OutputTopic receives the windowed counts; it has one partition.
+	// Default "active-visitors".
+	OutputTopic string
+	// DeadLetterTopic receives refused visits. Default "visits-dlq".
+	DeadLetterTopic string
+	// GroupID is the consumer group of the repartition stage; the window
+	// stage uses GroupID + "-windows". Default "domination-visits".
+	GroupID string
+	// Window is the tumbling window size. Default 10s.
+	Window time.Duration
+	// Grace is how long after a window's end, in event time, visits are
+	// still counted in it. Default 5s.
+	Grace time.Duration
+	// Limits bound accepted visits.
+	Limits VisitLimits
+	// Stream tunes batching and the consumer groups of both stages.
+	Stream stream.Config
+}
+
+// WithDefaults returns c with its zero fields set to the documented defaults.
+func (c VisitsConfig) WithDefaults() VisitsConfig {
+	if c.InputTopic == "" {
+		c.InputTopic = "visits"
+	}
+	if c.RepartitionTopic == "" {
+		c.RepartitionTopic = "visits-repartition"
+	}
+	if c.RepartitionPartitions <= 0 {
+		c.RepartitionPartitions = 4
+	}
+	if c.OutputTopic == "" {
+		c.OutputTopic = "active-visitors"
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = "visits-dlq"
+	}
+	if c.GroupID == "" {
+		c.GroupID = "domination-visits"
+	}
+	if c.Window <= 0 {
+		c.Window = 10 * time.Second
+	}
+	if c.Grace < 0 {
+		c.Grace = 0
+	} else if c.Grace == 0 {
+		c.Grace = 5 * time.Second
+	}
+	c.Limits = c.Limits.withDefaults()
+	return c
+}
+
+// Validate reports a setting that cannot work.
+func (c VisitsConfig) Validate() error {
+	c = c.WithDefaults()
+	for _, t := range []string{c.InputTopic, c.RepartitionTopic, c.OutputTopic, c.DeadLetterTopic} {
+		if err := broker.ValidTopic(t); err != nil {
+			return fmt.Errorf("visits agent: %w", err)
+		}
+	}
+	if c.Window%time.Second != 0 {
+		return fmt.Errorf("visits agent: window %s must be whole seconds", c.Window)
+	}
+	seen := map[string]bool{}
+	for _, t := range []string{c.InputTopic, c.RepartitionTopic, c.OutputTopic, c.DeadLetterTopic} {
+		if seen[t] {
+			return fmt.Errorf("visits agent: topic %s is used twice", t)
+		}
+		seen[t] = true
+	}
+	return nil
+}
+
+// Topics returns the topics the visit agents need.
+func (c VisitsConfig) Topics() []broker.Topic {
+	c = c.WithDefaults()
+	return []broker.Topic{
+		{Name: c.InputTopic, Partitions: 4},
+		{Name: c.RepartitionTopic, Partitions: c.RepartitionPartitions},
+		{Name: c.OutputTopic, Partitions: 1},
+		{Name: c.DeadLetterTopic, Partitions: 1},
+	}
+}
+
+// Visits runs both visit stages: re-keying and windowed counting.
+type Visits struct {
+	repartition, windows *stream.Runner
+}
+
+// NewVisits builds the visit agents; Run starts them.
+func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dead := deadCounters(rt.Metrics, VisitsAgentName)
+	rc := cfg.Stream
+	rc.Name, rc.Brokers, rc.Topic, rc.GroupID = VisitsAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
+	repartition, err := stream.New(rc, rt.Dialer, rt.Admin, rt.Writer, func(stream.Partition) stream.Processor {
+		return &repartitioner{cfg: cfg, dead: dead}
+	}, rt.Metrics, rt.Log)
+	if err != nil {
+		return nil, fmt.Errorf("visits agent: %w", err)
+	}
+	wdead := deadCounters(rt.Metrics, WindowsAgentName)
+	open := rt.Metrics.OpenWindows.WithLabelValues(WindowsAgentName)
+	wc := cfg.Stream
+	wc.Name, wc.Brokers, wc.Topic, wc.GroupID = WindowsAgentName, rt.Brokers, cfg.RepartitionTopic, cfg.GroupID+"-windows"
+	windows, err := stream.New(wc, rt.Dialer, rt.Admin, rt.Writer, func(p stream.Partition) stream.Processor {
+		return newWindower(cfg, p, wdead, open, rt.Log)
+	}, rt.Metrics, rt.Log)
+	if err != nil {
+		return nil, fmt.Errorf("windows agent: %w", err)
+	}
+	return &Visits{repartition: repartition, windows: windows}, nil
+}
+
+// Run runs both stages until ctx ends.
+func (v *Visits) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- v.repartition.Run(ctx) }()
+	go func() { errc <- v.windows.Run(ctx) }()
+	return errors.Join(<-errc, <-errc)
+}
+
+func deadCounters(m *metrics.Metrics, agent string) map[Reason]prometheus.Counter {
+	dead := make(map[Reason]prometheus.Counter, len(VisitReasons))
+	for _, r := range VisitReasons {
+		dead[r] = m.DeadLettered.WithLabelValues(agent, string(r))
+	}
+	return dead
+}
+
+// repartitioner validates visits and re-keys them by (account_id,
+// store_id). Its output is a pure function of the input record.
+type repartitioner struct {
+	cfg  VisitsConfig
+	dead map[Reason]prometheus.Counter
+}
+
+func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
+	v, derr := DecodeVisit(m.Value, m.Time, p.cfg.Limits)
+	if derr != nil {
+		p.dead[derr.Reason].Inc()
+		out.Emit(deadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, m, derr.Reason, derr.Detail, DefaultMaxDeadLetterBytes))
+		return
+	}
+	out.Emit(kafka.Message{
+		Topic: p.cfg.RepartitionTopic,
+		Key:   v.GroupKey(),
+		Value: v.AppendJSON(make([]byte, 0, 128)),
+		Time:  time.UnixMilli(int64(v.Timestamp * 1000)),
+	})
+}
+
+func (p *repartitioner) Rejected(m kafka.Message, cause error, out *stream.Output) {
+	p.dead[ReasonTooLarge].Inc()
+	in := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
+	out.Emit(deadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, &in, ReasonTooLarge, cause.Error(), 1<<10))
+}
+
+// jsonInt parses a JSON integer token (no fraction, no exponent) that fits
+// an int64.
+func jsonInt(tok []byte) (int64, bool) {
+	digits := tok
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 19 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	return parseInt(tok)
+}
+
+func appendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}

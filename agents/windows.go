@@ -1,0 +1,250 @@
+package agents
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/stream"
+)
+
+// # Window state: how it survives crashes and rebalances
+//
+// Each repartition partition is counted by one windower. It keeps, per
+// (account_id, store_id, window start), the set of distinct visit ids seen
+// (64-bit FNV-1a hashes of the ids) and the offset of the window's first
+// record. Its event time (watermark) is the largest visit timestamp seen in
+// the partition, pushed forward by the wall clock when the partition is
+// idle and caught up. A window [s, e) closes, and its count is emitted,
+// when the watermark reaches e + Grace. A visit for a closed window is late:
+// dead-lettered with reason "late", never merged.
+//
+// Nothing is kept outside Kafka. Each commit stores:
+//
+//   - offset C: the first record of the oldest open window (or the next
+//     record when none is open), so every record of every open window is at
+//     or after C;
+//   - metadata "v1 wm=W next=N": the watermark W and the offset N after the
+//     last processed record.
+//
+// A windower that is assigned the partition (after a crash, a rebalance or
+// a restart) starts at C with watermark W and replays. A replayed record
+// (offset < N) whose window had closed by W was already counted in an
+// emitted window, or already dead-lettered as late, and is skipped; every
+// other record rebuilds an open window, all of whose records are at or
+// after C. Records from N on are new and are handled normally. The emitted
+// counts therefore equal an offline recomputation, and a window emitted
+// twice (crash between produce and commit) carries the same count; the
+// store keeps one row per key and window.
+//
+// Memory: one map entry per distinct visit id per open window, about 40
+// bytes each (8-byte hash plus Go map overhead), plus about 150 bytes per
+// open (key, window). Open windows per key are bounded by (Window + Grace) /
+// Window + 1, so memory is bounded by the number of distinct visits that
+// arrive within Window + Grace of event time.
+
+// windowKey identifies one window of one (account, store).
+type windowKey struct {
+	account int64
+	store   string
+	null    bool
+	start   int64 // unix seconds
+}
+
+type window struct {
+	ids   map[uint64]struct{}
+	first int64 // offset of the window's first record
+}
+
+// windower counts distinct visits per key in tumbling windows for one
+// partition of the repartition topic.
+type windower struct {
+	cfg     VisitsConfig
+	size    int64 // window size, ms
+	grace   int64 // ms
+	windows map[windowKey]*window
+	// watermark is the partition's event time, unix ms; replayUntil (N) is
+	// the offset up to which records were processed before this windower
+	// started, and replayMark the watermark they had reached (W).
+	watermark, replayMark int64
+	replayUntil           int64
+	next                  int64
+	dead                  map[Reason]prometheus.Counter
+	open                  prometheus.Gauge
+	openIDs               int
+	log                   *slog.Logger
+}
+
+func newWindower(cfg VisitsConfig, p stream.Partition, dead map[Reason]prometheus.Counter, open prometheus.Gauge, log *slog.Logger) *windower {
+	w := &windower{
+		cfg: cfg, size: cfg.Window.Milliseconds(), grace: cfg.Grace.Milliseconds(),
+		windows: map[windowKey]*window{}, dead: dead, open: open,
+		watermark: -1 << 62, replayMark: -1 << 62,
+		log: log.With("agent", WindowsAgentName, "partition", p.ID),
+	}
+	if wm, next, ok := parseWindowMeta(p.Metadata); ok {
+		w.watermark, w.replayMark, w.replayUntil = wm, wm, next
+		w.log.Info("rebuilding windows", "from_offset", p.Offset, "replay_until", next, "watermark", time.UnixMilli(wm).UTC())
+	}
+	return w
+}
+
+// parseWindowMeta reads "v1 wm=<ms> next=<offset>".
+func parseWindowMeta(s string) (wm, next int64, ok bool) {
+	f := strings.Fields(s)
+	if len(f) != 3 || f[0] != "v1" || !strings.HasPrefix(f[1], "wm=") || !strings.HasPrefix(f[2], "next=") {
+		return 0, 0, false
+	}
+	wm, err1 := strconv.ParseInt(f[1][3:], 10, 64)
+	next, err2 := strconv.ParseInt(f[2][5:], 10, 64)
+	return wm, next, err1 == nil && err2 == nil
+}
+
+// Process counts one visit of the repartition topic.
+func (w *windower) Process(m *kafka.Message, out *stream.Output) {
+	w.next = m.Offset + 1
+	var v Visit
+	if err := json.Unmarshal(m.Value, &v); err != nil || v.ID == "" {
+		w.dead[ReasonMalformedJSON].Inc()
+		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, ReasonMalformedJSON, fmt.Sprintf("repartitioned visit: %v", err), DefaultMaxDeadLetterBytes))
+		return
+	}
+	ts := int64(v.Timestamp * 1000)
+	start := floorDiv(ts, w.size) * w.size
+	end := start + w.size
+	if m.Offset < w.replayUntil && end+w.grace <= w.replayMark {
+		// Replayed, and its window had closed before the restart: already
+		// counted in an emitted window, or already dead-lettered as late.
+		return
+	}
+	if end+w.grace <= w.watermark {
+		w.dead[ReasonLate].Inc()
+		detail := fmt.Sprintf("visit at %s is for window [%s, %s), closed at event time %s",
+			time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), time.UnixMilli(start).UTC().Format(time.RFC3339), time.UnixMilli(end).UTC().Format(time.RFC3339), time.UnixMilli(w.watermark).UTC().Format(time.RFC3339))
+		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, ReasonLate, detail, DefaultMaxDeadLetterBytes))
+		return
+	}
+	k := windowKey{account: v.AccountID, start: start / 1000}
+	if v.StoreID == nil {
+		k.null = true
+	} else {
+		k.store = *v.StoreID
+	}
+	win := w.windows[k]
+	if win == nil {
+		win = &window{ids: map[uint64]struct{}{}, first: m.Offset}
+		w.windows[k] = win
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(v.ID))
+	id := h.Sum64()
+	if _, dup := win.ids[id]; !dup {
+		win.ids[id] = struct{}{}
+		w.openIDs++
+		w.open.Inc()
+	}
+	if ts > w.watermark {
+		w.watermark = ts
+		w.closeUpTo(out)
+	}
+}
+
+// Tick advances event time with the wall clock on an idle, caught-up
+// partition, so that a quiet key's window is still reported.
+func (w *windower) Tick(now time.Time, out *stream.Output) {
+	if ms := now.UnixMilli(); ms > w.watermark {
+		w.watermark = ms
+		w.closeUpTo(out)
+	}
+}
+
+// closeUpTo emits and forgets every window whose end + grace the watermark
+// has reached, oldest first.
+func (w *windower) closeUpTo(out *stream.Output) {
+	var closing []windowKey
+	for k := range w.windows {
+		if k.start*1000+w.size+w.grace <= w.watermark {
+			closing = append(closing, k)
+		}
+	}
+	sort.Slice(closing, func(i, j int) bool {
+		a, b := closing[i], closing[j]
+		if a.start != b.start {
+			return a.start < b.start
+		}
+		if a.account != b.account {
+			return a.account < b.account
+		}
+		if a.null != b.null {
+			return !a.null
+		}
+		return a.store < b.store
+	})
+	for _, k := range closing {
+		win := w.windows[k]
+		out.Emit(w.countMessage(k, len(win.ids)))
+		w.openIDs -= len(win.ids)
+		w.open.Sub(float64(len(win.ids)))
+		delete(w.windows, k)
+	}
+}
+
+// countMessage is the active-visitors record of a closed window: a pure
+// function of the key, the window and the count.
+func (w *windower) countMessage(k windowKey, n int) kafka.Message {
+	var store *string
+	if !k.null {
+		store = &k.store
+	}
+	end := k.start + w.size/1000
+	v := make([]byte, 0, 96)
+	v = append(v, `{"account_id":`...)
+	v = strconv.AppendInt(v, k.account, 10)
+	v = append(v, `,"store_id":`...)
+	if store == nil {
+		v = append(v, "null"...)
+	} else {
+		v = appendJSONString(v, []byte(*store))
+	}
+	v = append(v, `,"window":[`...)
+	v = strconv.AppendInt(v, k.start, 10)
+	v = append(v, ',')
+	v = strconv.AppendInt(v, end, 10)
+	v = append(v, `],"count":`...)
+	v = strconv.AppendInt(v, int64(n), 10)
+	v = append(v, '}')
+	return kafka.Message{Topic: w.cfg.OutputTopic, Key: AppendGroupKey(nil, k.account, store), Value: v, Time: time.Unix(end, 0)}
+}
+
+// Commit keeps every record of every open window uncommitted, and stores
+// the watermark and the next offset as metadata.
+func (w *windower) Commit(next int64) (int64, string) {
+	offset := next
+	for _, win := range w.windows {
+		offset = min(offset, win.first)
+	}
+	return offset, fmt.Sprintf("v1 wm=%d next=%d", w.watermark, max(next, w.replayUntil))
+}
+
+// Rejected dead-letters an output Kafka refused for good.
+func (w *windower) Rejected(m kafka.Message, cause error, out *stream.Output) {
+	w.log.Error("output refused by kafka; dead-lettering it", "topic", m.Topic, "err", cause)
+	in := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
+	out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, &in, ReasonTooLarge, cause.Error(), 1<<10))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}

@@ -1,0 +1,220 @@
+package agents
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/stream"
+)
+
+type emitted struct {
+	Account int64   `json:"account_id"`
+	Store   *string `json:"store_id"`
+	Window  []int64 `json:"window"`
+	Count   int     `json:"count"`
+}
+
+func (e emitted) key() string {
+	s := "null"
+	if e.Store != nil {
+		s = *e.Store
+	}
+	return fmt.Sprintf("%d/%s/%d-%d", e.Account, s, e.Window[0], e.Window[1])
+}
+
+// visitLog makes a repartition partition's records: visits for a few keys,
+// mostly in order, some out of order within the grace, some late, some ids
+// repeated.
+func visitLog(seed uint64, n int) []kafka.Message {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	stores := []*string{nil, ptr("uk"), ptr("us")}
+	base := int64(1_700_000_000_000)
+	now := base
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		now += rng.Int64N(400)
+		ts := now
+		switch r := rng.IntN(100); {
+		case r < 10:
+			ts -= rng.Int64N(4000) // out of order, within grace
+		case r < 13:
+			ts -= 20000 + rng.Int64N(10000) // late
+		}
+		id := fmt.Sprintf("v%d", i)
+		if rng.IntN(10) == 0 && i > 0 {
+			id = fmt.Sprintf("v%d", i-1) // a repeated visit id
+		}
+		v := Visit{ID: id, AccountID: int64(1 + rng.IntN(3)), StoreID: stores[rng.IntN(3)], Timestamp: float64(ts) / 1000}
+		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: v.AppendJSON(nil), Time: time.UnixMilli(ts)}
+	}
+	return msgs
+}
+
+func ptr(s string) *string { return &s }
+
+func testVisitsConfig() VisitsConfig {
+	return VisitsConfig{Window: 10 * time.Second, Grace: 5 * time.Second}.WithDefaults()
+}
+
+func newTestWindower(p stream.Partition) *windower {
+	m := metrics.New()
+	return newWindower(testVisitsConfig(), p, deadCounters(m, "windows"), m.OpenWindows.WithLabelValues("windows"), slog.New(slog.DiscardHandler))
+}
+
+// drive processes msgs in batches of size batch, returning the counts and
+// late offsets emitted, and the commits made after each batch.
+func drive(w *windower, msgs []kafka.Message, batch int) (counts []emitted, late []int64, commits []stream.Partition) {
+	var out stream.Output
+	for i := 0; i < len(msgs); i += batch {
+		end := min(i+batch, len(msgs))
+		for j := i; j < end; j++ {
+			w.Process(&msgs[j], &out)
+		}
+		for _, m := range outputMessages(&out) {
+			if HeaderValue(m.Headers, HeaderReason) == string(ReasonLate) {
+				var off int64
+				fmt.Sscan(HeaderValue(m.Headers, HeaderOffset), &off)
+				late = append(late, off)
+				continue
+			}
+			var e emitted
+			if err := json.Unmarshal(m.Value, &e); err != nil {
+				panic(err)
+			}
+			counts = append(counts, e)
+		}
+		off, meta := w.Commit(msgs[end-1].Offset + 1)
+		commits = append(commits, stream.Partition{Topic: "rep", Offset: off, Metadata: meta})
+	}
+	return counts, late, commits
+}
+
+func TestWindowsRebuiltAfterACrashEmitTheSameCountsAsAnUninterruptedRun(t *testing.T) {
+	for seed := uint64(1); seed <= 30; seed++ {
+		msgs := visitLog(seed, 3000)
+		want, wantLate, _ := drive(newTestWindower(stream.Partition{}), msgs, 64)
+		wantByKey := map[string]int{}
+		for _, e := range want {
+			wantByKey[e.key()] = e.Count
+		}
+		if len(wantByKey) != len(want) {
+			t.Fatalf("seed %d: an uninterrupted run emitted a window twice", seed)
+		}
+		lateSet := map[int64]bool{}
+		for _, o := range wantLate {
+			lateSet[o] = true
+		}
+
+		rng := rand.New(rand.NewPCG(seed, 7))
+		crashAt := 100 + rng.IntN(2800) // records processed before the crash
+		committedBatches := rng.IntN(3) // the last batches' commits were lost
+		first, firstLate, commits := drive(newTestWindower(stream.Partition{}), msgs[:crashAt], 64)
+		resume := stream.Partition{Topic: "rep"}
+		if k := len(commits) - 1 - committedBatches; k >= 0 {
+			resume = commits[k]
+		}
+		second, secondLate, _ := drive(newTestWindower(resume), msgs[resume.Offset:], 64)
+
+		got := map[string]int{}
+		for _, e := range append(first, second...) {
+			if c, ok := got[e.key()]; ok && c != e.Count {
+				t.Fatalf("seed %d: window %s emitted with counts %d and %d", seed, e.key(), c, e.Count)
+			}
+			got[e.key()] = e.Count
+		}
+		if len(got) != len(wantByKey) {
+			t.Fatalf("seed %d (crash after %d, resume at %d): %d windows emitted, want %d", seed, crashAt, resume.Offset, len(got), len(wantByKey))
+		}
+		for k, c := range wantByKey {
+			if got[k] != c {
+				t.Fatalf("seed %d (crash after %d, resume at %d): window %s counted %d, want %d", seed, crashAt, resume.Offset, k, got[k], c)
+			}
+		}
+		gotLate := map[int64]bool{}
+		for _, o := range append(firstLate, secondLate...) {
+			if !lateSet[o] {
+				t.Fatalf("seed %d: offset %d dead-lettered as late after the crash but not without it", seed, o)
+			}
+			gotLate[o] = true
+		}
+		if len(gotLate) != len(lateSet) {
+			t.Fatalf("seed %d: %d late visits dead-lettered, want %d", seed, len(gotLate), len(lateSet))
+		}
+	}
+}
+
+func TestWindowsCountDistinctIdsAndDeadLetterLateVisits(t *testing.T) {
+	w := newTestWindower(stream.Partition{})
+	base := int64(1_700_000_000) // a multiple of 10
+	mk := func(off int64, id string, ts float64) kafka.Message {
+		v := Visit{ID: id, AccountID: 1, StoreID: ptr("uk"), Timestamp: ts}
+		return kafka.Message{Offset: off, Value: v.AppendJSON(nil)}
+	}
+	msgs := []kafka.Message{
+		mk(0, "a", float64(base)+1), mk(1, "a", float64(base)+2), mk(2, "b", float64(base)+9.999),
+		mk(3, "c", float64(base)+12), // next window; watermark 12s: window 0 open until 15s
+		mk(4, "d", float64(base)+8),  // still within grace
+		mk(5, "e", float64(base)+16), // closes window 0 with a, b, d
+		mk(6, "f", float64(base)+3),  // late
+	}
+	counts, late, _ := drive(w, msgs, 100)
+	if len(counts) != 1 || counts[0].Count != 3 || counts[0].Window[0] != base || counts[0].Window[1] != base+10 {
+		t.Fatalf("emitted %+v, want one window [%d, %d) counting 3", counts, base, base+10)
+	}
+	if len(late) != 1 || late[0] != 6 {
+		t.Fatalf("late offsets %v, want [6]", late)
+	}
+	var out stream.Output
+	w.Tick(time.Unix(base+100, 0), &out)
+	if n := len(outputMessages(&out)); n != 1 {
+		t.Fatalf("an idle tick emitted %d windows, want the 1 still open", n)
+	}
+}
+
+func TestDecodeVisitRejectsBadVisitsWithReasons(t *testing.T) {
+	rec := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		in   string
+		want Reason
+	}{
+		{`{"id":"a","account_id":1,"store_id":"uk","timestamp":1700000000.5}`, ""},
+		{`{"id":"a","account_id":1,"store_id":null,"timestamp":1700000000}`, ""},
+		{`{"id":"a","account_id":1,"timestamp":1700000000}`, ""},
+		{`not json`, ReasonMalformedJSON},
+		{`{"id":"a","account_id":1`, ReasonMalformedJSON},
+		{`{"account_id":1,"timestamp":1700000000}`, ReasonMissingField},
+		{`{"id":"a","timestamp":1700000000}`, ReasonMissingField},
+		{`{"id":"a","account_id":1}`, ReasonMissingField},
+		{`{"id":7,"account_id":1,"timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":"1","timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":1.5,"timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":1,"store_id":5,"timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":1,"timestamp":"now"}`, ReasonWrongType},
+		{`{"id":"","account_id":1,"timestamp":1700000000}`, ReasonBadID},
+		{`{"id":"a","account_id":1,"store_id":"","timestamp":1700000000}`, ReasonBadStoreID},
+		{`{"id":"a","account_id":1,"timestamp":0}`, ReasonBadTimestamp},
+		{`{"id":"a","account_id":1,"timestamp":2015000000}`, ReasonBadTimestamp},
+		{`{"id":"a","account_id":1,"timestamp":1e400}`, ReasonWrongType},
+	} {
+		_, err := DecodeVisit([]byte(tc.in), rec, VisitLimits{})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("DecodeVisit(%s) = %v, want it accepted", tc.in, err)
+		case tc.want != "" && (err == nil || err.Reason != tc.want):
+			t.Errorf("DecodeVisit(%s) = %v, want reason %s", tc.in, err, tc.want)
+		}
+	}
+}
+
+func outputMessages(o *stream.Output) []kafka.Message {
+	msgs := append([]kafka.Message(nil), o.Messages()...)
+	*o = stream.Output{}
+	return msgs
+}
