@@ -47,6 +47,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "shadow-topic", Value: "shadow", Usage: "topic of typed shadow events, read by ClickHouse", EnvVars: env("SHADOW_TOPIC"), Category: catTopics},
 		&cli.StringFlag{Name: "ratings-dlq-topic", Value: "dominate-dlq", Usage: "dead-letter topic for refused ratings", EnvVars: env("RATINGS_DLQ_TOPIC"), Category: catTopics},
 		&cli.StringFlag{Name: "visits-topic", Value: "visits", Usage: "topic of incoming visits", EnvVars: env("VISITS_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "visits-dlq-topic", Value: "visits-dlq", Usage: "dead-letter topic for refused and late visits", EnvVars: env("VISITS_DLQ_TOPIC"), Category: catTopics},
 		&cli.StringFlag{Name: "active-visitors-topic", Value: "active-visitors", Usage: "topic of windowed visit counts, read by ClickHouse", EnvVars: env("ACTIVE_VISITORS_TOPIC"), Category: catTopics},
 	}...)
 }

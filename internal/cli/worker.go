@@ -3,6 +3,7 @@ package cli
 import (
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,13 +18,20 @@ func workerCommand() *cli.Command {
 		Name:  "worker",
 		Usage: "run every agent and the web server (/healthz, /ready, /metrics); more workers share the partitions",
 		Description: `Consumes ratings from the ratings topic in a consumer group, classifies them
-and produces shadow events (bad input goes to the dead-letter topic). An input
+and produces shadow events; consumes visits, re-keys them by (account_id,
+store_id) and emits distinct-visit counts per tumbling window to the
+active-visitors topic. Bad input goes to the dead-letter topics. An input
 offset is committed only after its outputs are acknowledged by Kafka. SIGINT or
 SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "web-host", Usage: "address the web server listens on (empty: all interfaces)", EnvVars: env("WEB_HOST")},
 			&cli.IntFlag{Name: "web-port", Value: 6066, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
 			&cli.StringFlag{Name: "shadow-group", Value: "domination-shadow", Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
+			&cli.StringFlag{Name: "visits-group", Value: "domination-visits", Usage: "consumer group of the visits agent (the window stage uses it with -windows appended)", EnvVars: env("VISITS_GROUP")},
+			&cli.StringFlag{Name: "repartition-topic", Value: "visits-repartition", Usage: "topic of visits keyed by (account_id, store_id)", EnvVars: env("REPARTITION_TOPIC")},
+			&cli.IntFlag{Name: "repartition-partitions", Value: 4, Usage: "partitions of the repartition topic when the worker creates it", EnvVars: env("REPARTITION_PARTITIONS")},
+			&cli.DurationFlag{Name: "window", Value: 10 * time.Second, Usage: "tumbling window size (whole seconds)", EnvVars: env("WINDOW")},
+			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, Usage: "how long after a window's end, in event time, visits still count in it", EnvVars: env("GRACE")},
 			&cli.Int64Flag{Name: "min-rating", Value: 1, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
 			&cli.Int64Flag{Name: "max-rating", Value: 100, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
 			&cli.IntFlag{Name: "max-batch", Value: 4096, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
@@ -54,6 +62,17 @@ func runWorker(c *cli.Context) error {
 			GroupID:         c.String("shadow-group"),
 			Limits:          limits,
 			Stream:          stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
+		},
+		Visits: agents.VisitsConfig{
+			InputTopic:            c.String("visits-topic"),
+			RepartitionTopic:      c.String("repartition-topic"),
+			RepartitionPartitions: c.Int("repartition-partitions"),
+			OutputTopic:           c.String("active-visitors-topic"),
+			DeadLetterTopic:       c.String("visits-dlq-topic"),
+			GroupID:               c.String("visits-group"),
+			Window:                c.Duration("window"),
+			Grace:                 c.Duration("grace"),
+			Stream:                stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
 		},
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
 		ShutdownTimeout: c.Duration("shutdown-timeout"),

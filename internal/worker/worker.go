@@ -26,6 +26,8 @@ type Config struct {
 	Kafka broker.Config
 	// Shadow configures the shadow agent.
 	Shadow agents.ShadowConfig
+	// Visits configures the visit agents (re-keying and windows).
+	Visits agents.VisitsConfig
 	// Web configures the HTTP server (port 6066 by default).
 	Web web.Config
 	// ShutdownTimeout bounds the whole stop: draining batches, committing,
@@ -42,6 +44,7 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	c.Kafka = c.Kafka.WithDefaults()
 	c.Shadow = c.Shadow.WithDefaults()
+	c.Visits = c.Visits.WithDefaults()
 	c.Web = c.Web.WithDefaults()
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
@@ -59,6 +62,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Shadow.Validate(); err != nil {
+		return err
+	}
+	if err := c.Visits.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()
@@ -126,6 +132,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	visits, err := agents.NewVisits(cfg.Visits, rt)
+	if err != nil {
+		return err
+	}
 	srv, err := web.New(cfg.Web, w.metrics.Registry, w.log)
 	if err != nil {
 		return err
@@ -133,12 +143,13 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
+	// Kafka may not be up yet: say so and wait for it, rather than exit.
+	topics := make(chan struct{})
 	g.Go(func() error {
-		// Kafka may not be up yet: say so and wait for it, rather than exit.
 		err := backoff.Retry(gctx, w.log, backoff.Config{}, "ensure kafka topics", func(ctx context.Context) error {
 			tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			return broker.EnsureTopics(tctx, admin, cfg.Shadow.Topics()...)
+			return broker.EnsureTopics(tctx, admin, append(cfg.Shadow.Topics(), cfg.Visits.Topics()...)...)
 		})
 		if err != nil {
 			if gctx.Err() != nil {
@@ -146,9 +157,28 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		w.log.Info("shadow agent starting", "input", cfg.Shadow.InputTopic, "output", cfg.Shadow.OutputTopic, "dlq", cfg.Shadow.DeadLetterTopic)
-		return shadow.Run(gctx)
+		close(topics)
+		return nil
 	})
+	after := func(run func(context.Context) error) func() error {
+		return func() error {
+			select {
+			case <-topics:
+				return run(gctx)
+			case <-gctx.Done():
+				return nil
+			}
+		}
+	}
+	g.Go(after(func(ctx context.Context) error {
+		w.log.Info("shadow agent starting", "input", cfg.Shadow.InputTopic, "output", cfg.Shadow.OutputTopic, "dlq", cfg.Shadow.DeadLetterTopic)
+		return shadow.Run(ctx)
+	}))
+	g.Go(after(func(ctx context.Context) error {
+		w.log.Info("visits agents starting", "input", cfg.Visits.InputTopic, "repartition", cfg.Visits.RepartitionTopic,
+			"output", cfg.Visits.OutputTopic, "dlq", cfg.Visits.DeadLetterTopic, "window", cfg.Visits.Window, "grace", cfg.Visits.Grace)
+		return visits.Run(ctx)
+	}))
 
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()

@@ -1,0 +1,188 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
+)
+
+// Config configures a Feed. Zero fields take the defaults documented beside
+// them; Validate reports settings that cannot work.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses, host:port. Default
+	// ["127.0.0.1:9092"].
+	Brokers []string
+	// Dialer connects to Kafka (TLS, SASL). Default: kafka-go's plain
+	// dialer.
+	Dialer *kafka.Dialer
+	// Topic holds the windowed counts; only its partition 0 is read.
+	// Default "active-visitors".
+	Topic string
+
+	// Replay is how far back in Topic the feed starts reading when Run
+	// starts, to fill the ring of recent counts. Default 10m.
+	Replay time.Duration
+	// RingSize bounds the ring of recent counts, one entry per (account,
+	// store, window start). It is also the horizon of the duplicate
+	// suppression and the most live counts held for a client while its
+	// history is being read. Default 10000.
+	RingSize int
+	// HistoryWindows is how many recent counts a client receives on connect
+	// and on every setFilter, unless it asks otherwise with ?history=N.
+	// Default 30.
+	HistoryWindows int
+	// MaxHistory is the largest ?history=N accepted. Default 1000.
+	MaxHistory int
+	// HistoryTimeout bounds reading the history from ClickHouse for one
+	// client; past it the client gets the ring's history only. Default 3s.
+	HistoryTimeout time.Duration
+
+	// AllowedOrigins lists the browser origins allowed besides the server's
+	// own host: either a full origin ("https://dash.example.com") or a
+	// host[:port] ("dash.example.com:8080"), compared case-insensitively.
+	// "*" allows every origin. Requests without an Origin header (CLI
+	// clients such as websocat) are always allowed. Default: none, so only
+	// pages served from the same host may connect.
+	AllowedOrigins []string
+	// MaxClients bounds the connected clients; one more gets HTTP 503
+	// before the upgrade. Default 1000.
+	MaxClients int
+	// ReadLimit is the largest message a client may send, in bytes; a
+	// larger one closes that client with 1009. Default 4096.
+	ReadLimit int64
+	// SendQueue is how many frames (a history counts as one) may wait for a
+	// client; a client whose queue is full is closed with 1008 "too slow".
+	// Default 256.
+	SendQueue int
+
+	// PingInterval is how often each client is pinged. Default 20s.
+	PingInterval time.Duration
+	// PongWait is how long a client may stay silent (no pong, no message)
+	// before it is dropped. Must exceed PingInterval. Default 30s.
+	PongWait time.Duration
+	// WriteTimeout bounds writing one frame to a client. Default 5s.
+	WriteTimeout time.Duration
+
+	// ReadyWindow is how recent the reader's last successful fetch (or
+	// caught-up check) must be for Ready to pass; the reader checks that it
+	// is caught up every ReadyWindow/3. Default 30s.
+	ReadyWindow time.Duration
+}
+
+// Defaults.
+const (
+	DefaultTopic          = "active-visitors"
+	DefaultReplay         = 10 * time.Minute
+	DefaultRingSize       = 10000
+	DefaultHistoryWindows = 30
+	DefaultMaxHistory     = 1000
+	DefaultHistoryTimeout = 3 * time.Second
+	DefaultMaxClients     = 1000
+	DefaultReadLimit      = 4096
+	DefaultSendQueue      = 256
+	DefaultPingInterval   = 20 * time.Second
+	DefaultPongWait       = 30 * time.Second
+	DefaultWriteTimeout   = 5 * time.Second
+	DefaultReadyWindow    = 30 * time.Second
+)
+
+// withDefaults returns c with its zero fields set to the documented defaults.
+func (c Config) withDefaults() Config {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{"127.0.0.1:9092"}
+	}
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	if c.Replay == 0 {
+		c.Replay = DefaultReplay
+	}
+	if c.RingSize == 0 {
+		c.RingSize = DefaultRingSize
+	}
+	if c.HistoryWindows == 0 {
+		c.HistoryWindows = DefaultHistoryWindows
+	}
+	if c.MaxHistory == 0 {
+		c.MaxHistory = DefaultMaxHistory
+	}
+	if c.HistoryTimeout == 0 {
+		c.HistoryTimeout = DefaultHistoryTimeout
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	if c.ReadLimit == 0 {
+		c.ReadLimit = DefaultReadLimit
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = DefaultSendQueue
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongWait == 0 {
+		c.PongWait = DefaultPongWait
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.ReadyWindow == 0 {
+		c.ReadyWindow = DefaultReadyWindow
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, after defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return fmt.Errorf("feed kafka broker %q is not host:port", b)
+		}
+	}
+	if err := broker.ValidTopic(c.Topic); err != nil {
+		return fmt.Errorf("feed topic: %w", err)
+	}
+	positive := []struct {
+		name string
+		v    int64
+	}{
+		{"replay", int64(c.Replay)},
+		{"ring size", int64(c.RingSize)},
+		{"max history", int64(c.MaxHistory)},
+		{"history timeout", int64(c.HistoryTimeout)},
+		{"max clients", int64(c.MaxClients)},
+		{"read limit", c.ReadLimit},
+		{"send queue", int64(c.SendQueue)},
+		{"ping interval", int64(c.PingInterval)},
+		{"pong wait", int64(c.PongWait)},
+		{"write timeout", int64(c.WriteTimeout)},
+		{"ready window", int64(c.ReadyWindow)},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("feed %s must be positive, got %d", p.name, p.v)
+		}
+	}
+	if c.HistoryWindows < 0 || c.HistoryWindows > c.MaxHistory {
+		return fmt.Errorf("feed history windows %d is not within 0..%d (max history)", c.HistoryWindows, c.MaxHistory)
+	}
+	if c.PongWait <= c.PingInterval {
+		return errors.New("feed pong wait must be longer than the ping interval, or every client would time out")
+	}
+	if c.ReadLimit < 64 {
+		return fmt.Errorf("feed read limit %d is too small for a setFilter message (at least 64 bytes)", c.ReadLimit)
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "" {
+			return errors.New("feed allowed origins contains an empty entry")
+		}
+	}
+	return nil
+}
