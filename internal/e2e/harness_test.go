@@ -56,6 +56,9 @@ type env struct {
 	visits     string
 	active     string
 	group      string
+	vgroup     string
+	repart     string
+	vdlq       string
 	chGroup    string
 	chAVGroup  string
 	conn       driver.Conn
@@ -74,6 +77,7 @@ func newEnv(t *testing.T) *env {
 	e.ratings, e.shadow, e.dlq = base+"-dominate", base+"-shadow", base+"-dominate-dlq"
 	e.visits, e.active = base+"-visits", base+"-active-visitors"
 	e.group, e.chGroup, e.chAVGroup = base+"-workers", base+"-ch-shadow", base+"-ch-av"
+	e.vgroup, e.repart, e.vdlq = base+"-visits", base+"-repartition", base+"-visits-dlq"
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{e.chAddr}})
 	if err != nil {
 		t.Fatalf("open clickhouse: %v", err)
@@ -89,7 +93,7 @@ func newEnv(t *testing.T) *env {
 		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+e.database)
 		_ = conn.Close()
 		c := &kafka.Client{Addr: kafka.TCP(e.brokers...)}
-		_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.ratings, e.shadow, e.dlq, e.visits, e.active}})
+		_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.ratings, e.shadow, e.dlq, e.visits, e.active, e.repart, e.vdlq}})
 	})
 	return e
 }
@@ -105,6 +109,7 @@ func (e *env) args() []string {
 		"--ratings-dlq-topic", e.dlq,
 		"--visits-topic", e.visits,
 		"--active-visitors-topic", e.active,
+		"--visits-dlq-topic", e.vdlq,
 	}
 }
 
@@ -162,6 +167,8 @@ func (e *env) environ() []string {
 		"DOMINATION_SHADOW_CONSUMER_GROUP=" + e.chGroup,
 		"DOMINATION_ACTIVE_VISITORS_CONSUMER_GROUP=" + e.chAVGroup,
 		"DOMINATION_SHADOW_GROUP=" + e.group,
+		"DOMINATION_VISITS_GROUP=" + e.vgroup,
+		"DOMINATION_REPARTITION_TOPIC=" + e.repart,
 	}
 }
 

@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/domination/domination/agents"
+)
+
+// windowCount is one (account, store, window) count, as a comparable string.
+func windowCount(account int64, store *string, start int64, count uint64) string {
+	s := "null"
+	if store != nil {
+		s = *store
+	}
+	return fmt.Sprintf("%d/%s/%d=%d", account, s, start, count)
+}
+
+// offlineWindows recomputes the windowed distinct counts from the visits
+// topic itself, leaving out the visits that were dead-lettered.
+func (e *env) offlineWindows(sent int, window int64) []string {
+	e.t.Helper()
+	dead := map[string]bool{}
+	for _, m := range e.readAllAvailable(e.vdlq) {
+		var v agents.Visit
+		if json.Unmarshal(m.Value, &v) == nil {
+			dead[v.ID] = true
+		}
+	}
+	type key struct {
+		account int64
+		store   string
+		null    bool
+		start   int64
+	}
+	ids := map[key]map[string]bool{}
+	stores := map[key]*string{}
+	for _, m := range e.readAll(e.visits, sent, time.Minute) {
+		var v agents.Visit
+		if err := json.Unmarshal(m.Value, &v); err != nil {
+			e.t.Fatalf("a produced visit is not JSON: %v", err)
+		}
+		if dead[v.ID] {
+			continue
+		}
+		start := int64(math.Floor(float64(int64(v.Timestamp*1000))/1000/float64(window))) * window
+		k := key{account: v.AccountID, start: start, null: v.StoreID == nil}
+		if v.StoreID != nil {
+			k.store = *v.StoreID
+		}
+		if ids[k] == nil {
+			ids[k] = map[string]bool{}
+			stores[k] = v.StoreID
+		}
+		ids[k][v.ID] = true
+	}
+	var out []string
+	for k, set := range ids {
+		out = append(out, windowCount(k.account, stores[k], k.start, uint64(len(set))))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readAllAvailable reads whatever topic holds now (it may not exist yet).
+func (e *env) readAllAvailable(topic string) []kafkaMessage {
+	e.t.Helper()
+	return e.readUpTo(topic)
+}
+
+// storedWindows reads active_visitors with FINAL.
+func (e *env) storedWindows() []string {
+	e.t.Helper()
+	rows, err := e.conn.Query(context.Background(), "SELECT account_id, store_id, toUInt32(window_start), count FROM "+e.database+".active_visitors FINAL")
+	if err != nil {
+		e.t.Fatalf("read active_visitors: %v", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			account int64
+			store   *string
+			start   uint32
+			count   uint64
+		)
+		if err := rows.Scan(&account, &store, &start, &count); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, windowCount(account, store, int64(start), count))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func diff(got, want []string) string {
+	g, w := map[string]bool{}, map[string]bool{}
+	for _, s := range got {
+		g[s] = true
+	}
+	for _, s := range want {
+		w[s] = true
+	}
+	var missing, extra []string
+	for s := range w {
+		if !g[s] {
+			missing = append(missing, s)
+		}
+	}
+	for s := range g {
+		if !w[s] {
+			extra = append(extra, s)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	return fmt.Sprintf("missing %v, unexpected %v", missing, extra)
+}
+
+const visitWindow = 2 // seconds
+
+func visitArgs(max int, seed int) []string {
+	return []string{"produce", "visits", "--account-id", "1", "--account-id", "2", "--account-id", "3",
+		"--store-id", "north", "--store-id", "south", "--frequency", "250", "--max-messages", fmt.Sprint(max), "--seed", fmt.Sprint(seed)}
+}
+
+func TestActiveVisitorsEqualAnOfflineRecomputationWithTwoWorkers(t *testing.T) {
+	e := newEnv(t)
+	e.migrateUp()
+	window := []string{"--window", fmt.Sprintf("%ds", visitWindow), "--grace", "1s"}
+	e.startWorker(window...)
+	e.startWorker(window...)
+	const sent = 2000
+	if out := e.cli(visitArgs(sent, 11)...).stdout; !strings.Contains(out, fmt.Sprintf("acknowledged %d of %d", sent, sent)) {
+		t.Fatalf("produce visits printed %q", out)
+	}
+	want := e.offlineWindows(sent, visitWindow)
+	var got []string
+	waitFor(t, "every window in active_visitors", 60*time.Second, func() bool {
+		got = e.storedWindows()
+		return len(got) >= len(want)
+	})
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("active_visitors differs from the offline recomputation: %s", diff(got, want))
+	}
+	t.Logf("%d windows over 9 keys equal the offline recomputation", len(want))
+}
+
+func TestActiveVisitorsStayExactWhenAWorkerIsKilledMidWindow(t *testing.T) {
+	e := newEnv(t)
+	e.migrateUp()
+	window := []string{"--window", fmt.Sprintf("%ds", visitWindow), "--grace", "1s", "--max-batch", "50"}
+	a := e.startWorker(window...)
+	e.startWorker(window...)
+	const sent = 3000
+	done := make(chan result, 1)
+	go func() { done <- runEnv(t, 3*time.Minute, e.environ(), append(e.args(), visitArgs(sent, 12)...)...) }()
+	waitFor(t, "worker a to count some visits", 60*time.Second, func() bool {
+		return a.metric(`domination_committed_total{agent="windows"}`) > 300
+	})
+	if err := a.stop(syscall.SIGKILL); err == nil {
+		t.Fatal("SIGKILL did not end worker a with an error status")
+	}
+	e.startWorker(window...)
+	if r := <-done; r.code != 0 {
+		t.Fatalf("produce visits exited %d: %s", r.code, r.stderr)
+	}
+	want := e.offlineWindows(sent, visitWindow)
+	var got []string
+	waitFor(t, "every window in active_visitors", 90*time.Second, func() bool {
+		got = e.storedWindows()
+		return len(got) >= len(want)
+	})
+	time.Sleep(2 * time.Second) // any re-emitted window lands; it must not change a count
+	got = e.storedWindows()
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("after a SIGKILL, active_visitors differs from the offline recomputation: %s", diff(got, want))
+	}
+}
