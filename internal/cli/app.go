@@ -47,11 +47,12 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 }
 
 // setUsageErrors gives every command the one-line usage error, and every
-// leaf command the logging flags.
+// leaf command the global flags, so that they may come before or after the
+// subcommand.
 func setUsageErrors(c *cli.Command) {
 	c.OnUsageError = usageError
 	if len(c.Subcommands) == 0 && c.Name != "healthcheck" {
-		c.Flags = append(c.Flags, logFlags()...)
+		c.Flags = append(c.Flags, globalFlags()...)
 	}
 	for _, sc := range c.Subcommands {
 		setUsageErrors(sc)
@@ -84,7 +85,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // newLogger returns the logger the --loglevel and --log-format flags ask for.
 func newLogger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
-	switch strings.ToLower(innermost(c, "loglevel")) {
+	switch strings.ToLower(global(c, "loglevel")) {
 	case "debug":
 		level = slog.LevelDebug
 	case "info", "":
@@ -94,28 +95,36 @@ func newLogger(c *cli.Context) (*slog.Logger, error) {
 	case "error":
 		level = slog.LevelError
 	default:
-		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", innermost(c, "loglevel"))
+		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", global(c, "loglevel"))
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	w := c.App.ErrWriter
-	switch strings.ToLower(innermost(c, "log-format")) {
+	switch strings.ToLower(global(c, "log-format")) {
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("log format %q is not one of text, json", innermost(c, "log-format"))
+	return nil, fmt.Errorf("log format %q is not one of text, json", global(c, "log-format"))
 }
 
-// innermost returns the value of a flag defined on several levels (the
-// logging flags): the one set closest to the subcommand, else the default.
-func innermost(c *cli.Context, name string) string {
+// innermost returns the context that holds the value of a flag defined on
+// several levels (every global flag is also a leaf command's): the one
+// given on the command line closest to the subcommand, else the leaf, whose
+// value comes from the environment or the default.
+func innermost(c *cli.Context, name string) *cli.Context {
 	for _, cc := range c.Lineage() {
 		for _, set := range cc.LocalFlagNames() {
 			if set == name {
-				return cc.String(name)
+				return cc
 			}
 		}
 	}
-	return c.String(name)
+	return c
 }
+
+// global returns the value of a global string flag; see innermost.
+func global(c *cli.Context, name string) string { return innermost(c, name).String(name) }
+
+// globalBool returns the value of a global bool flag; see innermost.
+func globalBool(c *cli.Context, name string) bool { return innermost(c, name).Bool(name) }

@@ -52,9 +52,9 @@ func globalFlags() []cli.Flag {
 	}...)
 }
 
-// logFlags are global and repeated on every command that logs, so both
-// `domination -l debug worker` and the original's `domination worker -l info`
-// work; the innermost one given wins.
+// logFlags are global, like every flag in globalFlags, and so are accepted
+// after the subcommand too: both `domination -l debug worker` and the
+// original's `domination worker -l info` work; the innermost one given wins.
 func logFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "loglevel", Aliases: []string{"l"}, Value: "info", Usage: "log level: debug, info, warn, error", EnvVars: env("LOG_LEVEL"), Category: catLog},
@@ -75,18 +75,18 @@ func splitList(s string) []string {
 // kafkaConfig reads the global Kafka flags.
 func kafkaConfig(c *cli.Context) (broker.Config, error) {
 	cfg := broker.Config{
-		Brokers: splitList(c.String("kafka-brokers")),
+		Brokers: splitList(global(c, "kafka-brokers")),
 		TLS: tlsconfig.Config{
-			Enabled:            c.Bool("kafka-tls"),
-			CAFile:             c.String("kafka-tls-ca"),
-			CertFile:           c.String("kafka-tls-cert"),
-			KeyFile:            c.String("kafka-tls-key"),
-			InsecureSkipVerify: c.Bool("kafka-tls-insecure"),
+			Enabled:            globalBool(c, "kafka-tls"),
+			CAFile:             global(c, "kafka-tls-ca"),
+			CertFile:           global(c, "kafka-tls-cert"),
+			KeyFile:            global(c, "kafka-tls-key"),
+			InsecureSkipVerify: globalBool(c, "kafka-tls-insecure"),
 		},
 		SASL: broker.SASL{
-			Mechanism: c.String("kafka-sasl-mechanism"),
-			Username:  c.String("kafka-sasl-username"),
-			Password:  c.String("kafka-sasl-password"),
+			Mechanism: global(c, "kafka-sasl-mechanism"),
+			Username:  global(c, "kafka-sasl-username"),
+			Password:  global(c, "kafka-sasl-password"),
 		},
 	}.WithDefaults()
 	return cfg, cfg.Validate()
@@ -95,14 +95,14 @@ func kafkaConfig(c *cli.Context) (broker.Config, error) {
 // clickhouseConfig reads the global ClickHouse flags.
 func clickhouseConfig(c *cli.Context) (clickhouse.Config, error) {
 	cfg := clickhouse.Config{
-		Addr:     splitList(c.String("clickhouse-addr")),
-		Database: c.String("clickhouse-database"),
-		Username: c.String("clickhouse-user"),
-		Password: c.String("clickhouse-password"),
+		Addr:     splitList(global(c, "clickhouse-addr")),
+		Database: global(c, "clickhouse-database"),
+		Username: global(c, "clickhouse-user"),
+		Password: global(c, "clickhouse-password"),
 		TLS: tlsconfig.Config{
-			Enabled:            c.Bool("clickhouse-tls"),
-			CAFile:             c.String("clickhouse-tls-ca"),
-			InsecureSkipVerify: c.Bool("clickhouse-tls-insecure"),
+			Enabled:            globalBool(c, "clickhouse-tls"),
+			CAFile:             global(c, "clickhouse-tls-ca"),
+			InsecureSkipVerify: globalBool(c, "clickhouse-tls-insecure"),
 		},
 	}
 	return cfg, cfg.Validate()

@@ -106,14 +106,14 @@ func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.
 	}
 	src := clickhouse.KafkaSource{
 		Brokers:             c.String("clickhouse-kafka-brokers"),
-		ShadowTopic:         c.String("shadow-topic"),
+		ShadowTopic:         global(c, "shadow-topic"),
 		ShadowGroup:         c.String("shadow-consumer-group"),
-		ActiveVisitorsTopic: c.String("active-visitors-topic"),
+		ActiveVisitorsTopic: global(c, "active-visitors-topic"),
 		ActiveVisitorsGroup: c.String("active-visitors-consumer-group"),
 		NumConsumers:        c.Int("kafka-num-consumers"),
 	}
 	if src.Brokers == "" {
-		src.Brokers = c.String("kafka-brokers")
+		src.Brokers = global(c, "kafka-brokers")
 	}
 	if err := src.Validate(); err != nil {
 		return err

@@ -24,7 +24,7 @@ func produceCommand() *cli.Command {
 				},
 				Action: func(c *cli.Context) error {
 					cfg := producer.RatingsConfig{
-						Topic: c.String("ratings-topic"), Rate: c.Float64("rate"), Count: c.Int64("count"),
+						Topic: global(c, "ratings-topic"), Rate: c.Float64("rate"), Count: c.Int64("count"),
 						Min: c.Int64("min"), Max: c.Int64("max"), Seed: c.Int64("seed"),
 					}.WithDefaults()
 					if err := cfg.Validate(); err != nil {
@@ -49,7 +49,7 @@ func produceCommand() *cli.Command {
 				},
 				Action: func(c *cli.Context) error {
 					cfg := producer.VisitsConfig{
-						Topic: c.String("visits-topic"), AccountIDs: c.Int64Slice("account-id"), StoreIDs: c.StringSlice("store-id"),
+						Topic: global(c, "visits-topic"), AccountIDs: c.Int64Slice("account-id"), StoreIDs: c.StringSlice("store-id"),
 						Frequency: c.Float64("frequency"), MaxMessages: c.Int64("max-messages"), Seed: c.Int64("seed"),
 						LateFraction: c.Float64("late-fraction"), LateBy: c.Duration("late-by"),
 					}.WithDefaults()
