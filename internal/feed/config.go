@@ -25,7 +25,8 @@ type Config struct {
 	Topic string
 
 	// Replay is how far back in Topic the feed starts reading when Run
-	// starts, to fill the ring of recent counts. Default 10m.
+	// starts, to fill the ring of recent counts: from the first record whose
+	// timestamp is at most Replay old. Default 10m.
 	Replay time.Duration
 	// RingSize bounds the ring of recent counts, one entry per (account,
 	// store, window start). It is also the horizon of the duplicate
@@ -34,7 +35,7 @@ type Config struct {
 	RingSize int
 	// HistoryWindows is how many recent counts a client receives on connect
 	// and on every setFilter, unless it asks otherwise with ?history=N.
-	// Default 30.
+	// Default 30 (0 means the default; a client may ask for ?history=0).
 	HistoryWindows int
 	// MaxHistory is the largest ?history=N accepted. Default 1000.
 	MaxHistory int

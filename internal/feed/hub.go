@@ -53,7 +53,12 @@ type subscriber struct {
 	filter  filter
 	syncing bool       // a history is being read: live counts go to pending
 	pending []liveItem // live counts held while syncing, in arrival order
-	gone    bool       // removed from the hub
+	// seen holds the counts the last history took from ClickHouse that the
+	// ring did not have: when the reader, behind ClickHouse, publishes one
+	// of them later, it is not sent again. At most N entries; each goes
+	// when matched, all at the next sync.
+	seen map[windowKey]uint64
+	gone bool // removed from the hub
 }
 
 type liveItem struct {
@@ -185,9 +190,16 @@ func (h *hub) publish(c Count) {
 		h.m.duplicates.Inc()
 		return
 	}
+	k := c.key()
 	for s := range h.subs {
 		if !s.filter.match(c) {
 			continue
+		}
+		if cnt, ok := s.seen[k]; ok {
+			delete(s.seen, k)
+			if cnt == c.Count {
+				continue // sent in the history, from ClickHouse
+			}
 		}
 		if s.syncing {
 			if len(s.pending) >= h.limits.pending {
@@ -213,12 +225,16 @@ func (h *hub) publish(c Count) {
 //     count published before this point is in the ring (or older than its
 //     horizon), every one after is held for s.
 //  2. Without the lock, ClickHouse is asked for the last n matching counts.
-//     It may lag Kafka, or already hold counts published after step 1.
+//     It usually lags Kafka, but may hold counts published after step 1,
+//     or, when this worker's reader is behind (replaying after a start),
+//     counts the ring has not seen yet.
 //  3. The two are merged, one count per key, the ring's winning, and the
 //     last n kept.
-//  4. Under mu, the held live counts already sent in the history (same key
-//     and count) are dropped, the history and the rest are queued as one
-//     batch, and s goes live.
+//  4. Under mu, a history count also held live with the same count is left
+//     out of the history: it follows live, in arrival order. The history
+//     and all held counts are queued as one item, and s goes live. The
+//     history counts that came from ClickHouse alone are remembered in
+//     s.seen, so that the reader catching up does not send them twice.
 //
 // ClickHouse failing is logged and the ring's history alone is sent.
 func (h *hub) sync(ctx context.Context, s *subscriber, f filter, n int) error {
@@ -230,6 +246,7 @@ func (h *hub) sync(ctx context.Context, s *subscriber, f filter, n int) error {
 	s.filter = f
 	s.syncing = true
 	s.pending = nil
+	s.seen = nil
 	recent := h.ring.recent(f, n)
 	h.mu.Unlock()
 
@@ -249,12 +266,13 @@ func (h *hub) sync(ctx context.Context, s *subscriber, f filter, n int) error {
 		}
 	}
 	hist := mergeHistory(stored, recent, n)
-
-	batch := make([][]byte, 0, len(hist))
-	sent := make(map[windowKey]uint64, len(hist))
-	for _, c := range hist {
-		batch = append(batch, c.frame())
-		sent[c.key()] = c.Count
+	inRing := make(map[windowKey]struct{}, len(recent))
+	for _, c := range recent {
+		inRing[c.key()] = struct{}{}
+	}
+	frames := make([][]byte, len(hist))
+	for i, c := range hist {
+		frames[i] = c.frame()
 	}
 
 	h.mu.Lock()
@@ -262,10 +280,26 @@ func (h *hub) sync(ctx context.Context, s *subscriber, f filter, n int) error {
 	if s.gone {
 		return errGone
 	}
+	live := make(map[windowKey]uint64, len(s.pending))
 	for _, p := range s.pending {
-		if cnt, ok := sent[p.c.key()]; ok && cnt == p.c.Count {
-			continue // already in the history
+		live[p.c.key()] = p.c.Count
+	}
+	batch := make([][]byte, 0, len(hist)+len(s.pending))
+	for i, c := range hist {
+		k := c.key()
+		if cnt, ok := live[k]; ok {
+			if cnt == c.Count {
+				continue // follows live
+			}
+		} else if _, ok := inRing[k]; !ok {
+			if s.seen == nil {
+				s.seen = make(map[windowKey]uint64)
+			}
+			s.seen[k] = c.Count
 		}
+		batch = append(batch, frames[i])
+	}
+	for _, p := range s.pending {
 		batch = append(batch, p.frame)
 	}
 	s.pending = nil

@@ -133,24 +133,63 @@ func (f *Feed) readFrom(ctx context.Context, next *int64, ok func(), emit func(C
 }
 
 // position sets the reader at the first record written since Replay ago,
-// or at the end when there is none. A definite refusal (not a temporary
-// Kafka error) also falls back to the end of the topic; other errors (Kafka
-// unreachable) are returned, to be retried.
+// or, when there is none, at the end offset read before that lookup, an
+// absolute offset: kafka-go's LastOffset would be resolved only when the
+// reader starts, skipping what was written in between. It is
+// reader.SetOffsetAt with that race closed. A definite refusal (not a
+// temporary Kafka error) falls back to the end of the topic; other errors
+// (Kafka unreachable) are returned, to be retried.
 func (f *Feed) position(ctx context.Context, reader *kafka.Reader) error {
 	since := time.Now().Add(-f.cfg.Replay)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := reader.SetOffsetAt(pctx, since)
+	offset, err := f.offsetAt(pctx, since)
 	var ke kafka.Error
 	switch {
 	case err == nil:
-		f.log.Info("feed reading", "topic", f.cfg.Topic, "since", since.UTC().Format(time.RFC3339))
-		return nil
+		f.log.Info("feed reading", "topic", f.cfg.Topic, "since", since.UTC().Format(time.RFC3339), "offset", offset)
+		return reader.SetOffset(offset)
 	case errors.As(err, &ke) && !ke.Temporary():
 		f.log.Warn("cannot find the offset of the replay start: reading from the end", "topic", f.cfg.Topic, "since", since, "err", err)
 		return reader.SetOffset(kafka.LastOffset)
 	}
 	return fmt.Errorf("find the offset of %s at %s: %w", f.cfg.Topic, since.UTC().Format(time.RFC3339), err)
+}
+
+// offsetAt returns the offset of the first record of partition 0 written at
+// or after t, or the partition's end offset when there is none.
+func (f *Feed) offsetAt(ctx context.Context, t time.Time) (int64, error) {
+	dialer := f.cfg.Dialer
+	if dialer == nil {
+		dialer = kafka.DefaultDialer
+	}
+	var err error
+	for _, b := range f.cfg.Brokers {
+		var conn *kafka.Conn
+		conn, err = dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, 0)
+		if err != nil {
+			continue
+		}
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(d)
+		}
+		// The end first: a record written after it is read either way.
+		end, err := conn.ReadLastOffset()
+		if err != nil {
+			_ = conn.Close()
+			return 0, err
+		}
+		offset, err := conn.ReadOffset(t)
+		_ = conn.Close()
+		if err != nil {
+			return 0, err
+		}
+		if offset < 0 { // no record since t
+			offset = end
+		}
+		return offset, nil
+	}
+	return 0, err
 }
 
 // probe checks every ReadyWindow/3 that the partition's leader answers and

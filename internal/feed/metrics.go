@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		received:      prometheus.NewCounter(opts("counts_received_total", "Counts read from the active-visitors topic.")),
 		invalid:       prometheus.NewCounter(opts("counts_invalid_total", "Records of the active-visitors topic that are not valid counts (skipped).")),
 		duplicates:    prometheus.NewCounter(opts("counts_duplicate_total", "Counts re-emitted with the same key, window and count as one still in the ring (not sent again).")),
-		framesSent:    prometheus.NewCounter(opts("frames_sent_total", "Count frames written to clients, history included.")),
+		framesSent:    prometheus.NewCounter(opts("frames_sent_total", "Frames written to clients: live counts, history and error frames.")),
 		historyErrors: prometheus.NewCounter(opts("history_errors_total", "History reads from ClickHouse that failed (the client got the ring's history only).")),
 		dropped: prometheus.NewCounterVec(opts("clients_dropped_total",
 			"Clients closed or refused by the server, by reason: slow, read_limit, pong_timeout, origin, max_clients."), []string{"reason"}),
