@@ -190,6 +190,25 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 	return conn, nil
 }
 
+// Connect returns a connection that dials on first use, for long-running
+// processes that must start, and report, while ClickHouse is down: each
+// query then fails with its own error until the server answers.
+func Connect(cfg Config) (driver.Conn, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, err
+	}
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to clickhouse at %s: %w", strings.Join(cfg.Addr, ","), err)
+	}
+	return conn, nil
+}
+
 // EnsureDatabase creates cfg.Database when it does not exist. It connects to
 // the database "default" to do so, with the rest of cfg.
 func EnsureDatabase(ctx context.Context, cfg Config) error {

@@ -34,6 +34,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			migrateCommand(),
 			queryCommand(),
 			produceCommand(),
+			watchCommand(),
 			healthcheckCommand(),
 		},
 		OnUsageError: usageError,

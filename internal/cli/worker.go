@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/internal/web"
 	"github.com/domination/domination/internal/worker"
@@ -36,6 +37,9 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.Int64Flag{Name: "max-rating", Value: 100, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
 			&cli.IntFlag{Name: "max-batch", Value: 4096, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
 			&cli.DurationFlag{Name: "max-wait", Value: stream.Config{}.WithDefaults().MaxWait, Usage: "how long a batch gathers after its first record", EnvVars: env("MAX_WAIT")},
+			&cli.StringSliceFlag{Name: "allowed-origin", Usage: "origin allowed to open the WebSocket feed besides the worker's own host (repeatable; * for any)", EnvVars: env("ALLOWED_ORIGINS")},
+			&cli.IntFlag{Name: "max-clients", Value: 1000, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
+			&cli.IntFlag{Name: "history", Value: 30, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.Config{}.WithDefaults().ShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
 		},
 		Action: runWorker,
@@ -76,6 +80,16 @@ func runWorker(c *cli.Context) error {
 		},
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+	chc, err := clickhouseConfig(c)
+	if err != nil {
+		return err
+	}
+	cfg.ClickHouse = chc
+	cfg.Feed = feed.Config{
+		AllowedOrigins: c.StringSlice("allowed-origin"),
+		MaxClients:     c.Int("max-clients"),
+		HistoryWindows: c.Int("history"),
 	}
 	w, err := worker.New(cfg, log)
 	if err != nil {

@@ -8,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/backoff"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/web"
 )
@@ -30,6 +33,11 @@ type Config struct {
 	Visits agents.VisitsConfig
 	// Web configures the HTTP server (port 6066 by default).
 	Web web.Config
+	// ClickHouse is where the feed reads history and /ready checks.
+	ClickHouse clickhouse.Config
+	// Feed configures the WebSocket feed on /ws; its Brokers, Dialer and
+	// Topic (Visits.OutputTopic) are filled in by the worker.
+	Feed feed.Config
 	// ShutdownTimeout bounds the whole stop: draining batches, committing,
 	// leaving the groups and closing the server. Overrunning it is an
 	// error. Default 30s.
@@ -65,6 +73,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Visits.Validate(); err != nil {
+		return err
+	}
+	if err := c.ClickHouse.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()
@@ -136,7 +147,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, err := web.New(cfg.Web, w.metrics.Registry, w.log)
+	chConn, err := clickhouse.Connect(cfg.ClickHouse)
+	if err != nil {
+		return err
+	}
+	defer chConn.Close()
+	fc := cfg.Feed
+	fc.Brokers, fc.Dialer, fc.Topic = cfg.Kafka.Brokers, dialer, cfg.Visits.OutputTopic
+	live, err := feed.New(fc, feed.NewClickHouseHistory(chConn), w.log, w.metrics.Registry)
+	if err != nil {
+		return err
+	}
+	webCfg := cfg.Web
+	webCfg.Ready = live.Ready
+	webCfg.Handlers = map[string]http.Handler{"/ws": live.Handler()}
+	srv, err := web.New(webCfg, w.metrics.Registry, w.log)
 	if err != nil {
 		return err
 	}
@@ -174,6 +199,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Info("shadow agent starting", "input", cfg.Shadow.InputTopic, "output", cfg.Shadow.OutputTopic, "dlq", cfg.Shadow.DeadLetterTopic)
 		return shadow.Run(ctx)
 	}))
+	g.Go(after(live.Run))
 	g.Go(after(func(ctx context.Context) error {
 		w.log.Info("visits agents starting", "input", cfg.Visits.InputTopic, "repartition", cfg.Visits.RepartitionTopic,
 			"output", cfg.Visits.OutputTopic, "dlq", cfg.Visits.DeadLetterTopic, "window", cfg.Visits.Window, "grace", cfg.Visits.Grace)
