@@ -36,6 +36,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			produceCommand(),
 			watchCommand(),
 			healthcheckCommand(),
+			verifyCommand(),
 		},
 		OnUsageError: usageError,
 		// Errors are printed once, by Main.
