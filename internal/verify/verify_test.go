@@ -95,8 +95,8 @@ func TestReconcileVisitsComparesWindowsWithAnOfflineRecomputation(t *testing.T) 
 		visit(4, "v4", 2, "north", 1010),   // next window: counted short
 		visit(5, "v5", 2, "north", 1011),
 		{Topic: "visits", Partition: 0, Offset: 6, Value: []byte("nope")}, // dead-lettered by the visits agent
-		visit(7, "late", 1, "north", 900), // dead-lettered as late by the windows agent
-		visit(8, "v6", 3, "", 1020),       // counted long
+		visit(7, "late", 1, "north", 900),                                 // dead-lettered as late by the windows agent
+		visit(8, "v6", 3, "", 1020),                                       // counted long
 	}
 	rows := []WindowRow{
 		{1, &north, 1000, 2}, {1, nil, 1000, 1}, {2, &north, 1010, 1}, {3, nil, 1020, 3}, {4, nil, 1020, 1},
