@@ -1,4 +1,5 @@
 # Daily commands. `make help` lists them.
+SHELL     := /bin/bash
 GO        ?= go
 BIN       ?= bin/domination
 PKGS      ?= ./...
@@ -31,7 +32,7 @@ lint: vet ## alias of vet
 test: up ## start the services, then vet and run every test (with the race detector) against them
 	bash scripts/test-deps.sh
 	$(MAKE) vet
-	$(GO) test $(TESTFLAGS) $(PKGS)
+	set -o pipefail; $(GO) test -json $(TESTFLAGS) $(PKGS) | python3 scripts/test-report.py
 
 test-unit: ## the tests that need no service (fast)
 	$(GO) test -race -count=1 ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
