@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 const exampleUUID = "0b8c9f0e-3a6f-4c55-9b1e-8d7c2f1a0e11"
@@ -145,16 +147,7 @@ func TestRatingLimitsValidateRejectsInvertedRangesAndNegativeSizes(t *testing.T)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.lim.Validate()
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.wantErr)
-			}
+			testenv.CheckErr(t, "Validate()", tt.lim.Validate(), tt.wantErr)
 		})
 	}
 }

@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -106,17 +107,26 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("kafka sasl mechanism %q is not supported", c.SASL.Mechanism)
 }
 
-// Dialer returns a dialer for consumer groups and partition readers.
-func (c Config) Dialer() (*kafka.Dialer, error) {
-	c = c.WithDefaults()
+// security validates c and returns its TLS settings and SASL mechanism.
+func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tc, err := c.TLS.Build()
 	if err != nil {
-		return nil, fmt.Errorf("kafka %w", err)
+		return nil, nil, fmt.Errorf("kafka %w", err)
 	}
 	mech, err := c.mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	return tc, mech, nil
+}
+
+// Dialer returns a dialer for consumer groups and partition readers.
+func (c Config) Dialer() (*kafka.Dialer, error) {
+	c = c.WithDefaults()
+	tc, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -132,14 +142,7 @@ func (c Config) Dialer() (*kafka.Dialer, error) {
 // Transport returns a transport for writers and the admin client.
 func (c Config) Transport() (*kafka.Transport, error) {
 	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	tc, err := c.TLS.Build()
-	if err != nil {
-		return nil, fmt.Errorf("kafka %w", err)
-	}
-	mech, err := c.mechanism()
+	tc, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}

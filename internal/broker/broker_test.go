@@ -33,16 +33,7 @@ func TestValidateReportsTheFirstSettingThatCannotWork(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.wantErr)
-			}
+			testenv.CheckErr(t, "Validate()", tt.cfg.Validate(), tt.wantErr)
 		})
 	}
 }

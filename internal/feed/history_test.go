@@ -2,57 +2,20 @@ package feed
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/domination/domination/internal/testenv"
 )
 
-// createActiveVisitors is the table as the migrations create it.
-const createActiveVisitors = `CREATE TABLE %s.active_visitors (account_id Int64, store_id Nullable(String), window_start DateTime('UTC'), window_end DateTime('UTC'), count UInt64)
-  ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_start) ORDER BY (account_id, ifNull(store_id, ''), isNull(store_id), window_start)`
-
 // clickHouseDB creates a database of t's own with the active_visitors
-// table, merges stopped so duplicates stay until read with FINAL, and
-// returns a connection whose default database it is.
+// table and returns a connection whose default database it is.
 func clickHouseDB(t *testing.T) (driver.Conn, string) {
-	t.Helper()
-	addr := testenv.ClickHouseAddr(t)
-	db := testenv.Name(t, "feed")
-	ctx := context.Background()
-	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatalf("open ClickHouse: %v", err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	if err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
-			t.Errorf("drop database %s: %v", db, err)
-		}
-	})
-	for _, stmt := range []string{
-		sprintf(createActiveVisitors, db),
-		"SYSTEM STOP MERGES " + db + ".active_visitors",
-	} {
-		if err := admin.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: db}})
-	if err != nil {
-		t.Fatalf("open ClickHouse database %s: %v", db, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn, db
+	return testenv.ClickHouseDatabase(t, "feed", testenv.CreateActiveVisitors)
 }
 
 // insertCounts inserts counts in one batch, hence one part.
@@ -162,7 +125,5 @@ func TestClickHouseHistoryFailsOnAClosedConnection(t *testing.T) {
 		t.Error("Ping on a closed connection succeeded")
 	}
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -15,53 +14,10 @@ import (
 	"github.com/domination/domination/internal/testenv"
 )
 
-// The tables as the migrations create them.
-const (
-	createShadow = `CREATE TABLE %s.shadow (type Enum8('Incompatible' = 0, 'Sha' = 1, 'Dow' = 2, 'ShaDow' = 3), unique_id String, emit_timestamp DateTime('UTC'), rating Int32)
-  ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(emit_timestamp) ORDER BY (emit_timestamp, unique_id)`
-	createActiveVisitors = `CREATE TABLE %s.active_visitors (account_id Int64, store_id Nullable(String), window_start DateTime('UTC'), window_end DateTime('UTC'), count UInt64)
-  ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_start) ORDER BY (account_id, ifNull(store_id, ''), isNull(store_id), window_start)`
-)
-
-// testDB creates a database of its own for t with both tables, merges
-// stopped so that duplicate rows stay in the parts until read with FINAL,
-// and returns a connection whose default database it is.
+// testDB creates a database of its own for t with both tables and returns
+// a connection whose default database it is.
 func testDB(t *testing.T) (driver.Conn, string) {
-	t.Helper()
-	addr := testenv.ClickHouseAddr(t)
-	db := testenv.Name(t, "q")
-	ctx := context.Background()
-
-	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatalf("open ClickHouse: %v", err)
-	}
-	t.Cleanup(func() { _ = admin.Close() })
-	if err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
-			t.Errorf("drop database %s: %v", db, err)
-		}
-	})
-	for _, stmt := range []string{
-		fmt.Sprintf(createShadow, db),
-		fmt.Sprintf(createActiveVisitors, db),
-		"SYSTEM STOP MERGES " + db + ".shadow",
-		"SYSTEM STOP MERGES " + db + ".active_visitors",
-	} {
-		if err := admin.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: db}})
-	if err != nil {
-		t.Fatalf("open ClickHouse database %s: %v", db, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn, db
+	return testenv.ClickHouseDatabase(t, "q", testenv.CreateShadow, testenv.CreateActiveVisitors)
 }
 
 type rating struct {

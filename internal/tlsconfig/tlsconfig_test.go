@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 // writeCA writes a self-signed CA certificate and its key as PEM files into
@@ -102,16 +104,7 @@ func TestValidateRejectsAHalfKeyPairAndMissingFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.wantErr)
-			}
+			testenv.CheckErr(t, "Validate()", tt.cfg.Validate(), tt.wantErr)
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/internal/web"
 )
 
@@ -37,15 +38,9 @@ func TestValidateRejectsBadTopicsPortsAndBrokers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			testenv.CheckErr(t, "Validate()", tt.cfg.Validate(), tt.wantErr)
 			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Validate() = %v, want nil", err)
-				}
 				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.wantErr)
 			}
 			// New refuses the same config, before starting anything.
 			if _, nerr := New(tt.cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); nerr == nil {
