@@ -122,10 +122,7 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 		return nil, err
 	}
 	lim := cfg.Limits.withDefaults()
-	dead := make(map[Reason]prometheus.Counter, len(ShadowReasons))
-	for _, r := range ShadowReasons {
-		dead[r] = rt.Metrics.DeadLettered.WithLabelValues(ShadowAgentName, string(r))
-	}
+	dead := deadCounters(rt.Metrics, ShadowAgentName, ShadowReasons)
 	sc := cfg.Stream
 	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = ShadowAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
 	factory := func(stream.Partition) stream.Processor {
@@ -148,10 +145,7 @@ func (s *Shadow) Owned() []int { return s.runner.Owned() }
 // tests and benchmarks that drive it without Kafka.
 func NewShadowProcessor(cfg ShadowConfig, m *metrics.Metrics) stream.Processor {
 	cfg = cfg.WithDefaults()
-	dead := make(map[Reason]prometheus.Counter, len(ShadowReasons))
-	for _, r := range ShadowReasons {
-		dead[r] = m.DeadLettered.WithLabelValues(ShadowAgentName, string(r))
-	}
+	dead := deadCounters(m, ShadowAgentName, ShadowReasons)
 	return &shadowProcessor{cfg: cfg, lim: cfg.Limits.withDefaults(), dead: dead, log: slog.New(slog.DiscardHandler)}
 }
 

@@ -302,7 +302,7 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dead := deadCounters(rt.Metrics, VisitsAgentName)
+	dead := deadCounters(rt.Metrics, VisitsAgentName, VisitReasons)
 	rc := cfg.Stream
 	rc.Name, rc.Brokers, rc.Topic, rc.GroupID = VisitsAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
 	repartition, err := stream.New(rc, rt.Dialer, rt.Admin, rt.Writer, func(stream.Partition) stream.Processor {
@@ -311,7 +311,7 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 	if err != nil {
 		return nil, fmt.Errorf("visits agent: %w", err)
 	}
-	wdead := deadCounters(rt.Metrics, WindowsAgentName)
+	wdead := deadCounters(rt.Metrics, WindowsAgentName, VisitReasons)
 	open := rt.Metrics.OpenWindows.WithLabelValues(WindowsAgentName)
 	wc := cfg.Stream
 	wc.Name, wc.Brokers, wc.Topic, wc.GroupID = WindowsAgentName, rt.Brokers, cfg.RepartitionTopic, cfg.GroupID+"-windows"
@@ -332,9 +332,11 @@ func (v *Visits) Run(ctx context.Context) error {
 	return errors.Join(<-errc, <-errc)
 }
 
-func deadCounters(m *metrics.Metrics, agent string) map[Reason]prometheus.Counter {
-	dead := make(map[Reason]prometheus.Counter, len(VisitReasons))
-	for _, r := range VisitReasons {
+// deadCounters returns the dead-letter counter of each reason for agent,
+// created up front so that every reason shows on /metrics from the start.
+func deadCounters(m *metrics.Metrics, agent string, reasons []Reason) map[Reason]prometheus.Counter {
+	dead := make(map[Reason]prometheus.Counter, len(reasons))
+	for _, r := range reasons {
 		dead[r] = m.DeadLettered.WithLabelValues(agent, string(r))
 	}
 	return dead

@@ -65,7 +65,7 @@ func testVisitsConfig() VisitsConfig {
 
 func newTestWindower(p stream.Partition) *windower {
 	m := metrics.New()
-	return newWindower(testVisitsConfig(), p, deadCounters(m, "windows"), m.OpenWindows.WithLabelValues("windows"), slog.New(slog.DiscardHandler))
+	return newWindower(testVisitsConfig(), p, deadCounters(m, "windows", VisitReasons), m.OpenWindows.WithLabelValues("windows"), slog.New(slog.DiscardHandler))
 }
 
 // drive processes msgs in batches of size batch, returning the counts and
