@@ -67,10 +67,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvAt(t, testenv.KafkaBrokers(t), testenv.ClickHouseAddr(t))
+}
+
+// newEnvAt is newEnv on other services than the shared ones: a second Kafka
+// or ClickHouse that a test may stop.
+func newEnvAt(t *testing.T, brokers []string, chAddr string) *env {
+	t.Helper()
 	e := &env{
 		t:       t,
-		brokers: testenv.KafkaBrokers(t),
-		chAddr:  testenv.ClickHouseAddr(t),
+		brokers: brokers,
+		chAddr:  chAddr,
 	}
 	base := testenv.Name(t, "e2e")
 	e.database = base
@@ -219,12 +226,20 @@ func freePort(t *testing.T) int {
 // server answers.
 func (e *env) startWorker(extra ...string) *worker {
 	e.t.Helper()
+	return e.startWorkerEnv(e.environ(), extra...)
+}
+
+// startWorkerEnv is startWorker with environ as the worker's extra
+// environment instead of e.environ() (tests of credentials pass secrets
+// this way).
+func (e *env) startWorkerEnv(environ []string, extra ...string) *worker {
+	e.t.Helper()
 	port := freePort(e.t)
 	args := append(e.args(), "worker", "-l", "info", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port), "--shadow-group", e.group)
 	args = append(args, extra...)
 	w := &worker{t: e.t, port: port, logs: &syncBuffer{}, done: make(chan error, 1)}
 	w.cmd = exec.Command(binary, args...)
-	w.cmd.Env = append(os.Environ(), e.environ()...)
+	w.cmd.Env = append(os.Environ(), environ...)
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
 	if err := w.cmd.Start(); err != nil {
 		e.t.Fatalf("start worker: %v", err)

@@ -13,6 +13,10 @@
 #   KAFKA_CONTROLLER_PORT     KRaft controller port    [9093]
 #   KAFKA_HEAP_OPTS           JVM heap                 [-Xms256m -Xmx1g]
 #   KAFKA_WAIT_SECONDS        readiness wait           [90]
+#   KAFKA_SASL_PORT           when set, also a SASL_PLAINTEXT listener on
+#                             this port with mechanism PLAIN and one user [unset]
+#   KAFKA_SASL_USERNAME       that user's name         [domination]
+#   KAFKA_SASL_PASSWORD       that user's password     [domination-secret]
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +29,9 @@ port="${KAFKA_PORT:-9092}"
 controller_port="${KAFKA_CONTROLLER_PORT:-9093}"
 heap="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 wait_seconds="${KAFKA_WAIT_SECONDS:-90}"
+sasl_port="${KAFKA_SASL_PORT:-}"
+sasl_user="${KAFKA_SASL_USERNAME:-domination}"
+sasl_password="${KAFKA_SASL_PASSWORD:-domination-secret}"
 
 fetch_jars() {
 	local stamp="$dir/libs/.pom.sha"
@@ -46,16 +53,29 @@ fetch_jars() {
 
 write_config() {
 	mkdir -p "$dir/data" "$dir/log"
+	local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+	local advertised="PLAINTEXT://127.0.0.1:$port"
+	local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+	local sasl=""
+	if [ -n "$sasl_port" ]; then
+		listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$sasl_port"
+		advertised="$advertised,SASL_PLAINTEXT://127.0.0.1:$sasl_port"
+		protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT"
+		sasl="sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$sasl_user\" password=\"$sasl_password\" user_$sasl_user=\"$sasl_password\";"
+	fi
 	cat >"$dir/server.properties" <<PROPS
 # Written by scripts/services/kafka.sh; edits are overwritten on the next up.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
+$sasl
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=1
