@@ -5,7 +5,7 @@ BIN       ?= bin/domination
 PKGS      ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build up down run test test-unit vet lint bench clean
+.PHONY: help build up down run test test-unit test-reliability vet lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,18 @@ test: up ## start the services, then vet and run every test (with the race detec
 	bash scripts/test-deps.sh
 	$(MAKE) vet
 	set -o pipefail; $(GO) test -json $(TESTFLAGS) $(PKGS) | python3 scripts/test-report.py
+
+# The reliability suite (internal/e2e/reliability_*_test.go, build tag
+# "reliability", and the kfake faults of internal/stream) breaks the pipeline on
+# purpose and reconciles every input; each scenario prints one line, gathered
+# at the end because go test hides the output of passing packages.
+RELIABILITY_TIMEOUT ?= 40m
+test-reliability: up ## faults, restarts and hostile input, reconciled: one line per scenario (about 15 min)
+	$(GO) vet -tags reliability ./internal/e2e/ ./internal/stream/
+	@report="$$(mktemp)"; status=0; \
+	DOMINATION_RELIABILITY_REPORT="$$report" $(GO) test -tags reliability -race -count=1 -timeout $(RELIABILITY_TIMEOUT) \
+		-run Reliability ./internal/stream/ ./internal/e2e/ || status=$$?; \
+	echo "reliability scenarios:"; cat "$$report"; rm -f "$$report"; exit $$status
 
 test-unit: ## the tests that need no service (fast)
 	$(GO) test -race -count=1 ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
