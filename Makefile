@@ -49,8 +49,8 @@ test-reliability: up ## faults, restarts and hostile input, reconciled: one line
 test-unit: ## the tests that need no service (fast)
 	$(GO) test -race -count=1 ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
 
-bench: ## micro-benchmarks of the hot paths
-	$(GO) test -run '^$$' -bench . -benchmem ./agents/ ./producer/
+bench: ## benchmark domination against Faust, Goka and a pass-through on the real services (bench/README.md; BENCH_RUNS=3 BENCH_RATINGS=1000000 ...)
+	GO="$(GO)" bash bench/run.sh
 
 clean: ## remove build output (not service data: see `make down`)
 	rm -rf bin
