@@ -63,7 +63,8 @@ func hostileRatings() []hostile {
 		{"2 MB payload", 3, twoMB(`{"rating":5,"unique_id":"h-%d",`), time.Time{}, agents.ReasonTooLarge},
 		{"empty unique_id", 10, constant(`{"rating":5,"unique_id":""}`), time.Time{}, agents.ReasonBadID},
 		{"10 KB unique_id", 10, sprintf(`{"rating":5,"unique_id":"%d-` + strings.Repeat("x", 10<<10) + `"}`), time.Time{}, agents.ReasonBadID},
-		{"record stamped at the epoch", 10, sprintf(`{"rating":5,"unique_id":"epoch-%d"}`), time.Unix(0, 0), agents.ReasonNoTimestamp},
+		// (A record stamped at the epoch itself cannot be sent with
+		// kafka-go, which stamps timestamp 0 with the current time.)
 		{"record stamped in 1970", 10, sprintf(`{"rating":5,"unique_id":"1970-%d"}`), time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC), badTimestamp},
 	}
 }

@@ -23,7 +23,18 @@ func TestReliabilityTenSIGKILLsDuringA200kRunLoseAndDuplicateNothing(t *testing.
 	wait := e.produceRatingsAsync(20261201, 200000, 3400)
 	for kill := 1; kill <= 10; kill++ {
 		time.Sleep(time.Duration(2500+r.IntN(3500)) * time.Millisecond)
+		// A random worker among those consuming, so that the kill lands
+		// mid-batch; any worker while the group is still rebalancing.
+		var owners []int
+		for j, w := range workers {
+			if w.metric(`domination_partitions_owned{agent="shadow"}`) > 0 {
+				owners = append(owners, j)
+			}
+		}
 		i := r.IntN(len(workers))
+		if len(owners) > 0 {
+			i = owners[r.IntN(len(owners))]
+		}
 		committed := workers[i].metric(`domination_committed_total{agent="shadow"}`)
 		if err := workers[i].stop(syscall.SIGKILL); err == nil {
 			t.Fatalf("kill %d: SIGKILL did not end the worker with an error status", kill)

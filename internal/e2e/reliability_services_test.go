@@ -73,13 +73,20 @@ func TestReliabilityClickHouseStoppedFor30sMidRunIngestionCatchesUp(t *testing.T
 	e.migrateUp()
 	w := e.startWorker("--max-batch", "1000")
 	waitFor(t, "/ready to answer 200", time.Minute, func() bool { code, _ := w.readiness(); return code == http.StatusOK })
-	const n = 100000
+	const n = 120000
+	begin := time.Now()
 	wait := e.produceRatingsAsync(20261204, n, 2000)
-	waitFor(t, "5,000 ratings in shadow", 2*time.Minute, func() bool { return e.count("SELECT count() FROM shadow FINAL") >= 5000 })
+	// Stop ClickHouse mid-run: the worker has committed part of the ratings
+	// and ClickHouse has stored some of them.
+	waitFor(t, "the worker to commit 10,000 ratings", 2*time.Minute, func() bool {
+		return w.metric(`domination_committed_total{agent="shadow"}`) >= 10000
+	})
+	waitFor(t, "ratings in shadow", 2*time.Minute, func() bool { return e.count("SELECT count() FROM shadow FINAL") > 0 })
+	t.Logf("%s into the run, ClickHouse holds %d ratings; stopping it", time.Since(begin).Round(time.Millisecond), e.count("SELECT count() FROM shadow FINAL"))
 
 	stopped := time.Now()
-	ch.stop()
 	before := w.metric(`domination_committed_total{agent="shadow"}`)
+	ch.stop()
 	var body string
 	waitFor(t, "/ready to report the ClickHouse outage", 30*time.Second, func() bool {
 		var code int
