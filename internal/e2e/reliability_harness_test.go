@@ -51,7 +51,7 @@ func printScenario(t *testing.T, scenario string, r verify.Report) {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
 			status := "PASS"
-			if !r.OK() || t.Failed() {
+			if !r.OK() || r.Unexpected != 0 || t.Failed() {
 				status = "FAIL"
 			}
 			fmt.Fprintf(f, "%s %s\n", line, status)
