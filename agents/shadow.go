@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -19,9 +20,6 @@ const ShadowAgentName = "shadow"
 
 // Reasons the shadow agent adds to the decoder's.
 const (
-	// ReasonNoTimestamp: the input record carries no timestamp, so the
-	// output's emit_timestamp cannot be derived from it.
-	ReasonNoTimestamp Reason = "missing_timestamp"
 	// ReasonOutputRejected: Kafka refused the output for good (too large).
 	ReasonOutputRejected Reason = "output_rejected"
 )
@@ -29,7 +27,7 @@ const (
 // ShadowReasons lists every reason the shadow agent dead-letters with.
 var ShadowReasons = []Reason{
 	ReasonMalformedJSON, ReasonMissingField, ReasonWrongType, ReasonOutOfRange,
-	ReasonBadID, ReasonTooLarge, ReasonNoTimestamp, ReasonOutputRejected,
+	ReasonBadID, ReasonTooLarge, ReasonBadTimestamp, ReasonOutputRejected,
 }
 
 // ShadowConfig configures the shadow agent.
@@ -177,8 +175,10 @@ func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
 		}
 		return
 	}
-	if m.Time.IsZero() || m.Time.Unix() <= 0 {
-		p.reject(m, ReasonNoTimestamp, "the input record has no timestamp", out)
+	if m.Time.Before(minVisitTime) {
+		// The record's timestamp becomes emit_timestamp: one before 2000
+		// (none, or the epoch) is a producer's bug, not a rating's time.
+		p.reject(m, ReasonBadTimestamp, fmt.Sprintf("the input record's timestamp %s is before 2000", m.Time.UTC().Format(time.RFC3339)), out)
 		return
 	}
 	if cap(p.arena)-len(p.arena) < len(r.UniqueID)*6+96 {

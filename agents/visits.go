@@ -27,8 +27,9 @@ const (
 
 // Reasons the visit agents dead-letter with, besides the shared ones.
 const (
-	// ReasonBadTimestamp: the visit's timestamp is before 2000, or too far
-	// from the time Kafka recorded for the message.
+	// ReasonBadTimestamp: a visit's timestamp (or a rating record's) is
+	// before 2000, or a visit's is too far from the time Kafka recorded for
+	// the message.
 	ReasonBadTimestamp Reason = "bad_timestamp"
 	// ReasonBadStoreID: store_id is empty, too long or not valid text.
 	ReasonBadStoreID Reason = "bad_store_id"
@@ -72,7 +73,8 @@ func (l VisitLimits) withDefaults() VisitLimits {
 	return l
 }
 
-// minVisitTime is the earliest timestamp a visit may carry.
+// minVisitTime is the earliest timestamp a visit, or a rating's record, may
+// carry.
 var minVisitTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Visit is a validated visit.

@@ -551,7 +551,17 @@ func (p *partition) produce(ctx, stop context.Context) error {
 				case e == nil:
 					ok = append(ok, pending[i])
 				case errors.Is(e, kafka.MessageSizeTooLarge):
-					p.proc.Rejected(pending[i], e, &rejected)
+					// Kafka refuses a whole batch for one record too large,
+					// and kafka-go reports it on every record of the batch:
+					// only a record refused on its own is rejected.
+					switch alone := p.r.writer.WriteMessages(wctx, pending[i]); {
+					case alone == nil:
+						ok = append(ok, pending[i])
+					case tooLarge(alone):
+						p.proc.Rejected(pending[i], alone, &rejected)
+					default:
+						retry = append(retry, pending[i])
+					}
 				default:
 					retry = append(retry, pending[i])
 				}
@@ -569,6 +579,22 @@ func (p *partition) produce(ctx, stop context.Context) error {
 		sleep(ctx, p.r.cfg.Retry.Delay(attempt))
 	}
 	return nil
+}
+
+// tooLarge reports whether a write failed because Kafka refuses the record's
+// size. kafka-go wraps a per-record error in WriteErrors, which errors.Is
+// does not look through.
+func tooLarge(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if errors.Is(e, kafka.MessageSizeTooLarge) {
+				return true
+			}
+		}
+		return false
+	}
+	return errors.Is(err, kafka.MessageSizeTooLarge)
 }
 
 func (p *partition) count(msgs []kafka.Message) {

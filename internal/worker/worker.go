@@ -109,12 +109,14 @@ func NewWriter(cfg broker.Config, batchTimeout time.Duration) (*kafka.Writer, er
 	}
 	cfg = cfg.WithDefaults()
 	return &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Brokers...),
-		Transport:              t,
-		Balancer:               &kafka.Murmur2Balancer{},
-		RequiredAcks:           kafka.RequireAll,
-		BatchSize:              4096,
-		BatchBytes:             4 << 20,
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Transport:    t,
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    4096,
+		// Kafka's default message.max.bytes: a larger batch is refused
+		// whole by a broker with the default.
+		BatchBytes:             1 << 20,
 		BatchTimeout:           batchTimeout,
 		MaxAttempts:            5,
 		WriteBackoffMin:        50 * time.Millisecond,
