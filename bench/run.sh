@@ -15,6 +15,13 @@ say "building bin/domination and the contenders"
 "$GO" build -o bin/domination ./cmd/domination
 (cd "$bench" && "$GO" build -o bin/harness ./harness && "$GO" build -o bin/passthrough ./peers/passthrough)
 (cd "$bench/peers/goka" && "$GO" build -o ../../bin/goka-shadow .)
+if [ "${BENCH_PROFILE:-}" = 1 ]; then
+	# A variant of the product binary that profiles itself (see
+	# profile/zz_pprof.go); the product's source is untouched.
+	overlay="$bench/bin/pprof-overlay.json"
+	printf '{"Replace":{"%s":"%s"}}\n' "$root/cmd/domination/zz_pprof.go" "$bench/profile/zz_pprof.go" >"$overlay"
+	"$GO" build -tags benchpprof -overlay "$overlay" -o "$bench/bin/domination-pprof" ./cmd/domination
+fi
 
 # Faust lives in a virtualenv of its own, rebuilt when its requirements change.
 venv="$bench/.venv"

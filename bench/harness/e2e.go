@@ -33,6 +33,11 @@ type e2eResult struct {
 	QueryableSeconds   float64  `json:"queryable_seconds"`
 	WorkerPeakRSSBytes int64    `json:"worker_peak_rss_bytes"`
 	Latency            *latency `json:"latency,omitempty"`
+	// SoloLatency is the same steady load through a fresh worker with no
+	// ClickHouse reading its output; PassthroughLatency through the
+	// pass-through baseline.
+	SoloLatency        *latency `json:"solo_latency,omitempty"`
+	PassthroughLatency *latency `json:"passthrough_latency,omitempty"`
 	Error              string   `json:"error,omitempty"`
 }
 
@@ -145,7 +150,8 @@ func (b *bench) e2e(ctx context.Context, res *e2eResult) error {
 	argv := append([]string{b.cfg.domination}, global...)
 	argv = append(argv, "worker", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port),
 		"--shadow-group", group, "--visits-group", group+"-visits", "--repartition-topic", others[2], "-l", "warn")
-	p, err := spawn("domination", argv, nil, filepath.Join(b.cfg.work, id+".log"))
+	argv = append(argv, b.cfg.dominationArgs...)
+	p, err := spawn("domination", argv, b.cfg.dominationEnv, filepath.Join(b.cfg.work, id+".log"))
 	if err != nil {
 		return err
 	}
@@ -184,10 +190,100 @@ func (b *bench) e2e(ctx context.Context, res *e2eResult) error {
 	}
 	logf("end to end: %d ratings queryable %.2fs after the worker started (committed after %.2fs)", n, res.QueryableSeconds, res.DrainedSeconds)
 
-	lat, err := b.steadyLatency(ctx, p, in, shadow, db)
+	// Let ClickHouse and the broker finish with the backlog (merges, log
+	// flushes) before measuring latency.
+	time.Sleep(settle)
+	lat, err := b.steadyLatency(ctx, in, shadow, db)
 	res.Latency = lat
 	res.WorkerPeakRSSBytes = p.sample.peak()
-	return err
+	p.stop(20 * time.Second)
+	if err != nil {
+		return err
+	}
+	// The same load through a worker alone (no ClickHouse reading its
+	// output) and through the pass-through, to tell the agent's latency
+	// from the machine's.
+	for _, name := range []string{"domination", "passthrough"} {
+		if !slices.Contains(b.cfg.contenders, name) {
+			continue
+		}
+		l, err := b.soloLatency(ctx, id, name)
+		if err != nil {
+			b.rep.note("%s latency run without ClickHouse: %v", name, err)
+			continue
+		}
+		if name == "domination" {
+			res.SoloLatency = l
+		} else {
+			res.PassthroughLatency = l
+		}
+	}
+	return nil
+}
+
+// settle is the pause before a latency measurement.
+const settle = 5 * time.Second
+
+// soloLatency runs the steady load through a fresh worker or the
+// pass-through, with nothing else reading their output.
+func (b *bench) soloLatency(ctx context.Context, id, name string) (*latency, error) {
+	id = id + "-solo-" + name
+	in, out, group := id+"-in", id+"-out", id+"-group"
+	others := []string{id + "-dlq", id + "-visits", id + "-av", id + "-vdlq", id + "-rep"}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		b.admin.deleteTopics(cctx, append([]string{in, out}, others...)...)
+		b.admin.deleteGroups(cctx, group, group+"-visits", group+"-visits-windows")
+	}()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, t := range []string{in, out} {
+		if err := b.admin.createTopic(tctx, t, 4, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+			return nil, err
+		}
+	}
+	argv := append([]string{b.cfg.passthrough, "-brokers", strings.Join(b.cfg.brokers, ","), "-group", group, "-input", in, "-output", out}, b.cfg.passthroughArgs...)
+	if name == "domination" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		argv = []string{b.cfg.domination, "--kafka-brokers", strings.Join(b.cfg.brokers, ","),
+			"--ratings-topic", in, "--shadow-topic", out, "--ratings-dlq-topic", others[0],
+			"--visits-topic", others[1], "--active-visitors-topic", others[2], "--visits-dlq-topic", others[3],
+			"worker", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port),
+			"--shadow-group", group, "--visits-group", group + "-visits", "--repartition-topic", others[4], "-l", "warn"}
+		argv = append(argv, b.cfg.dominationArgs...)
+	}
+	var env []string
+	if name == "domination" {
+		env = b.cfg.dominationEnv
+	}
+	p, err := spawn(name, argv, env, filepath.Join(b.cfg.work, id+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop(20 * time.Second)
+	// Wait until the group owns the partitions (one record through).
+	w := &kafka.Writer{Addr: kafka.TCP(b.cfg.brokers...), RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	if err := w.WriteMessages(tctx, kafka.Message{Topic: in, Key: []byte("warm-up"), Value: []byte(`{"rating":1,"unique_id":"warm-up"}`)}); err != nil {
+		return nil, err
+	}
+	for {
+		n, err := b.admin.records(tctx, out, 4)
+		if err == nil && n > 0 {
+			break
+		}
+		if tctx.Err() != nil {
+			return nil, fmt.Errorf("%s did not start: %w", name, tctx.Err())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(settle)
+	logf("end to end: the same steady load through %s alone", name)
+	return b.steadyLatency(ctx, in, out, "")
 }
 
 // queryShadowTotal runs `domination query shadow --format json` and adds
@@ -235,7 +331,8 @@ func (b *bench) clickhouse(ctx context.Context, query string) (string, error) {
 // steadyLatency produces cfg.rate ratings/s for cfg.steady into in while
 // the worker runs, and measures how long each takes to reach shadow and,
 // for probes, the ClickHouse table.
-func (b *bench) steadyLatency(ctx context.Context, p *proc, in, shadow, db string) (*latency, error) {
+// With db empty there are no ClickHouse probes.
+func (b *bench) steadyLatency(ctx context.Context, in, shadow, db string) (*latency, error) {
 	lat := &latency{Rate: b.cfg.rate, Seconds: b.cfg.steady.Seconds()}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -366,7 +463,7 @@ func (b *bench) steadyLatency(ctx context.Context, p *proc, in, shadow, db strin
 				msgs[i] = kafka.Message{Topic: in, Key: []byte(uid), Value: v, Time: now}
 				produced[uid] = now
 			}
-			if !now.Before(nextProbe) {
+			if db != "" && !now.Before(nextProbe) {
 				pmu.Lock()
 				probes = append(probes, &probe{uid: string(msgs[0].Key), produced: now})
 				pmu.Unlock()
@@ -439,8 +536,10 @@ func (b *bench) steadyLatency(ctx context.Context, p *proc, in, shadow, db strin
 	if len(toCH) < len(probes) {
 		b.rep.note("%d of %d ClickHouse probes were not queryable within the wait", len(probes)-len(toCH), len(probes))
 	}
-	logf("end to end: p50/p99 produce→shadow %.1f/%.1f ms, →ClickHouse %.0f/%.0f ms",
-		lat.ToShadow.P50, lat.ToShadow.P99, lat.ToClickHouse.P50, lat.ToClickHouse.P99)
+	logf("end to end: p50/p99 produce→output %.1f/%.1f ms", lat.ToShadow.P50, lat.ToShadow.P99)
+	if db != "" {
+		logf("end to end: p50/p99 produce→queryable in ClickHouse %.0f/%.0f ms", lat.ToClickHouse.P50, lat.ToClickHouse.P99)
+	}
 	return lat, nil
 }
 

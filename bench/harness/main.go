@@ -47,6 +47,21 @@ type config struct {
 	contenders []string
 	// timeout bounds one contender run.
 	timeout time.Duration
+	// profile runs the first domination run of the ratings and visits
+	// parts with dominationPprof, which writes CPU and heap profiles next
+	// to the JSON.
+	profile         bool
+	dominationPprof string
+	// dominationEnv is added to every domination worker's environment
+	// (BENCH_DOMINATION_ENV, space-separated NAME=VALUE), for experiments
+	// such as GOMEMLIMIT=100MiB or GOGC=50.
+	dominationEnv []string
+	// dominationArgs are added to every domination worker's command line
+	// (BENCH_DOMINATION_ARGS, space-separated), e.g. "--max-wait 5ms".
+	dominationArgs []string
+	// passthroughArgs are added to the pass-through's command line
+	// (BENCH_PASSTHROUGH_ARGS), e.g. "-max-wait 2ms".
+	passthroughArgs []string
 	// prefix names every topic, group and database of this invocation.
 	prefix string
 	// work holds logs; results the JSON.
@@ -62,20 +77,22 @@ func loadConfig() (config, error) {
 	root := filepath.Dir(bench)
 	stamp := time.Now().UTC().Format("20060102t150405")
 	c := config{
-		root:           root,
-		bench:          bench,
-		domination:     env("BENCH_DOMINATION", filepath.Join(root, "bin", "domination")),
-		passthrough:    env("BENCH_PASSTHROUGH", filepath.Join(bench, "bin", "passthrough")),
-		goka:           env("BENCH_GOKA", filepath.Join(bench, "bin", "goka-shadow")),
-		python:         env("BENCH_PYTHON", filepath.Join(bench, ".venv", "bin", "python")),
-		brokers:        strings.Split(env("BENCH_KAFKA_BROKERS", "127.0.0.1:9092"), ","),
-		chAddr:         env("BENCH_CLICKHOUSE_ADDR", "127.0.0.1:9000"),
-		chHTTP:         env("BENCH_CLICKHOUSE_HTTP", "http://127.0.0.1:8123"),
-		chKafkaBrokers: env("BENCH_CLICKHOUSE_KAFKA_BROKERS", ""),
-		prefix:         "bench-" + stamp,
-		work:           filepath.Join(bench, ".work", stamp),
-		results:        filepath.Join(bench, "results"),
-		parts:          map[string]bool{},
+		root:            root,
+		bench:           bench,
+		domination:      env("BENCH_DOMINATION", filepath.Join(root, "bin", "domination")),
+		passthrough:     env("BENCH_PASSTHROUGH", filepath.Join(bench, "bin", "passthrough")),
+		goka:            env("BENCH_GOKA", filepath.Join(bench, "bin", "goka-shadow")),
+		python:          env("BENCH_PYTHON", filepath.Join(bench, ".venv", "bin", "python")),
+		profile:         env("BENCH_PROFILE", "") == "1",
+		dominationPprof: env("BENCH_DOMINATION_PPROF", filepath.Join(bench, "bin", "domination-pprof")),
+		brokers:         strings.Split(env("BENCH_KAFKA_BROKERS", "127.0.0.1:9092"), ","),
+		chAddr:          env("BENCH_CLICKHOUSE_ADDR", "127.0.0.1:9000"),
+		chHTTP:          env("BENCH_CLICKHOUSE_HTTP", "http://127.0.0.1:8123"),
+		chKafkaBrokers:  env("BENCH_CLICKHOUSE_KAFKA_BROKERS", ""),
+		prefix:          "bench-" + stamp,
+		work:            filepath.Join(bench, ".work", stamp),
+		results:         filepath.Join(bench, "results"),
+		parts:           map[string]bool{},
 	}
 	ints := []struct {
 		name string
@@ -97,7 +114,7 @@ func loadConfig() (config, error) {
 	if c.faustRatings > c.ratings {
 		c.faustRatings = c.ratings
 	}
-	if c.runs, err = strconv.Atoi(env("BENCH_RUNS", "3")); err != nil || c.runs <= 0 {
+	if c.runs, err = strconv.Atoi(env("BENCH_RUNS", "5")); err != nil || c.runs <= 0 {
 		return c, fmt.Errorf("BENCH_RUNS must be a positive integer")
 	}
 	if c.rate, err = strconv.Atoi(env("BENCH_RATE", "10000")); err != nil || c.rate <= 0 {
@@ -165,7 +182,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(cfg.results, 0o755); err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, admin: newAdmin(cfg.brokers), rep: newReport(cfg)}
+	b := &bench{cfg: cfg, admin: newAdmin(cfg.brokers), rep: newReport(cfg), services: servicePIDs(cfg.root)}
 	logf("benchmark %s: logs in %s", cfg.prefix, cfg.work)
 	if cfg.parts["ratings"] {
 		b.ratings(ctx)
@@ -194,6 +211,8 @@ type bench struct {
 	cfg   config
 	admin *admin
 	rep   *report
+	// services are the pids of the broker, ClickHouse and the harness.
+	services []int
 }
 
 // logf reports progress on stderr, so stdout holds only the results.

@@ -96,6 +96,21 @@ func (p *proc) stop(grace time.Duration) {
 	live.Unlock()
 }
 
+// profiled asks a bin/domination-pprof process to finish its profiles
+// (SIGUSR1) and waits for them, at most 10s.
+func (p *proc) profiled(cpuPath string) error {
+	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return err
+	}
+	for range 100 {
+		if _, err := os.Stat(cpuPath + ".done"); err == nil {
+			return os.Remove(cpuPath + ".done")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s wrote no profile to %s", p.name, cpuPath)
+}
+
 // tail returns the last n lines of the process's log, for error reports.
 func (p *proc) tail(n int) string {
 	b, err := os.ReadFile(p.log.Name())
@@ -278,4 +293,51 @@ func kib(line string) int64 {
 	}
 	n, _ := strconv.ParseInt(f[1], 10, 64)
 	return n << 10
+}
+
+// machine is a reading of the whole machine's CPU time, and of the
+// processes that are not the contender: the broker, ClickHouse and the
+// harness itself. What the machine spent beyond those and the contender is
+// background load (other programs), which makes a run less trustworthy.
+type machine struct {
+	busy     float64 // seconds of non-idle CPU since boot, all cores
+	services float64 // broker + ClickHouse + harness CPU seconds
+}
+
+// servicePIDs are the broker and ClickHouse processes started by
+// scripts/services (read from their pid files; none under Docker).
+func servicePIDs(root string) []int {
+	var pids []int
+	for _, f := range []string{".services/kafka/kafka.pid", ".services/clickhouse/clickhouse.pid"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return append(pids, os.Getpid())
+}
+
+func readMachine(services []int) machine {
+	var m machine
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseFloat(v, 64)
+			// user nice system idle iowait irq softirq steal guest guest_nice
+			if i == 3 || i == 4 || i >= 8 {
+				continue
+			}
+			m.busy += n / clockTicks
+		}
+	}
+	for _, pid := range services {
+		if c, ok := cpuSeconds(pid); ok {
+			m.services += c
+		}
+	}
+	return m
 }

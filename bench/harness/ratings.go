@@ -32,6 +32,12 @@ type ratingsRun struct {
 	// CPUSecondsTotal: process start until drained, start-up included.
 	CPUSecondsTotal float64 `json:"cpu_seconds_total"`
 	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
+	// ServiceCores and BackgroundCores are the mean cores used, over the
+	// drain, by the broker, ClickHouse and the harness together, and by
+	// everything else on the machine besides the contender (other people's
+	// programs): background load makes a run less trustworthy.
+	ServiceCores    float64 `json:"service_cores"`
+	BackgroundCores float64 `json:"background_cores"`
 	OutputRecords   int64   `json:"output_records"`
 	DLQRecords      int64   `json:"dlq_records"`
 	Error           string  `json:"error,omitempty"`
@@ -48,8 +54,8 @@ func (b *bench) ratings(ctx context.Context) {
 			if r.Error != "" {
 				logf("ratings %s run %d: %s", name, run, firstLine(r.Error))
 			} else {
-				logf("ratings %s run %d: %d msgs, %.0f msg/s, %.2f CPU s/M, peak RSS %.0f MB, wall %.2fs",
-					name, run, r.Messages, r.MessagesPerSecond, r.CPUSecondsPerMillion, mb(r.PeakRSSBytes), r.WallSeconds)
+				logf("ratings %s run %d: %d msgs, %.0f msg/s, %.2f CPU s/M, peak RSS %.0f MB, wall %.2fs, services %.2f cores, background %.2f cores",
+					name, run, r.Messages, r.MessagesPerSecond, r.CPUSecondsPerMillion, mb(r.PeakRSSBytes), r.WallSeconds, r.ServiceCores, r.BackgroundCores)
 			}
 			b.rep.addRatings(r)
 		}
@@ -105,6 +111,18 @@ func (b *bench) ratingsOnce(ctx context.Context, name string, run int) ratingsRu
 	if err != nil {
 		return fail(err)
 	}
+	var prof profiling
+	if name == "domination" {
+		env = append(env, b.cfg.dominationEnv...)
+	}
+	if name == "domination" && run == 1 {
+		argv, env = b.profiled(argv, env, &prof, "ratings")
+	}
+	if name == "passthrough" && run == 1 && b.cfg.profile {
+		path := filepath.Join(b.cfg.results, b.cfg.prefix+"-passthrough.cpu.pprof")
+		argv = append(argv, "-cpuprofile", path)
+		b.rep.note("profiled run (its figures include the profiler's overhead): go tool pprof -top %s", path)
+	}
 	p, err := spawn(name, argv, env, filepath.Join(b.cfg.work, id+".log"))
 	if err != nil {
 		return fail(err)
@@ -114,6 +132,8 @@ func (b *bench) ratingsOnce(ctx context.Context, name string, run int) ratingsRu
 	if err != nil {
 		return fail(err)
 	}
+	res.ServiceCores, res.BackgroundCores = d.load()
+	b.collect(p, prof)
 	res.StartupSeconds = d.first.at.Sub(p.start).Seconds()
 	res.DrainSeconds = d.last.at.Sub(d.first.at).Seconds()
 	res.WallSeconds = d.last.at.Sub(p.start).Seconds()
@@ -157,15 +177,16 @@ func (b *bench) ratingsCommand(name, in, out, dlq, group, id string) (argv, env 
 		if err != nil {
 			return nil, nil, err
 		}
-		return []string{b.cfg.domination, "--kafka-brokers", brokers,
+		argv := []string{b.cfg.domination, "--kafka-brokers", brokers,
 			"--ratings-topic", in, "--shadow-topic", out, "--ratings-dlq-topic", dlq,
 			"--visits-topic", id + "-visits", "--active-visitors-topic", id + "-av", "--visits-dlq-topic", id + "-vdlq",
 			"worker", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port),
-			"--shadow-group", group, "--visits-group", group + "-visits", "--repartition-topic", id + "-rep", "-l", "warn"}, nil, nil
+			"--shadow-group", group, "--visits-group", group + "-visits", "--repartition-topic", id + "-rep", "-l", "warn"}
+		return append(argv, b.cfg.dominationArgs...), nil, nil
 	case "goka":
 		return []string{b.cfg.goka, "-brokers", brokers, "-group", group, "-input", in, "-output", out, "-dlq", dlq}, nil, nil
 	case "passthrough":
-		return []string{b.cfg.passthrough, "-brokers", brokers, "-group", group, "-input", in, "-output", out}, nil, nil
+		return append([]string{b.cfg.passthrough, "-brokers", brokers, "-group", group, "-input", in, "-output", out}, b.cfg.passthroughArgs...), nil, nil
 	case "faust":
 		dir := filepath.Join(b.cfg.work, id+"-faust")
 		return []string{b.cfg.python, filepath.Join(b.cfg.bench, "peers", "faust", "app.py"), "worker", "-l", "warn"},
@@ -211,6 +232,22 @@ type drainTarget struct {
 type drain struct {
 	first, last usage
 	firstDone   int64
+	// firstMachine and lastMachine are the machine's readings at first and
+	// last.
+	firstMachine, lastMachine machine
+}
+
+// load returns the mean cores used between first and last by the
+// services, and by everything but the services and the contender.
+func (d drain) load() (services, background float64) {
+	secs := d.last.at.Sub(d.first.at).Seconds()
+	if secs <= 0 {
+		return 0, 0
+	}
+	svc := d.lastMachine.services - d.firstMachine.services
+	busy := d.lastMachine.busy - d.firstMachine.busy
+	contender := d.last.cpu - d.first.cpu
+	return svc / secs, max(busy-svc-contender, 0) / secs
 }
 
 // watchDrain polls the targets' committed offsets every 50ms until all
@@ -248,11 +285,12 @@ func (b *bench) watchDrain(ctx context.Context, p *proc, targets []drainTarget) 
 		}
 		if perr == nil {
 			u := p.sample.now()
+			m := readMachine(b.services)
 			if done > 0 && d.first.at.IsZero() {
-				d.first, d.firstDone = u, done
+				d.first, d.firstDone, d.firstMachine = u, done, m
 			}
 			if done >= total && total > 0 {
-				d.last = u
+				d.last, d.lastMachine = u, m
 				return d, nil
 			}
 		}
@@ -292,3 +330,30 @@ func firstLine(s string) string {
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+// profiling names the profiles of one run ("" when not profiling).
+type profiling struct{ cpu, heap string }
+
+// profiled switches a domination command to the profiling variant when
+// cfg.profile is set.
+func (b *bench) profiled(argv, env []string, prof *profiling, what string) ([]string, []string) {
+	if !b.cfg.profile {
+		return argv, env
+	}
+	base := filepath.Join(b.cfg.results, b.cfg.prefix+"-"+what)
+	prof.cpu, prof.heap = base+".cpu.pprof", base+".heap.pprof"
+	argv = append([]string{b.cfg.dominationPprof}, argv[1:]...)
+	return argv, append(env, "BENCH_CPUPROFILE="+prof.cpu, "BENCH_HEAPPROFILE="+prof.heap)
+}
+
+// collect ends a profiled run's profiles and notes where they are.
+func (b *bench) collect(p *proc, prof profiling) {
+	if prof.cpu == "" {
+		return
+	}
+	if err := p.profiled(prof.cpu); err != nil {
+		b.rep.note("profile: %v", err)
+		return
+	}
+	b.rep.note("profiled run (its figures include the profiler's overhead): go tool pprof -top %s (heap: %s)", prof.cpu, prof.heap)
+}

@@ -42,6 +42,7 @@ type ratingsSummary struct {
 	MaxPeakRSSBytes      int64   `json:"max_peak_rss_bytes"`
 	StartupSeconds       float64 `json:"startup_seconds"`
 	WallSeconds          float64 `json:"wall_seconds"`
+	BackgroundCores      float64 `json:"background_cores"`
 	ThroughputVsDom      float64 `json:"throughput_vs_domination,omitempty"`
 	CPUVsDom             float64 `json:"cpu_vs_domination,omitempty"`
 	RSSVsDom             float64 `json:"rss_vs_domination,omitempty"`
@@ -95,7 +96,7 @@ func (r *report) finish() {
 	r.FinishedSecond = time.Since(r.Started).Seconds()
 	for _, name := range r.cfg.contenders {
 		s := ratingsSummary{Contender: name}
-		var rate, cpu, start, wall []float64
+		var rate, cpu, start, wall, bg []float64
 		var rss []int64
 		for _, run := range r.RatingsRuns {
 			if run.Contender != name {
@@ -112,6 +113,7 @@ func (r *report) finish() {
 			s.Runs++
 			rate, cpu, start, wall = append(rate, run.MessagesPerSecond), append(cpu, run.CPUSecondsPerMillion), append(start, run.StartupSeconds), append(wall, run.WallSeconds)
 			rss = append(rss, run.PeakRSSBytes)
+			bg = append(bg, run.BackgroundCores)
 			s.MaxPeakRSSBytes = max(s.MaxPeakRSSBytes, run.PeakRSSBytes)
 		}
 		if s.Runs == 0 && s.Failed == 0 {
@@ -119,6 +121,7 @@ func (r *report) finish() {
 		}
 		s.MessagesPerSecond, s.CPUSecondsPerMillion, s.StartupSeconds, s.WallSeconds = median(rate), median(cpu), median(start), median(wall)
 		s.PeakRSSBytes = median(rss)
+		s.BackgroundCores = median(bg)
 		r.Ratings = append(r.Ratings, s)
 	}
 	dom := r.rating("domination")
@@ -131,6 +134,16 @@ func (r *report) finish() {
 		}
 	}
 	r.targets()
+	var worst float64
+	for _, run := range r.RatingsRuns {
+		worst = max(worst, run.BackgroundCores)
+	}
+	for _, run := range r.VisitsRuns {
+		worst = max(worst, run.BackgroundCores)
+	}
+	if worst > 0.25 {
+		r.note("other programs used up to %.2f of the %d cores during some runs (background cores): those figures are lower, and noisier, than on an idle machine", worst, runtime.NumCPU())
+	}
 }
 
 func (r *report) rating(name string) *ratingsSummary {
@@ -240,21 +253,22 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "\n1. Ratings agent: consume dominate (4 partitions), classify, produce shadow (acks=all), commit after ack.\n")
 		fmt.Fprintf(w, "   Median of %d runs per contender, run order interleaved; msg/s and CPU exclude start-up (first commit → all committed).\n\n", cfg.runs)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "contender\tmessages\tmsg/s\tvs dom\tCPU s/M msgs\tvs dom\tpeak RSS MB\tvs dom\tstart-up s\twall s\truns ok\t")
+		fmt.Fprintln(tw, "contender\tmessages\tmsg/s\tvs dom\tCPU s/M msgs\tvs dom\tpeak RSS MB\tvs dom\tstart-up s\twall s\tbackground cores\truns ok\t")
 		for _, s := range r.Ratings {
 			if s.Runs == 0 {
-				fmt.Fprintf(tw, "%s\t%s\tcould not run\t\t\t\t\t\t\t\t0/%d\t\n", s.Contender, commas(float64(s.Messages)), s.Failed)
+				fmt.Fprintf(tw, "%s\t%s\tcould not run\t\t\t\t\t\t\t\t\t0/%d\t\n", s.Contender, commas(float64(s.Messages)), s.Failed)
 				continue
 			}
 			name := s.Contender
 			if s.Messages != cfg.ratings {
 				name += "*"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%s\t%.0f\t%s\t%.2f\t%.2f\t%d/%d\t\n", name, commas(float64(s.Messages)),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%s\t%.0f\t%s\t%.2f\t%.2f\t%.2f\t%d/%d\t\n", name, commas(float64(s.Messages)),
 				commas(s.MessagesPerSecond), ratio(s.ThroughputVsDom), s.CPUSecondsPerMillion, ratio(s.CPUVsDom),
-				mb(s.PeakRSSBytes), ratio(s.RSSVsDom), s.StartupSeconds, s.WallSeconds, s.Runs, s.Runs+s.Failed)
+				mb(s.PeakRSSBytes), ratio(s.RSSVsDom), s.StartupSeconds, s.WallSeconds, s.BackgroundCores, s.Runs, s.Runs+s.Failed)
 		}
 		tw.Flush()
+		fmt.Fprintf(w, "   background cores: CPU used during the drain by programs other than the contender, the broker, ClickHouse and the harness.\n")
 		for _, s := range r.Ratings {
 			if s.Runs > 0 && s.Messages != cfg.ratings {
 				fmt.Fprintf(w, "   * %s drained %s ratings per run (the others %s): a scaled input, its msg/s and CPU per million are measured on it.\n",
@@ -270,8 +284,8 @@ func (r *report) print(w io.Writer) {
 			commas(float64(cfg.visits)), v.Keys, commas(v.WindowSeconds))
 		fmt.Fprintf(w, "   Median of %d runs.\n\n", v.Runs)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "stage\tvisits/s\tCPU s/M visits\tpeak RSS MB\tseconds\t")
-		fmt.Fprintf(tw, "processed through both stages (start-up excluded)\t%s\t%.2f\t%.0f\t%.2f\t\n", commas(v.VisitsPerSecond), v.CPUSecondsPerMillion, mb(v.PeakRSSBytes), v.ProcessSeconds)
+		fmt.Fprintln(tw, "stage\tvisits/s\tCPU s/M visits\tpeak RSS MB (max)\tseconds\tbackground cores\t")
+		fmt.Fprintf(tw, "processed through both stages (start-up excluded)\t%s\t%.2f\t%.0f\t%.2f\t%.2f\t\n", commas(v.VisitsPerSecond), v.CPUSecondsPerMillion, mb(v.PeakRSSBytes), v.ProcessSeconds, v.BackgroundCores)
 		fmt.Fprintf(tw, "until every offset committed (windows closed)\t%s\t\t\t%.2f\t\n", commas(v.DrainedVisitsPerSecond), v.DrainedSeconds)
 		tw.Flush()
 		fmt.Fprintf(w, "   windows emitted: %s; dead-lettered visits: %s; Faust's tumbling-window version: %s\n", commas(float64(v.WindowsEmitted)), commas(float64(v.DeadLettered)), v.Faust)
@@ -303,6 +317,16 @@ func (r *report) print(w io.Writer) {
 				{"produce → queryable in ClickHouse (probes)", l.ToClickHouse},
 			} {
 				fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t\n", row.name, commas(float64(row.d.Count)), row.d.P50, row.d.P99, row.d.Max)
+			}
+			for _, solo := range []struct {
+				name string
+				l    *latency
+			}{{"worker alone (no ClickHouse reading)", e.SoloLatency}, {"pass-through alone", e.PassthroughLatency}} {
+				if solo.l == nil {
+					continue
+				}
+				fmt.Fprintf(tw, "%s: produce → output appended\t%s\t%.1f\t%.1f\t%.1f\t\n", solo.name, commas(float64(solo.l.ToShadow.Count)), solo.l.ToShadow.P50, solo.l.ToShadow.P99, solo.l.ToShadow.Max)
+				fmt.Fprintf(tw, "  of which input appended → output appended\t%s\t%.1f\t%.1f\t%.1f\t\n", commas(float64(solo.l.Agent.Count)), solo.l.Agent.P50, solo.l.Agent.P99, solo.l.Agent.Max)
 			}
 			tw.Flush()
 			if l.Missing > 0 {

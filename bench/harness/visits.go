@@ -36,10 +36,12 @@ type visitsRun struct {
 	DrainedVisitsPerSecond float64 `json:"drained_visits_per_second"`
 	CPUSecondsPerMillion   float64 `json:"cpu_seconds_per_million"`
 	PeakRSSBytes           int64   `json:"peak_rss_bytes"`
-	RepartitionRecords     int64   `json:"repartition_records"`
-	WindowsEmitted         int64   `json:"windows_emitted"`
-	DeadLettered           int64   `json:"dead_lettered"`
-	Error                  string  `json:"error,omitempty"`
+	// BackgroundCores: see ratingsRun, over the processing window.
+	BackgroundCores    float64 `json:"background_cores"`
+	RepartitionRecords int64   `json:"repartition_records"`
+	WindowsEmitted     int64   `json:"windows_emitted"`
+	DeadLettered       int64   `json:"dead_lettered"`
+	Error              string  `json:"error,omitempty"`
 }
 
 // visitsSummary is the median of the successful visits runs (peak RSS: the
@@ -55,6 +57,7 @@ type visitsSummary struct {
 	DrainedVisitsPerSecond float64 `json:"drained_visits_per_second"`
 	CPUSecondsPerMillion   float64 `json:"cpu_seconds_per_million"`
 	PeakRSSBytes           int64   `json:"peak_rss_bytes"`
+	BackgroundCores        float64 `json:"background_cores"`
 	WindowsEmitted         int64   `json:"windows_emitted"`
 	DeadLettered           int64   `json:"dead_lettered"`
 	Faust                  string  `json:"faust"`
@@ -68,15 +71,15 @@ func (b *bench) visits(ctx context.Context) {
 		if r.Error != "" {
 			logf("visits run %d: %s", run, firstLine(r.Error))
 		} else {
-			logf("visits run %d: %.0f visits/s processed, drained after %.1fs, peak RSS %.0f MB, %d windows, %d dead-lettered",
-				run, r.VisitsPerSecond, r.DrainedSeconds, mb(r.PeakRSSBytes), r.WindowsEmitted, r.DeadLettered)
+			logf("visits run %d: %.0f visits/s processed, drained after %.1fs, peak RSS %.0f MB, %d windows, %d dead-lettered, background %.2f cores",
+				run, r.VisitsPerSecond, r.DrainedSeconds, mb(r.PeakRSSBytes), r.WindowsEmitted, r.DeadLettered, r.BackgroundCores)
 		}
 		runs = append(runs, r)
 	}
 	b.rep.VisitsRuns = runs
 	s := &visitsSummary{Keys: visitAccounts * (visitStores + 1), WindowSeconds: 10,
 		Faust: "skipped: a Faust tumbling-window table with a repartition step is a second application to write and tune; the ratings comparison is the like-for-like one"}
-	var rate, proc, drained, drate, cpu []float64
+	var rate, proc, drained, drate, cpu, bg []float64
 	var windows, dead []int64
 	for _, r := range runs {
 		if r.Error != "" {
@@ -89,10 +92,12 @@ func (b *bench) visits(ctx context.Context) {
 		s.Runs++
 		rate, proc, drained, drate, cpu = append(rate, r.VisitsPerSecond), append(proc, r.ProcessSeconds), append(drained, r.DrainedSeconds), append(drate, r.DrainedVisitsPerSecond), append(cpu, r.CPUSecondsPerMillion)
 		windows, dead = append(windows, r.WindowsEmitted), append(dead, r.DeadLettered)
+		bg = append(bg, r.BackgroundCores)
 		s.PeakRSSBytes = max(s.PeakRSSBytes, r.PeakRSSBytes)
 	}
 	s.VisitsPerSecond, s.ProcessSeconds, s.DrainedSeconds, s.DrainedVisitsPerSecond, s.CPUSecondsPerMillion = median(rate), median(proc), median(drained), median(drate), median(cpu)
 	s.WindowsEmitted, s.DeadLettered = median(windows), median(dead)
+	s.BackgroundCores = median(bg)
 	b.rep.Visits = s
 }
 
@@ -150,7 +155,13 @@ func (b *bench) visitsOnce(ctx context.Context, run int) visitsRun {
 		"--visits-topic", visits, "--active-visitors-topic", av, "--visits-dlq-topic", vdlq,
 		"worker", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port),
 		"--shadow-group", id + "-shadow", "--visits-group", group, "--repartition-topic", rep, "-l", "warn"}
-	p, err := spawn("domination", argv, nil, filepath.Join(b.cfg.work, id+".log"))
+	argv = append(argv, b.cfg.dominationArgs...)
+	var prof profiling
+	env := b.cfg.dominationEnv
+	if run == 1 {
+		argv, env = b.profiled(argv, env, &prof, "visits")
+	}
+	p, err := spawn("domination", argv, env, filepath.Join(b.cfg.work, id+".log"))
 	if err != nil {
 		return fail(err)
 	}
@@ -158,6 +169,7 @@ func (b *bench) visitsOnce(ctx context.Context, run int) visitsRun {
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 
 	var first, processed usage
+	var firstMachine machine
 	var firstDone float64
 	deadline := time.Now().Add(b.cfg.timeout)
 	for {
@@ -178,7 +190,7 @@ func (b *bench) visitsOnce(ctx context.Context, run int) visitsRun {
 		u := p.sample.now()
 		cv, cw := m[`domination_committed_total{agent="visits"}`], m[`domination_committed_total{agent="windows"}`]
 		if first.at.IsZero() && cv > 0 {
-			first, firstDone = u, cv
+			first, firstDone, firstMachine = u, cv, readMachine(b.services)
 		}
 		if first.at.IsZero() {
 			continue
@@ -190,6 +202,7 @@ func (b *bench) visitsOnce(ctx context.Context, run int) visitsRun {
 				res.ProcessSeconds = processed.at.Sub(first.at).Seconds()
 				res.VisitsPerSecond = (float64(n) - firstDone) / res.ProcessSeconds
 				res.CPUSecondsPerMillion = (processed.cpu - first.cpu) / ((float64(n) - firstDone) / 1e6)
+				_, res.BackgroundCores = drain{first: first, last: processed, firstMachine: firstMachine, lastMachine: readMachine(b.services)}.load()
 			}
 		}
 		if processed.at.IsZero() {
@@ -210,6 +223,7 @@ func (b *bench) visitsOnce(ctx context.Context, run int) visitsRun {
 		}
 	}
 	res.PeakRSSBytes = p.sample.peak()
+	b.collect(p, prof)
 	res.WindowsEmitted, _ = b.admin.records(ctx, av, 1)
 	res.DeadLettered, _ = b.admin.records(ctx, vdlq, 1)
 	return res

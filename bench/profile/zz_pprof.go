@@ -5,11 +5,14 @@
 // variant of the product binary that profiles itself, without changing the
 // product's source. With BENCH_CPUPROFILE set it records a CPU profile from
 // start-up; SIGUSR1 stops it, writes a heap profile to BENCH_HEAPPROFILE
-// (if set) and creates BENCH_CPUPROFILE.done.
+// (if set) and creates BENCH_CPUPROFILE.done. With BENCH_PPROF_ADDR set it
+// also serves net/http/pprof there, for looking at a run by hand.
 
 package main
 
 import (
+	"net/http"
+	_ "net/http/pprof" // served on BENCH_PPROF_ADDR
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -17,6 +20,9 @@ import (
 )
 
 func init() {
+	if addr := os.Getenv("BENCH_PPROF_ADDR"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
 	path := os.Getenv("BENCH_CPUPROFILE")
 	if path == "" {
 		return

@@ -16,7 +16,9 @@ import (
 	"errors"
 	"flag"
 	"log"
+	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +33,8 @@ func main() {
 	output := flag.String("output", "", "topic to write")
 	maxBatch := flag.Int("max-batch", 4096, "records per produce-and-commit cycle, per partition")
 	maxWait := flag.Duration("max-wait", 20*time.Millisecond, "how long a batch gathers after its first record")
+	commit := flag.Bool("commit", true, "commit offsets (false: for latency experiments only; nothing is ever committed)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file until stopped (for comparing with domination's)")
 	flag.Parse()
 	if *group == "" || *input == "" || *output == "" {
 		log.Fatal("passthrough: -group, -input and -output are required")
@@ -38,6 +42,19 @@ func main() {
 	addrs := strings.Split(*brokers, ",")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatalf("passthrough: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatalf("passthrough: %v", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(addrs...),
@@ -75,14 +92,14 @@ func main() {
 		}
 		for _, a := range gen.Assignments[*input] {
 			gen.Start(func(gctx context.Context) {
-				copyPartition(gctx, gen, w, addrs, *input, *output, a.ID, a.Offset, *maxBatch, *maxWait)
+				copyPartition(gctx, gen, w, addrs, *input, *output, a.ID, a.Offset, *maxBatch, *maxWait, *commit)
 			})
 		}
 	}
 }
 
 // copyPartition copies one partition until the generation ends.
-func copyPartition(ctx context.Context, gen *kafka.Generation, w *kafka.Writer, brokers []string, input, output string, id int, offset int64, maxBatch int, maxWait time.Duration) {
+func copyPartition(ctx context.Context, gen *kafka.Generation, w *kafka.Writer, brokers []string, input, output string, id int, offset int64, maxBatch int, maxWait time.Duration, commit bool) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:         brokers,
 		Topic:           input,
@@ -129,6 +146,9 @@ func copyPartition(ctx context.Context, gen *kafka.Generation, w *kafka.Writer, 
 			}
 			log.Printf("passthrough: produce %d records: %v; retrying", len(out), err)
 			time.Sleep(100 * time.Millisecond)
+		}
+		if !commit {
+			continue
 		}
 		next := in[len(in)-1].Offset + 1
 		if err := gen.CommitOffsets(map[string]map[int]int64{input: {id: next}}); err != nil {
