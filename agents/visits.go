@@ -104,14 +104,14 @@ func AppendGroupKey(dst []byte, account int64, store *string) []byte {
 // value.
 func (v Visit) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, []byte(v.ID))
+	dst = AppendJSONString(dst, []byte(v.ID))
 	dst = append(dst, `,"account_id":`...)
 	dst = strconv.AppendInt(dst, v.AccountID, 10)
 	dst = append(dst, `,"store_id":`...)
 	if v.StoreID == nil {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, []byte(*v.StoreID))
+		dst = AppendJSONString(dst, []byte(*v.StoreID))
 	}
 	dst = append(dst, `,"timestamp":`...)
 	dst = strconv.AppendFloat(dst, v.Timestamp, 'f', -1, 64)
@@ -390,7 +390,9 @@ func jsonInt(tok []byte) (int64, bool) {
 	return parseInt(tok)
 }
 
-func appendJSONString(dst, s []byte) []byte {
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
+// would (invalid UTF-8 becomes U+FFFD), the way every agent output is.
+func AppendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	dst = appendEscaped(dst, s)
 	return append(dst, '"')

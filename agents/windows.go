@@ -211,7 +211,7 @@ func (w *windower) countMessage(k windowKey, n int) kafka.Message {
 	if store == nil {
 		v = append(v, "null"...)
 	} else {
-		v = appendJSONString(v, []byte(*store))
+		v = AppendJSONString(v, []byte(*store))
 	}
 	v = append(v, `,"window":[`...)
 	v = strconv.AppendInt(v, k.start, 10)

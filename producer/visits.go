@@ -2,7 +2,6 @@ package producer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/broker"
 )
 
@@ -124,42 +124,10 @@ func (c VisitsConfig) Validate() error {
 	return nil
 }
 
-// Visit is one generated visit.
-type Visit struct {
-	// ID is a version 4 UUID, also the message key.
-	ID        string
-	AccountID int64
-	// StoreID is nil for a visit without a store (JSON null).
-	StoreID *string
-	// Timestamp is in Unix seconds, to the microsecond.
-	Timestamp float64
-}
-
-// AppendJSON appends v encoded as the message value
-// {"id":"…","account_id":…,"store_id":"…" or null,"timestamp":…} to dst.
-func (v Visit) AppendJSON(dst []byte) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, v.ID)
-	dst = append(dst, `,"account_id":`...)
-	dst = strconv.AppendInt(dst, v.AccountID, 10)
-	dst = append(dst, `,"store_id":`...)
-	if v.StoreID == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = appendJSONString(dst, *v.StoreID)
-	}
-	dst = append(dst, `,"timestamp":`...)
-	dst = strconv.AppendFloat(dst, v.Timestamp, 'f', -1, 64)
-	return append(dst, '}')
-}
-
-func appendJSONString(dst []byte, s string) []byte {
-	b, err := json.Marshal(s)
-	if err != nil { // a string always marshals
-		panic(err)
-	}
-	return append(dst, b...)
-}
+// Visit is one generated visit: the type the visits agent decodes, so that
+// what is produced and what is consumed share one encoding
+// (agents.Visit.AppendJSON).
+type Visit = agents.Visit
 
 // VisitStream yields the deterministic sequence of visits for a
 // configuration: the same Seed, AccountIDs, StoreIDs and LateFraction give
@@ -195,7 +163,7 @@ func NewVisitStream(cfg VisitsConfig) (*VisitStream, error) {
 	}
 	for _, id := range cfg.StoreIDs {
 		s.stores = append(s.stores, &id)
-		s.storeJSON = append(s.storeJSON, appendJSONString(nil, id))
+		s.storeJSON = append(s.storeJSON, agents.AppendJSONString(nil, []byte(id)))
 	}
 	s.stores = append(s.stores, nil)
 	s.storeJSON = append(s.storeJSON, []byte("null"))
