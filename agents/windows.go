@@ -3,8 +3,8 @@ package agents
 import (
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,16 +77,20 @@ type windower struct {
 	watermark, replayMark int64
 	replayUntil           int64
 	next                  int64
-	dead                  map[Reason]prometheus.Counter
-	open                  prometheus.Gauge
-	openIDs               int
-	log                   *slog.Logger
+	// nextClose is the earliest end + grace (ms) of any open window: the
+	// open windows are scanned only when the watermark reaches it, not on
+	// every visit that moves event time forward.
+	nextClose int64
+	dead      map[Reason]prometheus.Counter
+	open      prometheus.Gauge
+	openIDs   int
+	log       *slog.Logger
 }
 
 func newWindower(cfg VisitsConfig, p stream.Partition, dead map[Reason]prometheus.Counter, open prometheus.Gauge, log *slog.Logger) *windower {
 	w := &windower{
 		cfg: cfg, size: cfg.Window.Milliseconds(), grace: cfg.Grace.Milliseconds(),
-		windows: map[windowKey]*window{}, dead: dead, open: open,
+		windows: map[windowKey]*window{}, dead: dead, open: open, nextClose: math.MaxInt64,
 		watermark: -1 << 62, replayMark: -1 << 62,
 		log: log.With("agent", WindowsAgentName, "partition", p.ID),
 	}
@@ -142,18 +146,28 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 	if win == nil {
 		win = &window{first: m.Offset}
 		w.windows[k] = win
+		w.nextClose = min(w.nextClose, end+w.grace)
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(v.ID))
-	id := h.Sum64()
-	if win.ids.add(id) {
+	if win.ids.add(fnv64a(v.ID)) {
 		w.openIDs++
 		w.open.Inc()
 	}
 	if ts > w.watermark {
 		w.watermark = ts
-		w.closeUpTo(out)
+		if w.watermark >= w.nextClose {
+			w.closeUpTo(out)
+		}
 	}
+}
+
+// fnv64a is the 64-bit FNV-1a hash of s, without hash.Hash's allocation.
+func fnv64a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // Tick advances event time with the wall clock on an idle, caught-up
@@ -161,7 +175,9 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 func (w *windower) Tick(now time.Time, out *stream.Output) {
 	if ms := now.UnixMilli(); ms > w.watermark {
 		w.watermark = ms
-		w.closeUpTo(out)
+		if w.watermark >= w.nextClose {
+			w.closeUpTo(out)
+		}
 	}
 }
 
@@ -169,9 +185,12 @@ func (w *windower) Tick(now time.Time, out *stream.Output) {
 // has reached, oldest first.
 func (w *windower) closeUpTo(out *stream.Output) {
 	var closing []windowKey
+	w.nextClose = math.MaxInt64
 	for k := range w.windows {
-		if k.start*1000+w.size+w.grace <= w.watermark {
+		if at := k.start*1000 + w.size + w.grace; at <= w.watermark {
 			closing = append(closing, k)
+		} else {
+			w.nextClose = min(w.nextClose, at)
 		}
 	}
 	sort.Slice(closing, func(i, j int) bool {
