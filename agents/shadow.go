@@ -139,14 +139,6 @@ func (s *Shadow) Run(ctx context.Context) error { return s.runner.Run(ctx) }
 // Owned returns the input partitions this worker consumes now.
 func (s *Shadow) Owned() []int { return s.runner.Owned() }
 
-// NewShadowProcessor returns the shadow agent's per-partition logic, for
-// tests and benchmarks that drive it without Kafka.
-func NewShadowProcessor(cfg ShadowConfig, m *metrics.Metrics) stream.Processor {
-	cfg = cfg.WithDefaults()
-	dead := deadCounters(m, ShadowAgentName, ShadowReasons)
-	return &shadowProcessor{cfg: cfg, lim: cfg.Limits.withDefaults(), dead: dead, log: slog.New(slog.DiscardHandler)}
-}
-
 // shadowProcessor classifies the ratings of one partition.
 type shadowProcessor struct {
 	cfg  ShadowConfig

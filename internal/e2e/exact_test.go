@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/producer"
 )
 
@@ -75,7 +76,7 @@ func TestQueryShadowReportsExactCountsForASeededStreamWithOneWorker(t *testing.T
 	}
 	want := expectedCounts(seed, ratings)
 	var got map[string]uint64
-	waitFor(t, "query shadow to report every rating", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "query shadow to report every rating", 60*time.Second, func() bool {
 		got = e.queryCounts()
 		return sum(got) >= ratings
 	})
@@ -96,7 +97,7 @@ func TestQueryShadowStaysExactWhenAWorkerIsKilledMidwayAndRestarted(t *testing.T
 	go func() {
 		done <- runEnv(t, 3*time.Minute, e.environ(), append(e.args(), "produce", "ratings", "--count", strconv.Itoa(ratings), "--seed", strconv.Itoa(seed), "--rate", "20000")...)
 	}()
-	waitFor(t, "worker a to process some ratings", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "worker a to process some ratings", 60*time.Second, func() bool {
 		return a.metric(`domination_committed_total{agent="shadow"}`) > 5000
 	})
 	if err := a.stop(syscall.SIGKILL); err == nil {
@@ -109,7 +110,7 @@ func TestQueryShadowStaysExactWhenAWorkerIsKilledMidwayAndRestarted(t *testing.T
 	}
 	want := expectedCounts(seed, ratings)
 	var got map[string]uint64
-	waitFor(t, "query shadow to report every rating", 120*time.Second, func() bool {
+	testenv.WaitFor(t, "query shadow to report every rating", 120*time.Second, func() bool {
 		got = e.queryCounts()
 		return sum(got) >= ratings
 	})
@@ -127,7 +128,7 @@ func TestQueryShadowTypeInjectionIsRejectedAndTablesStayIntact(t *testing.T) {
 	e.migrateUp()
 	e.startWorker()
 	e.cli("produce", "ratings", "--count", "1000", "--seed", "3")
-	waitFor(t, "1000 ratings", 60*time.Second, func() bool { return e.count("SELECT count() FROM shadow FINAL") == 1000 })
+	testenv.WaitFor(t, "1000 ratings", 60*time.Second, func() bool { return e.count("SELECT count() FROM shadow FINAL") == 1000 })
 	r := runEnv(t, time.Minute, e.environ(), append(e.args(), "query", "shadow", "--type", "x' OR 1=1 --")...)
 	if r.code == 0 && strings.TrimSpace(r.stdout) != "" && !strings.Contains(r.stdout, "(0 rows)") {
 		t.Fatalf("an injected --type matched rows: %s", r.stdout)

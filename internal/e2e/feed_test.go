@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 // frame is what the feed pushes to a client.
@@ -113,7 +115,7 @@ func TestFeedClientsOfTwoWorkersReceiveTheOfflineCountsAndFiltersHold(t *testing
 	window := []string{"--window", fmt.Sprintf("%ds", visitWindow), "--grace", "1s"}
 	w1 := e.startWorker(window...)
 	w2 := e.startWorker(window...)
-	waitFor(t, "both workers ready", 30*time.Second, func() bool { return w1.ready() && w2.ready() })
+	testenv.WaitFor(t, "both workers ready", 30*time.Second, func() bool { return w1.ready() && w2.ready() })
 	c1 := w1.dial(t, "?history=0")
 	c2 := w2.dial(t, "?history=0")
 	filtered := w2.dial(t, "?history=0")
@@ -125,7 +127,7 @@ func TestFeedClientsOfTwoWorkersReceiveTheOfflineCountsAndFiltersHold(t *testing
 	want := e.offlineWindows(sent, visitWindow)
 	for name, c := range map[string]*feedClient{"worker 1": c1, "worker 2": c2} {
 		var got []string
-		waitFor(t, "every window on the client of "+name, 60*time.Second, func() bool {
+		testenv.WaitFor(t, "every window on the client of "+name, 60*time.Second, func() bool {
 			got = c.distinct()
 			return len(got) >= len(want)
 		})
@@ -135,7 +137,7 @@ func TestFeedClientsOfTwoWorkersReceiveTheOfflineCountsAndFiltersHold(t *testing
 	}
 	wantTwo := only(want, 2)
 	var got []string
-	waitFor(t, "account 2's windows on the filtered client", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "account 2's windows on the filtered client", 30*time.Second, func() bool {
 		got = filtered.distinct()
 		return len(got) >= len(wantTwo)
 	})
@@ -143,7 +145,7 @@ func TestFeedClientsOfTwoWorkersReceiveTheOfflineCountsAndFiltersHold(t *testing
 		t.Fatalf("the filtered client received %s", diff(got, wantTwo))
 	}
 	var stored []string
-	waitFor(t, "active_visitors to hold every window", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "active_visitors to hold every window", 30*time.Second, func() bool {
 		stored = e.storedWindows()
 		return len(stored) >= len(want)
 	})
@@ -159,10 +161,10 @@ func TestFeedLateClientGetsHistoryThenLiveWithoutGapOrRepeat(t *testing.T) {
 	const phase = 500
 	e.cli(visitArgs(phase, 31)...)
 	first := e.offlineWindows(phase, visitWindow)
-	waitFor(t, "the first phase in active_visitors", 60*time.Second, func() bool { return len(e.storedWindows()) >= len(first) })
+	testenv.WaitFor(t, "the first phase in active_visitors", 60*time.Second, func() bool { return len(e.storedWindows()) >= len(first) })
 
 	late := w.dial(t, "?history=1000")
-	waitFor(t, "the history", 30*time.Second, func() bool { return len(late.received()) >= len(first) })
+	testenv.WaitFor(t, "the history", 30*time.Second, func() bool { return len(late.received()) >= len(first) })
 	history := late.received()[:len(first)]
 	for i := 1; i < len(history); i++ {
 		if history[i].From < history[i-1].From {
@@ -172,7 +174,7 @@ func TestFeedLateClientGetsHistoryThenLiveWithoutGapOrRepeat(t *testing.T) {
 
 	e.cli(visitArgs(phase, 32)...)
 	all := e.offlineWindows(2*phase, visitWindow)
-	waitFor(t, "every window on the late client", 60*time.Second, func() bool { return len(late.received()) >= len(all) })
+	testenv.WaitFor(t, "every window on the late client", 60*time.Second, func() bool { return len(late.received()) >= len(all) })
 	time.Sleep(time.Second) // a repeated frame would arrive now
 	frames := late.received()
 	seen := map[string]bool{}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func TestMigrateUpCreatesTheSixObjectsAndDownRemovesThem(t *testing.T) {
@@ -126,7 +128,7 @@ func TestAShadowEventProducedToKafkaAppearsInClickHouse(t *testing.T) {
 	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte("one-event"), Value: []byte(msg)}); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	waitFor(t, "the event in shadow", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the event in shadow", 30*time.Second, func() bool {
 		return e.count("SELECT count() FROM shadow FINAL WHERE unique_id = 'one-event'") == 1
 	})
 	t.Logf("the event was queryable %s after it was produced", time.Since(start).Round(time.Millisecond))

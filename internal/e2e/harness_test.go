@@ -251,7 +251,7 @@ func (e *env) startWorkerEnv(environ []string, extra ...string) *worker {
 			e.t.Logf("worker on port %d logs:\n%s", port, w.logs.String())
 		}
 	})
-	waitFor(e.t, "worker /healthz", 30*time.Second, func() bool {
+	testenv.WaitFor(e.t, "worker /healthz", 30*time.Second, func() bool {
 		res, err := http.Get(w.url("/healthz"))
 		if err != nil {
 			return false
@@ -300,17 +300,6 @@ func (w *worker) metric(prefix string) float64 {
 		}
 	}
 	return sum
-}
-
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // writer returns a writer to topic with a transport of its own: kafka-go's

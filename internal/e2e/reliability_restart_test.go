@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 // Scenario 1: workers killed with SIGKILL at random points, ten times,
@@ -93,7 +95,7 @@ func TestReliabilitySIGTERMDrainsAndCommitsSoARestartReprocessesAtMostOneBatch(t
 	flags := []string{"--max-batch", "500", "--shutdown-timeout", deadline.String()}
 	w := e.startWorker(flags...)
 	wait := e.produceRatingsAsync(20261207, 60000, 5000)
-	waitFor(t, "the worker to commit 15,000 ratings", time.Minute, func() bool {
+	testenv.WaitFor(t, "the worker to commit 15,000 ratings", time.Minute, func() bool {
 		return w.metric(`domination_committed_total{agent="shadow"}`) >= 15000
 	})
 	start := time.Now()

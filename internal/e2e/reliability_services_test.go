@@ -32,7 +32,7 @@ func TestReliabilityKafkaStoppedFor30sMidRunWorkersResumeByThemselves(t *testing
 	const n = 100000
 	acked := make(chan int, 1)
 	go func() { acked <- e.steadyRatings(context.Background(), 20261203, n, 2000) }()
-	waitFor(t, "the workers to commit 15,000 ratings", 2*time.Minute, func() bool { return committed() >= 15000 })
+	testenv.WaitFor(t, "the workers to commit 15,000 ratings", 2*time.Minute, func() bool { return committed() >= 15000 })
 
 	stopped := time.Now()
 	k.stop()
@@ -45,7 +45,7 @@ func TestReliabilityKafkaStoppedFor30sMidRunWorkersResumeByThemselves(t *testing
 	}
 	k.up()
 	t.Logf("kafka was down for %s; the workers had committed %.0f ratings", time.Since(stopped).Round(time.Second), before)
-	waitFor(t, "the workers to commit again after the outage", 2*time.Minute, func() bool { return committed() > before })
+	testenv.WaitFor(t, "the workers to commit again after the outage", 2*time.Minute, func() bool { return committed() > before })
 	if got := <-acked; got != n {
 		t.Fatalf("the producer got %d of %d ratings acknowledged", got, n)
 	}
@@ -72,23 +72,23 @@ func TestReliabilityClickHouseStoppedFor30sMidRunIngestionCatchesUp(t *testing.T
 	e := newEnvAt(t, testenv.KafkaBrokers(t), ch.addr)
 	e.migrateUp()
 	w := e.startWorker("--max-batch", "1000")
-	waitFor(t, "/ready to answer 200", time.Minute, func() bool { code, _ := w.readiness(); return code == http.StatusOK })
+	testenv.WaitFor(t, "/ready to answer 200", time.Minute, func() bool { code, _ := w.readiness(); return code == http.StatusOK })
 	const n = 120000
 	begin := time.Now()
 	wait := e.produceRatingsAsync(20261204, n, 2000)
 	// Stop ClickHouse mid-run: the worker has committed part of the ratings
 	// and ClickHouse has stored some of them.
-	waitFor(t, "the worker to commit 10,000 ratings", 2*time.Minute, func() bool {
+	testenv.WaitFor(t, "the worker to commit 10,000 ratings", 2*time.Minute, func() bool {
 		return w.metric(`domination_committed_total{agent="shadow"}`) >= 10000
 	})
-	waitFor(t, "ratings in shadow", 2*time.Minute, func() bool { return e.count("SELECT count() FROM shadow FINAL") > 0 })
+	testenv.WaitFor(t, "ratings in shadow", 2*time.Minute, func() bool { return e.count("SELECT count() FROM shadow FINAL") > 0 })
 	t.Logf("%s into the run, ClickHouse holds %d ratings; stopping it", time.Since(begin).Round(time.Millisecond), e.count("SELECT count() FROM shadow FINAL"))
 
 	stopped := time.Now()
 	before := w.metric(`domination_committed_total{agent="shadow"}`)
 	ch.stop()
 	var body string
-	waitFor(t, "/ready to report the ClickHouse outage", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "/ready to report the ClickHouse outage", 30*time.Second, func() bool {
 		var code int
 		code, body = w.readiness()
 		return code == http.StatusServiceUnavailable
@@ -107,7 +107,7 @@ func TestReliabilityClickHouseStoppedFor30sMidRunIngestionCatchesUp(t *testing.T
 	}
 	ch.up()
 	restarted := time.Now()
-	waitFor(t, "/ready to recover", time.Minute, func() bool { code, _ := w.readiness(); return code == http.StatusOK })
+	testenv.WaitFor(t, "/ready to recover", time.Minute, func() bool { code, _ := w.readiness(); return code == http.StatusOK })
 	t.Logf("clickhouse was down for %s; the worker committed %.0f ratings meanwhile; /ready recovered %s after the restart",
 		restarted.Sub(stopped).Round(time.Second), during-before, time.Since(restarted).Round(time.Millisecond))
 	wait()
@@ -187,10 +187,10 @@ func TestReliabilityWrongPasswordsFailClearlyWithoutLeakingSecrets(t *testing.T)
 	// A worker with a wrong SASL password keeps running, says why it cannot
 	// work, and is not ready.
 	bad := e.startWorkerEnv(sasl(wrongKafka), "--kafka-brokers", saslAddr)
-	waitFor(t, "the worker to log the SASL failure", time.Minute, func() bool {
+	testenv.WaitFor(t, "the worker to log the SASL failure", time.Minute, func() bool {
 		return strings.Contains(strings.ToLower(bad.logs.String()), "sasl authentication failed")
 	})
-	waitFor(t, "/ready to answer 503", time.Minute, func() bool { code, _ := bad.readiness(); return code == http.StatusServiceUnavailable })
+	testenv.WaitFor(t, "/ready to answer 503", time.Minute, func() bool { code, _ := bad.readiness(); return code == http.StatusServiceUnavailable })
 	_, body := bad.readiness()
 	noSecret(t, "/ready", body, wrongKafka, secret)
 	_ = bad.stop(syscall.SIGTERM)
@@ -199,7 +199,7 @@ func TestReliabilityWrongPasswordsFailClearlyWithoutLeakingSecrets(t *testing.T)
 	// A worker with a wrong ClickHouse password serves Kafka but is not
 	// ready, and /ready names ClickHouse.
 	badCH := e.startWorkerEnv(append(e.environ(), "DOMINATION_CLICKHOUSE_PASSWORD="+wrongCH))
-	waitFor(t, "/ready to name ClickHouse", time.Minute, func() bool {
+	testenv.WaitFor(t, "/ready to name ClickHouse", time.Minute, func() bool {
 		code, body := badCH.readiness()
 		return code == http.StatusServiceUnavailable && strings.Contains(strings.ToLower(body), "clickhouse")
 	})

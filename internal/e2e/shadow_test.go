@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/testenv"
 )
 
 // badInput is one kind of invalid rating and the reason it must be
@@ -65,7 +66,7 @@ func TestShadowDeadLettersEveryKindOfBadInputAndKeepsTheRest(t *testing.T) {
 		t.Fatalf("produce the mixed stream: %v", err)
 	}
 
-	waitFor(t, "every valid rating in shadow", 90*time.Second, func() bool {
+	testenv.WaitFor(t, "every valid rating in shadow", 90*time.Second, func() bool {
 		return e.count("SELECT count() FROM shadow FINAL WHERE unique_id LIKE 'valid-%'") == valid
 	})
 	for typ, n := range wantTypes {

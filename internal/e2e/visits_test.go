@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/testenv"
 )
 
 // windowCount is one (account, store, window) count, as a comparable string.
@@ -143,7 +144,7 @@ func TestActiveVisitorsEqualAnOfflineRecomputationWithTwoWorkers(t *testing.T) {
 	}
 	want := e.offlineWindows(sent, visitWindow)
 	var got []string
-	waitFor(t, "every window in active_visitors", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "every window in active_visitors", 60*time.Second, func() bool {
 		got = e.storedWindows()
 		return len(got) >= len(want)
 	})
@@ -162,7 +163,7 @@ func TestActiveVisitorsStayExactWhenAWorkerIsKilledMidWindow(t *testing.T) {
 	const sent = 3000
 	done := make(chan result, 1)
 	go func() { done <- runEnv(t, 3*time.Minute, e.environ(), append(e.args(), visitArgs(sent, 12)...)...) }()
-	waitFor(t, "worker a to count some visits", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "worker a to count some visits", 60*time.Second, func() bool {
 		return a.metric(`domination_committed_total{agent="windows"}`) > 300
 	})
 	if err := a.stop(syscall.SIGKILL); err == nil {
@@ -174,7 +175,7 @@ func TestActiveVisitorsStayExactWhenAWorkerIsKilledMidWindow(t *testing.T) {
 	}
 	want := e.offlineWindows(sent, visitWindow)
 	var got []string
-	waitFor(t, "every window in active_visitors", 90*time.Second, func() bool {
+	testenv.WaitFor(t, "every window in active_visitors", 90*time.Second, func() bool {
 		got = e.storedWindows()
 		return len(got) >= len(want)
 	})

@@ -111,11 +111,11 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 		}
 	})
 
-	eventually(t, 15*time.Second, "three counts replayed", func() bool { return value(t, f.m.received) == 3 })
+	testenv.WaitFor(t, "three counts replayed", 15*time.Second, func() bool { return value(t, f.m.received) == 3 })
 	if got := value(t, f.m.invalid); got != 1 {
 		t.Errorf("invalid = %v, want 1", got)
 	}
-	eventually(t, 5*time.Second, "ready", func() bool { return f.Ready(context.Background()) == nil })
+	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
 
 	srv := newServer(t, f)
 	c := dial(t, wsURL(srv, "?history=10"), nil)
@@ -151,7 +151,7 @@ func TestRunWithKafkaDownRetriesAndIsNotReady(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
 	go func() { runErr <- f.Run(ctx) }()
-	eventually(t, 5*time.Second, "Ready names kafka", func() bool {
+	testenv.WaitFor(t, "Ready names kafka", 5*time.Second, func() bool {
 		err := f.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), "kafka nowhere: last fetch failed")
 	})
@@ -193,7 +193,7 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 			t.Error("Run did not return")
 		}
 	}()
-	eventually(t, 5*time.Second, "not ready while kafka is down", func() bool {
+	testenv.WaitFor(t, "not ready while kafka is down", 5*time.Second, func() bool {
 		err := f.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), "kafka av: last fetch failed")
 	})
@@ -206,11 +206,11 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: "av", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer func() { _ = w.Close() }()
 	produce(t, w, record(t, win(1, 0, 1), time.Now()))
-	eventually(t, 20*time.Second, "the count read once kafka is up", func() bool { return value(t, f.m.received) == 1 })
-	eventually(t, 5*time.Second, "ready", func() bool { return f.Ready(context.Background()) == nil })
+	testenv.WaitFor(t, "the count read once kafka is up", 20*time.Second, func() bool { return value(t, f.m.received) == 1 })
+	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
 
 	cluster.Close()
-	eventually(t, 10*time.Second, "not ready once kafka is gone", func() bool {
+	testenv.WaitFor(t, "not ready once kafka is gone", 10*time.Second, func() bool {
 		err := f.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), "kafka av")
 	})

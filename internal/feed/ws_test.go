@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func testLogger(testing.TB) *slog.Logger {
@@ -128,17 +130,6 @@ func closeCode(t *testing.T, c *websocket.Conn, within time.Duration) int {
 	}
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %s: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestSetFilterReceivesOnlyThatAccount(t *testing.T) {
 	f, srv := newTestFeed(t, Config{}, nil)
 	f.receive(win(2, 0, 1))
@@ -235,7 +226,7 @@ func TestSlowClientIsDroppedWhileOthersKeepReceiving(t *testing.T) {
 	f, srv := newTestFeed(t, Config{SendQueue: 64}, nil)
 	slow := dial(t, wsURL(srv, "?history=0"), nil) // never reads
 	good := dial(t, wsURL(srv, "?history=0"), nil)
-	eventually(t, 2*time.Second, "two clients", func() bool { return f.Clients() == 2 })
+	testenv.WaitFor(t, "two clients", 2*time.Second, func() bool { return f.Clients() == 2 })
 
 	var received atomic.Int64
 	errc := make(chan error, 1)
@@ -281,7 +272,7 @@ func TestSlowClientIsDroppedWhileOthersKeepReceiving(t *testing.T) {
 			t.Fatal("slow client not dropped after 100000 counts")
 		}
 	}
-	eventually(t, 5*time.Second, "slow client gone", func() bool { return f.Clients() == 1 })
+	testenv.WaitFor(t, "slow client gone", 5*time.Second, func() bool { return f.Clients() == 1 })
 	if code := closeCode(t, slow, 10*time.Second); code != closePolicy && code != -1 {
 		t.Errorf("slow client closed with %d, want 1008 or a dropped connection", code)
 	}
@@ -309,7 +300,7 @@ func TestGoroutinesReturnToBaselineAfterClientsLeave(t *testing.T) {
 			send(t, c, `{"type":"setFilter","filter":{"account":1}}`)
 		}
 	}
-	eventually(t, 2*time.Second, "six clients", func() bool { return f.Clients() == 6 })
+	testenv.WaitFor(t, "six clients", 2*time.Second, func() bool { return f.Clients() == 6 })
 	f.receive(win(1, 10, 1))
 	send(t, conns[0], "close")
 	if code := closeCode(t, conns[0], 5*time.Second); code != closeNormal {
@@ -319,7 +310,7 @@ func TestGoroutinesReturnToBaselineAfterClientsLeave(t *testing.T) {
 	for _, c := range conns {
 		_ = c.Close() // the rest leave abruptly
 	}
-	eventually(t, 5*time.Second, "no clients", func() bool { return f.Clients() == 0 })
+	testenv.WaitFor(t, "no clients", 5*time.Second, func() bool { return f.Clients() == 0 })
 	srv.Close()
 
 	deadline := time.Now().Add(5 * time.Second)
@@ -375,7 +366,7 @@ func TestOversizedFrameClosesThatClient(t *testing.T) {
 	if code := closeCode(t, big, 5*time.Second); code != websocket.CloseMessageTooBig {
 		t.Errorf("close code %d, want 1009", code)
 	}
-	eventually(t, 2*time.Second, "one client left", func() bool { return f.Clients() == 1 })
+	testenv.WaitFor(t, "one client left", 2*time.Second, func() bool { return f.Clients() == 1 })
 	if got := value(t, f.m.dropped.WithLabelValues(reasonReadLimit)); got != 1 {
 		t.Errorf("dropped read_limit = %v", got)
 	}
@@ -396,7 +387,7 @@ func TestOneClientOverMaxClientsIsRefused(t *testing.T) {
 		t.Errorf("dropped max_clients = %v", got)
 	}
 	_ = first.Close()
-	eventually(t, 5*time.Second, "a slot frees up", func() bool {
+	testenv.WaitFor(t, "a slot frees up", 5*time.Second, func() bool {
 		return dialStatus(t, wsURL(srv, ""), nil) == http.StatusSwitchingProtocols
 	})
 }
@@ -408,7 +399,7 @@ func TestCloseTextClosesNormally(t *testing.T) {
 	if code := closeCode(t, c, 5*time.Second); code != websocket.CloseNormalClosure {
 		t.Errorf("close code %d, want 1000", code)
 	}
-	eventually(t, 2*time.Second, "no clients", func() bool { return f.Clients() == 0 })
+	testenv.WaitFor(t, "no clients", 2*time.Second, func() bool { return f.Clients() == 0 })
 }
 
 func TestClientThatNeverAnswersPingsIsEvicted(t *testing.T) {
@@ -423,7 +414,7 @@ func TestClientThatNeverAnswersPingsIsEvicted(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 5*time.Second, "silent client evicted", func() bool {
+	testenv.WaitFor(t, "silent client evicted", 5*time.Second, func() bool {
 		return value(t, f.m.dropped.WithLabelValues(reasonPongTimeout)) == 1 && f.Clients() == 1
 	})
 	time.Sleep(600 * time.Millisecond) // three PongWaits: the reading client stays

@@ -29,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/testenv"
 )
 
 // inflate echoes every input as "partition:offset" in the key and value of
@@ -272,7 +273,7 @@ func runUntilCommitted(t *testing.T, r *Runner, addr string, partitions, n int, 
 			t.Errorf("Run returned %v after a clean stop", err)
 		}
 	}()
-	waitFor(t, fmt.Sprintf("all %d inputs committed", n), within, func() bool {
+	testenv.WaitFor(t, fmt.Sprintf("all %d inputs committed", n), within, func() bool {
 		return total(committed(t, addr, "g", "in", partitions)) == int64(n)
 	})
 }

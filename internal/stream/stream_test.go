@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/testenv"
 )
 
 // echo emits, for every input, one output whose value names the input's
@@ -130,17 +131,6 @@ func newRunner(t *testing.T, addr string, w Writer, cfg Config) *Runner {
 	return r
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestRunnerNeverCommitsPastAnUnacknowledgedOutput(t *testing.T) {
 	c := newCluster(t, 2, "in", "out")
 	addr := c.ListenAddrs()[0]
@@ -173,7 +163,7 @@ func TestRunnerNeverCommitsPastAnUnacknowledgedOutput(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	waitFor(t, "all 2000 inputs committed", 30*time.Second, func() bool { return total(committed(t, addr, "g", "in", 2)) == 2000 })
+	testenv.WaitFor(t, "all 2000 inputs committed", 30*time.Second, func() bool { return total(committed(t, addr, "g", "in", 2)) == 2000 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v after a clean stop", err)
@@ -202,7 +192,7 @@ func TestRunnerDrainsAndCommitsTheBatchItHoldsOnStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	waitFor(t, "a first write", 20*time.Second, func() bool { return aw.calls.Load() > 0 })
+	testenv.WaitFor(t, "a first write", 20*time.Second, func() bool { return aw.calls.Load() > 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v after a clean stop", err)

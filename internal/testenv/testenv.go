@@ -76,3 +76,19 @@ func env(key, def string) string {
 	}
 	return def
 }
+
+// WaitFor polls ok until it holds, failing t with what after within. It
+// polls often at first and then every 200ms, so a condition that queries a
+// service does not hammer it.
+func WaitFor(t testing.TB, what string, within time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	pause := 5 * time.Millisecond
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
