@@ -106,12 +106,16 @@ func TestKafkaToClickHouse(t *testing.T) {
 	})
 }
 
+// newWriter returns a writer to topic with a transport of its own: kafka-go's
+// shared default transport serves metadata from a cache that can predate the
+// test's topics, and then refuses them as unknown for up to six seconds.
 func newWriter(t *testing.T, brokers, topic string) *kafka.Writer {
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers),
 		Topic:        topic,
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 10 * time.Millisecond,
+		Transport:    &kafka.Transport{},
 	}
 	t.Cleanup(func() { _ = w.Close() })
 	return w

@@ -3,14 +3,13 @@ package clickhouse
 import (
 	"context"
 	"log/slog"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
 )
 
@@ -54,39 +53,36 @@ func testKafkaSource(t *testing.T) KafkaSource {
 	return src
 }
 
-func createTopics(t *testing.T, broker string, topics ...string) {
+// createTopics creates the topics with one partition each, the way the CLI
+// does (waiting until every partition has a leader, so the first produce
+// cannot meet an unknown topic), and deletes them when t ends.
+func createTopics(t *testing.T, brokers string, topics ...string) {
 	t.Helper()
-	controller := func() *kafka.Conn {
-		t.Helper()
-		conn, err := kafka.Dial("tcp", broker)
-		if err != nil {
-			t.Fatalf("dial kafka: %v", err)
-		}
-		defer conn.Close()
-		c, err := conn.Controller()
-		if err != nil {
-			t.Fatalf("find kafka controller: %v", err)
-		}
-		cc, err := kafka.Dial("tcp", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
-		if err != nil {
-			t.Fatalf("dial kafka controller: %v", err)
-		}
-		return cc
+	client, err := broker.Config{Brokers: []string{brokers}}.Client()
+	if err != nil {
+		t.Fatal(err)
 	}
-	cc := controller()
-	defer cc.Close()
-	var configs []kafka.TopicConfig
-	for _, topic := range topics {
-		configs = append(configs, kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	want := make([]broker.Topic, len(topics))
+	for i, name := range topics {
+		want[i] = broker.Topic{Name: name, Partitions: 1}
 	}
-	if err := cc.CreateTopics(configs...); err != nil {
-		t.Fatalf("create topics %v: %v", topics, err)
+	if err := broker.EnsureTopics(ctx, client, want...); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cc := controller()
-		defer cc.Close()
-		if err := cc.DeleteTopics(topics...); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
+		if err != nil {
 			t.Errorf("delete topics %v: %v", topics, err)
+			return
+		}
+		for name, err := range res.Errors {
+			if err != nil {
+				t.Errorf("delete topic %s: %v", name, err)
+			}
 		}
 	})
 }

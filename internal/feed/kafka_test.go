@@ -203,7 +203,7 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: "av", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, Topic: "av", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer func() { _ = w.Close() }()
 	produce(t, w, record(t, win(1, 0, 1), time.Now()))
 	testenv.WaitFor(t, "the count read once kafka is up", 20*time.Second, func() bool { return value(t, f.m.received) == 1 })

@@ -60,7 +60,7 @@ type acks struct {
 }
 
 func newAcks(addr string) *acks {
-	return &acks{w: &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, MaxAttempts: 1}, hi: map[int]int64{}}
+	return &acks{w: &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, MaxAttempts: 1}, hi: map[int]int64{}}
 }
 
 func (a *acks) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
@@ -111,7 +111,7 @@ func faultRunner(t *testing.T, addr string, w Writer, cfg Config) *Runner {
 
 func fillValues(t *testing.T, addr, topic string, partition int, values []string) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
 		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition })}
 	defer w.Close()
 	msgs := make([]kafka.Message, len(values))

@@ -80,7 +80,7 @@ func newCluster(t *testing.T, partitions int32, topics ...string) *kfake.Cluster
 
 func fill(t *testing.T, addr, topic string, n int) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Balancer: &kafka.RoundRobin{}}
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, Balancer: &kafka.RoundRobin{}}
 	defer w.Close()
 	msgs := make([]kafka.Message, n)
 	for i := range msgs {
@@ -136,7 +136,7 @@ func TestRunnerNeverCommitsPastAnUnacknowledgedOutput(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	fill(t, addr, "in", 2000)
 
-	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
+	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
 	defer aw.w.Close()
 	aw.fail.Store(3)
 
@@ -182,7 +182,7 @@ func TestRunnerDrainsAndCommitsTheBatchItHoldsOnStop(t *testing.T) {
 	fill(t, addr, "in", 500)
 
 	// A slow writer: the stop arrives while a batch is being produced.
-	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
+	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
 	defer aw.w.Close()
 	slow := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
 		time.Sleep(300 * time.Millisecond)
