@@ -486,6 +486,9 @@ func TestRunEndingClosesClientsGoingAway(t *testing.T) {
 	go func() { runErr <- f.run(ctx, src) }()
 
 	c := dial(t, wsURL(srv, "?history=0"), nil)
+	// The handshake ends before the server registers the client; a count
+	// published in between is, rightly, not the client's.
+	testenv.WaitFor(t, "the client registered", 2*time.Second, func() bool { return f.Clients() == 1 })
 	counts <- win(1, 0, 1)
 	if got := readCount(t, c); !same(got, win(1, 0, 1)) {
 		t.Fatalf("live = %v", got)

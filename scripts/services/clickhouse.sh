@@ -118,7 +118,13 @@ XML
 }
 
 ready() {
-	clickhouse-client --host 127.0.0.1 --port "$tcp_port" -q "SELECT 1" >/dev/null 2>&1
+	# timeout: a port held by something that is not ClickHouse may never answer.
+	timeout 5 clickhouse-client --host 127.0.0.1 --port "$tcp_port" -q "SELECT 1" >/dev/null 2>&1
+}
+
+# ready_or_exited stops the readiness wait early when the server has died.
+ready_or_exited() {
+	ready || ! is_running "$pidfile"
 }
 
 up() {
@@ -131,6 +137,12 @@ up() {
 		return 0
 	fi
 	install_server
+	# Where no policy forbids it, installing the package may also start the
+	# distribution's own server on the same port.
+	if ready; then
+		log "a ClickHouse server not started by this script (the package's own service?) answers on port $tcp_port; using it"
+		return 0
+	fi
 	write_config
 	local bin
 	bin="$(server_bin)"
@@ -140,9 +152,13 @@ up() {
 		>"$dir/log/stdout.log" 2>&1 </dev/null &
 	local started=$!
 	echo "$started" >"$pidfile"
-	wait_until "clickhouse on 127.0.0.1:$tcp_port" "$wait_seconds" ready || {
+	wait_until "clickhouse on 127.0.0.1:$tcp_port" "$wait_seconds" ready_or_exited || {
 		tail -n 30 "$dir/log/clickhouse-server.err.log" "$dir/log/stdout.log" >&2 || true
 		die "clickhouse did not become ready within ${wait_seconds}s"
+	}
+	is_running "$pidfile" || {
+		tail -n 30 "$dir/log/clickhouse-server.err.log" "$dir/log/stdout.log" >&2 || true
+		die "clickhouse exited while starting (is port $tcp_port or $http_port taken?)"
 	}
 	log "clickhouse ready: native 127.0.0.1:$tcp_port, http 127.0.0.1:$http_port, $(clickhouse-client --port "$tcp_port" -q 'SELECT version()')"
 }
