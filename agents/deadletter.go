@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
@@ -43,6 +44,23 @@ func deadLetter(topic, agent string, m *kafka.Message, reason Reason, detail str
 		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
 	)
 	return kafka.Message{Topic: topic, Key: m.Key, Value: value, Headers: headers, Time: m.Time}
+}
+
+// refusedDeadLetter builds the dead-letter record for an output m that Kafka
+// refused for good. It carries the input that caused m (original bytes,
+// headers and coordinates) when there is one, else m itself with partition
+// and offset -1. The detail names the topic that refused the output.
+//
+// A refused record that was itself a dead letter is sent again cut to
+// 1 KiB, so a refusal cannot loop.
+func refusedDeadLetter(dlq, agent string, m kafka.Message, in *kafka.Message, reason Reason, cause error, maxValue int) kafka.Message {
+	if m.Topic == dlq {
+		maxValue = 1 << 10
+	}
+	if in == nil {
+		in = &kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
+	}
+	return deadLetter(dlq, agent, in, reason, fmt.Sprintf("output to %s refused: %v", m.Topic, cause), maxValue)
 }
 
 // HeaderValue returns the value of the last header named key, or "".

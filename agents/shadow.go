@@ -193,19 +193,11 @@ func (p *shadowProcessor) reject(m *kafka.Message, reason Reason, detail string,
 	out.Emit(deadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, m, reason, detail, p.cfg.MaxDeadLetterBytes))
 }
 
-// Rejected dead-letters an output Kafka refused for good. The shadow
-// output's key is the rating's unique_id, the best link back to the input.
-// A refused dead-letter record is sent again cut to 1 KiB, so a refusal
-// cannot loop.
-func (p *shadowProcessor) Rejected(m kafka.Message, cause error, out *stream.Output) {
-	p.log.Error("output refused by kafka; dead-lettering it", "topic", m.Topic, "bytes", len(m.Value), "err", cause)
-	in := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
-	limit := p.cfg.MaxDeadLetterBytes
-	if m.Topic == p.cfg.DeadLetterTopic {
-		limit = 1 << 10
-	}
+// Rejected dead-letters the rating whose output Kafka refused for good.
+func (p *shadowProcessor) Rejected(m kafka.Message, in *kafka.Message, cause error, out *stream.Output) {
+	p.log.Error("output refused by kafka; dead-lettering its input", "topic", m.Topic, "bytes", len(m.Value), "err", cause)
 	if c, ok := p.dead[ReasonOutputRejected]; ok {
 		c.Inc()
 	}
-	out.Emit(deadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, &in, ReasonOutputRejected, cause.Error(), limit))
+	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, m, in, ReasonOutputRejected, cause, p.cfg.MaxDeadLetterBytes))
 }

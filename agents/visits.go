@@ -366,10 +366,10 @@ func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	})
 }
 
-func (p *repartitioner) Rejected(m kafka.Message, cause error, out *stream.Output) {
+// Rejected dead-letters the visit whose re-keyed copy Kafka refused for good.
+func (p *repartitioner) Rejected(m kafka.Message, in *kafka.Message, cause error, out *stream.Output) {
 	p.dead[ReasonTooLarge].Inc()
-	in := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
-	out.Emit(deadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, &in, ReasonTooLarge, cause.Error(), 1<<10))
+	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, m, in, ReasonTooLarge, cause, DefaultMaxDeadLetterBytes))
 }
 
 // jsonInt parses a JSON integer token (no fraction, no exponent) that fits

@@ -252,11 +252,15 @@ func (w *windower) Commit(next int64) (int64, string) {
 	return offset, fmt.Sprintf("v1 wm=%d next=%d", w.watermark, max(next, w.replayUntil))
 }
 
-// Rejected dead-letters an output Kafka refused for good.
-func (w *windower) Rejected(m kafka.Message, cause error, out *stream.Output) {
+// Rejected dead-letters an output Kafka refused for good. A refused window
+// count is dead-lettered itself: the visit whose arrival closed the window
+// is not at fault. A refused dead letter carries its late visit.
+func (w *windower) Rejected(m kafka.Message, in *kafka.Message, cause error, out *stream.Output) {
 	w.log.Error("output refused by kafka; dead-lettering it", "topic", m.Topic, "err", cause)
-	in := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time, Partition: -1, Offset: -1}
-	out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, &in, ReasonTooLarge, cause.Error(), 1<<10))
+	if m.Topic != w.cfg.DeadLetterTopic {
+		in = nil
+	}
+	out.Emit(refusedDeadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, in, ReasonTooLarge, cause, 1<<10))
 }
 
 func floorDiv(a, b int64) int64 {

@@ -19,12 +19,19 @@ import (
 // Output collects the records a Processor emits for one batch.
 type Output struct {
 	msgs []kafka.Message
+	// from holds, for each record in msgs, the index in the batch of the
+	// input being processed when it was emitted, or -1 (emitted by a tick).
+	from []int
+	cur  int
 }
 
 // Emit queues m for production. m.Topic must be set. The Output keeps m
 // until the batch is produced; m's byte slices must not be reused by the
 // caller before then.
-func (o *Output) Emit(m kafka.Message) { o.msgs = append(o.msgs, m) }
+func (o *Output) Emit(m kafka.Message) {
+	o.msgs = append(o.msgs, m)
+	o.from = append(o.from, o.cur)
+}
 
 // Len returns how many records are queued.
 func (o *Output) Len() int { return len(o.msgs) }
@@ -32,6 +39,7 @@ func (o *Output) Len() int { return len(o.msgs) }
 func (o *Output) reset() {
 	clear(o.msgs)
 	o.msgs = o.msgs[:0]
+	o.from = o.from[:0]
 }
 
 // Processor turns input records into output records for one partition. It
@@ -40,10 +48,11 @@ type Processor interface {
 	// Process handles one input record, emitting what it causes into out.
 	// It must not fail: bad input is dead-lettered through out.
 	Process(m *kafka.Message, out *Output)
-	// Rejected is called with an output record that Kafka refused for good
-	// (for example too large), so the processor can dead-letter its input
-	// instead. It may emit replacements into out.
-	Rejected(m kafka.Message, cause error, out *Output)
+	// Rejected is called with an output record m that Kafka refused for
+	// good (for example too large) and the input record that caused it (nil
+	// for a record emitted by Tick), so the processor can dead-letter that
+	// input instead. It may emit replacements into out.
+	Rejected(m kafka.Message, in *kafka.Message, cause error, out *Output)
 }
 
 // Ticker is implemented by processors that emit on wall-clock time (closing
@@ -425,6 +434,7 @@ func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, part
 		// still waiting in Kafka (replaying after a restart, or a slow fetch).
 		if ticker != nil && n == 0 && p.fetched && reader.Lag() == 0 && time.Since(lastTick) >= r.cfg.TickInterval {
 			lastTick = time.Now()
+			p.out.cur = -1
 			ticker.Tick(lastTick, &p.out)
 		}
 		if n > 0 || p.out.Len() > 0 {
@@ -471,6 +481,7 @@ func (p *partition) fetch(stop context.Context) int {
 		cancel()
 	}
 	for i := range p.batch {
+		p.out.cur = i
 		p.proc.Process(&p.batch[i], &p.out)
 	}
 	p.next = p.batch[len(p.batch)-1].Offset + 1
@@ -532,7 +543,7 @@ func (p *partition) commit(ctx context.Context) error {
 }
 
 func (p *partition) produce(ctx, stop context.Context) error {
-	pending := p.out.msgs
+	pending, from := p.out.msgs, p.out.from
 	attempt := 0
 	for len(pending) > 0 {
 		// While running, a produce failure is retried until it succeeds; when
@@ -550,9 +561,14 @@ func (p *partition) produce(ctx, stop context.Context) error {
 		attempt++
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			var retry []kafka.Message
 			var ok []kafka.Message
-			var rejected Output
+			// retry collects what is produced again, with the origin of
+			// each record, replacements for rejected records included.
+			var retry Output
+			keep := func(i int) {
+				retry.cur = from[i]
+				retry.Emit(pending[i])
+			}
 			for i, e := range werrs {
 				switch {
 				case e == nil:
@@ -565,16 +581,17 @@ func (p *partition) produce(ctx, stop context.Context) error {
 					case alone == nil:
 						ok = append(ok, pending[i])
 					case tooLarge(alone):
-						p.proc.Rejected(pending[i], alone, &rejected)
+						retry.cur = from[i]
+						p.proc.Rejected(pending[i], p.input(from[i]), alone, &retry)
 					default:
-						retry = append(retry, pending[i])
+						keep(i)
 					}
 				default:
-					retry = append(retry, pending[i])
+					keep(i)
 				}
 			}
 			p.count(ok)
-			pending = append(retry, rejected.msgs...)
+			pending, from = retry.msgs, retry.from
 		}
 		if len(pending) == 0 {
 			return nil
@@ -586,6 +603,14 @@ func (p *partition) produce(ctx, stop context.Context) error {
 		sleep(ctx, p.r.cfg.Retry.Delay(attempt))
 	}
 	return nil
+}
+
+// input returns the record at index i of the batch, or nil for -1.
+func (p *partition) input(i int) *kafka.Message {
+	if i < 0 || i >= len(p.batch) {
+		return nil
+	}
+	return &p.batch[i]
 }
 
 // tooLarge reports whether a write failed because Kafka refuses the record's

@@ -34,7 +34,9 @@ import (
 
 // inflate echoes every input as "partition:offset" in the key and value of
 // its output, except that an input whose value is "big" yields an output of
-// 200 KB. An output Kafka refuses is dead-lettered with its key as value.
+// 200 KB. An output Kafka refuses is dead-lettered with the coordinates of
+// the input the runner hands back, so a wrong input shows up as one record
+// missing and another dead-lettered twice.
 type inflate struct{}
 
 func (inflate) Process(m *kafka.Message, out *Output) {
@@ -46,8 +48,12 @@ func (inflate) Process(m *kafka.Message, out *Output) {
 	out.Emit(kafka.Message{Topic: "out", Key: po, Value: v})
 }
 
-func (inflate) Rejected(m kafka.Message, cause error, out *Output) {
-	out.Emit(kafka.Message{Topic: "dlq", Key: m.Key, Value: m.Key, Headers: []kafka.Header{{Key: "reason", Value: []byte(cause.Error())}}})
+func (inflate) Rejected(m kafka.Message, in *kafka.Message, cause error, out *Output) {
+	po := []byte("no input")
+	if in != nil {
+		po = []byte(fmt.Sprintf("%d:%d", in.Partition, in.Offset))
+	}
+	out.Emit(kafka.Message{Topic: "dlq", Key: po, Value: po, Headers: []kafka.Header{{Key: "reason", Value: []byte(cause.Error())}}})
 }
 
 // acks wraps a writer and records, per input partition, the highest input

@@ -28,7 +28,7 @@ func (e echo) Process(m *kafka.Message, out *Output) {
 	out.Emit(kafka.Message{Topic: e.topic, Key: m.Key, Value: []byte(fmt.Sprintf("%d:%d", m.Partition, m.Offset))})
 }
 
-func (e echo) Rejected(kafka.Message, error, *Output) {}
+func (e echo) Rejected(kafka.Message, *kafka.Message, error, *Output) {}
 
 // ackLog wraps a real writer, fails the first `fail` calls, and records the
 // highest input offset acknowledged per partition.

@@ -41,9 +41,10 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 	// A dead letter may be written more than once (it is produced at least
 	// once, like any output): all copies explain the same input.
 	deadAt := make(map[origin]*DeadLetter, len(dead))
-	// refusedByKey holds outputs Kafka refused (no origin offset): their
-	// key is the rating's unique_id. anyByKey holds every dead letter by
-	// key, for inputs recomputed from a seed (keyed by unique_id).
+	// refusedByKey holds outputs Kafka refused with no input behind them
+	// (no origin offset): their key is the rating's unique_id. anyByKey
+	// holds every dead letter by key and by the unique_id its value holds,
+	// for inputs recomputed from a seed (keyed by unique_id, offset unknown).
 	refusedByKey := map[string]*DeadLetter{}
 	anyByKey := map[string]*DeadLetter{}
 	for i := range dead {
@@ -54,6 +55,9 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 			refusedByKey[string(d.Key)] = d
 		}
 		anyByKey[string(d.Key)] = d
+		if rt, err := agents.DecodeRating(d.Value, lenient); err == nil {
+			anyByKey[string(rt.UniqueID)] = d
+		}
 	}
 	usedAt := map[origin]bool{}
 	usedKey := map[string]bool{}

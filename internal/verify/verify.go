@@ -17,8 +17,9 @@
 // and its record timestamp as emit_timestamp (or, for inputs recomputed
 // from a seed whose timestamps are unknown, any row with its unique_id). It
 // is dead-lettered when the dead-letter topic holds a record whose
-// dlq.topic, dlq.partition and dlq.offset headers name it, or, for an
-// output Kafka refused (dlq.offset -1) or a seeded input, whose key is its
+// dlq.topic, dlq.partition and dlq.offset headers name it, or, for a
+// refused output with no input behind it (dlq.offset -1), whose key is its
+// unique_id, or, for a seeded input, whose key or value holds its
 // unique_id. It is missing otherwise.
 //
 // Duplicated counts rows that should not exist after de-duplication: for
@@ -136,7 +137,7 @@ type Input struct {
 type DeadLetter struct {
 	// Topic, Partition and Offset are the dlq.topic, dlq.partition and
 	// dlq.offset headers: where the refused record came from (-1 when it
-	// was an output Kafka refused).
+	// was an output Kafka refused with no input behind it).
 	Topic     string
 	Partition int
 	Offset    int64

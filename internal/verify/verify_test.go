@@ -66,7 +66,8 @@ func TestReconcileRatingsMatchesSeededInputsByID(t *testing.T) {
 		fmt.Sscanf(string(x.Value)[len(`{"rating":`):], "%d", &n)
 		rows = append(rows, ShadowRow{string(x.Key), 1700000000, agents.Classify(n).String(), n})
 	}
-	dead := []DeadLetter{{Topic: "in", Partition: 2, Offset: 7, Key: in[2].Key, Reason: "out_of_range"}}
+	// The product dead-letters the input itself: no key, the id in the value.
+	dead := []DeadLetter{{Topic: "in", Partition: 2, Offset: 7, Value: in[2].Value, Reason: "output_rejected"}}
 	r := ReconcileRatings(in, rows, dead)
 	if !r.OK() || r.Landed != 2 || r.DeadLettered != 1 {
 		t.Fatalf("seeded inputs: %s", r)
