@@ -39,15 +39,8 @@ type RatingsConfig struct {
 	// Min, Max) yields. Zero picks a random seed, which is logged and
 	// reported in Summary so the run can be replayed.
 	Seed int64
-	// BatchSize is the most ratings per WriteMessages call. Default 1000;
-	// at a set Rate a batch holds at most a tenth of a second's worth (and
-	// at least one rating), so ratings go out smoothly. Set the writer's
-	// BatchSize to match (see NewWriter).
-	BatchSize int
-	// InFlight is how many WriteMessages calls may run at once. Default 4.
-	// Above 1, ratings reach their partitions in nearly, not exactly, the
-	// order they were generated (the set sent is the same).
-	InFlight int
+	// Sending sets the batch size and the WriteMessages calls in flight.
+	Sending
 }
 
 // WithDefaults returns c with its zero fields set to the documented
@@ -59,12 +52,7 @@ func (c RatingsConfig) WithDefaults() RatingsConfig {
 	if c.Min == 0 && c.Max == 0 {
 		c.Min, c.Max = DefaultMinRating, DefaultMaxRating
 	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.InFlight == 0 {
-		c.InFlight = DefaultInFlight
-	}
+	c.Sending = c.Sending.withDefaults()
 	return c
 }
 
@@ -83,13 +71,7 @@ func (c RatingsConfig) Validate() error {
 	if c.Min > c.Max {
 		return fmt.Errorf("ratings min %d is above max %d", c.Min, c.Max)
 	}
-	if c.BatchSize < 0 {
-		return fmt.Errorf("ratings batch size %d is negative", c.BatchSize)
-	}
-	if c.InFlight < 0 {
-		return fmt.Errorf("ratings in-flight %d is negative", c.InFlight)
-	}
-	return nil
+	return c.Sending.validate("ratings")
 }
 
 // ratingsEncoder feeds RunRatings' batches. The unique_id is the key: the

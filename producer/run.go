@@ -62,6 +62,41 @@ func NewWriter(bc broker.Config) (*kafka.Writer, error) {
 	}, nil
 }
 
+// Sending is how a run hands its messages to the writer; RatingsConfig and
+// VisitsConfig embed it.
+type Sending struct {
+	// BatchSize is the most messages per WriteMessages call. Default 1000;
+	// at a set rate a batch holds at most a tenth of a second's worth (and
+	// at least one message), so messages go out smoothly. Set the writer's
+	// BatchSize to match (see NewWriter).
+	BatchSize int
+	// InFlight is how many WriteMessages calls may run at once. Default 4.
+	// Above 1, messages reach their partitions in nearly, not exactly, the
+	// order they were generated (the set sent is the same).
+	InFlight int
+}
+
+func (s Sending) withDefaults() Sending {
+	if s.BatchSize == 0 {
+		s.BatchSize = DefaultBatchSize
+	}
+	if s.InFlight == 0 {
+		s.InFlight = DefaultInFlight
+	}
+	return s
+}
+
+// validate reports a negative setting, naming what is produced.
+func (s Sending) validate(what string) error {
+	if s.BatchSize < 0 {
+		return fmt.Errorf("%s batch size %d is negative", what, s.BatchSize)
+	}
+	if s.InFlight < 0 {
+		return fmt.Errorf("%s in-flight %d is negative", what, s.InFlight)
+	}
+	return nil
+}
+
 // Summary is what a run has done so far, or did.
 type Summary struct {
 	// Kind is "ratings" or "visits".

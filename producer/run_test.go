@@ -338,7 +338,7 @@ func TestRunRatingsCountsFailedMessagesAndGoesOn(t *testing.T) {
 	failProduce(c, func(p int32) bool { return p == 0 })
 	brokers := c.ListenAddrs()
 	sum, err := producer.RunRatings(context.Background(), newWriter(t, brokers),
-		producer.RatingsConfig{Count: 4000, Seed: 1, BatchSize: 100}, nil, testLogger(t))
+		producer.RatingsConfig{Count: 4000, Seed: 1, Sending: producer.Sending{BatchSize: 100}}, nil, testLogger(t))
 	if err != nil {
 		t.Fatalf("RunRatings returned %v with one partition of four failing, want nil", err)
 	}
@@ -355,7 +355,7 @@ func TestRunRatingsGivesUpWhenEveryWriteFails(t *testing.T) {
 	c := fakeCluster(t, "dominate", 2)
 	failProduce(c, func(int32) bool { return true })
 	sum, err := producer.RunRatings(context.Background(), newWriter(t, c.ListenAddrs()),
-		producer.RatingsConfig{Seed: 1, BatchSize: 10}, nil, testLogger(t))
+		producer.RatingsConfig{Seed: 1, Sending: producer.Sending{BatchSize: 10}}, nil, testLogger(t))
 	if !errors.Is(err, kafka.InvalidRecord) {
 		t.Fatalf("RunRatings returned %v, want the produce error", err)
 	}

@@ -169,7 +169,7 @@ func TestRatingsConfigValidate(t *testing.T) {
 		{"negative rate", RatingsConfig{Rate: -1}, false},
 		{"NaN rate", RatingsConfig{Rate: math.NaN()}, false},
 		{"negative count", RatingsConfig{Count: -1}, false},
-		{"negative batch", RatingsConfig{BatchSize: -1}, false},
+		{"negative batch", RatingsConfig{Sending: Sending{BatchSize: -1}}, false},
 		{"bad topic", RatingsConfig{Topic: "no spaces"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,15 +54,8 @@ type VisitsConfig struct {
 	LateFraction float64
 	// LateBy is how far in the past a late visit is stamped. Default 30s.
 	LateBy time.Duration
-	// BatchSize is the most visits per WriteMessages call. Default 1000;
-	// at a set Frequency a batch holds at most a tenth of a second's worth
-	// (and at least one visit), so visits go out smoothly. Set the
-	// writer's BatchSize to match (see NewWriter).
-	BatchSize int
-	// InFlight is how many WriteMessages calls may run at once. Default 4.
-	// Above 1, visits reach their partitions in nearly, not exactly, the
-	// order they were generated.
-	InFlight int
+	// Sending sets the batch size and the WriteMessages calls in flight.
+	Sending
 	// Now stamps visits. Default time.Now.
 	Now func() time.Time
 }
@@ -85,12 +78,7 @@ func (c VisitsConfig) WithDefaults() VisitsConfig {
 	if c.LateBy == 0 {
 		c.LateBy = DefaultLateBy
 	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.InFlight == 0 {
-		c.InFlight = DefaultInFlight
-	}
+	c.Sending = c.Sending.withDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -115,13 +103,7 @@ func (c VisitsConfig) Validate() error {
 	if c.LateBy < 0 {
 		return fmt.Errorf("visits late-by %s is negative", c.LateBy)
 	}
-	if c.BatchSize < 0 {
-		return fmt.Errorf("visits batch size %d is negative", c.BatchSize)
-	}
-	if c.InFlight < 0 {
-		return fmt.Errorf("visits in-flight %d is negative", c.InFlight)
-	}
-	return nil
+	return c.Sending.validate("visits")
 }
 
 // Visit is one generated visit: the type the visits agent decodes, so that
