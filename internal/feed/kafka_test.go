@@ -96,20 +96,7 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- f.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return within 10s of its context ending")
-		}
-	})
+	cancel := runFeed(t, f)
 
 	testenv.WaitFor(t, "three counts replayed", 15*time.Second, func() bool { return value(t, f.m.received) == 3 })
 	if got := value(t, f.m.invalid); got != 1 {
@@ -143,27 +130,37 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 	}
 }
 
+// runFeed runs f until the returned cancel is called or t ends. When t ends
+// it checks that Run returned nil within 10 s of its context ending.
+func runFeed(t *testing.T, f *Feed) context.CancelFunc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-runErr:
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return within 10s of its context ending")
+		}
+	})
+	return cancel
+}
+
 func TestRunWithKafkaDownRetriesAndIsNotReady(t *testing.T) {
 	f, err := New(Config{Brokers: []string{"127.0.0.1:1"}, Topic: "nowhere"}, nil, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- f.Run(ctx) }()
+	runFeed(t, f)
 	testenv.WaitFor(t, "Ready names kafka", 5*time.Second, func() bool {
 		err := f.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), "kafka nowhere: last fetch failed")
 	})
-	cancel()
-	select {
-	case err := <-runErr:
-		if err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
-	}
 }
 
 func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
@@ -179,20 +176,7 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- f.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return")
-		}
-	}()
+	runFeed(t, f)
 	testenv.WaitFor(t, "not ready while kafka is down", 5*time.Second, func() bool {
 		err := f.Ready(context.Background())
 		return err != nil && strings.Contains(err.Error(), "kafka av: last fetch failed")
