@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 var (
@@ -35,15 +37,7 @@ func TestShadowValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.q.Validate()
-			switch {
-			case tt.errHas == "" && err != nil:
-				t.Fatalf("Validate: %v", err)
-			case tt.errHas != "" && err == nil:
-				t.Fatalf("Validate succeeded, want error containing %q", tt.errHas)
-			case tt.errHas != "" && !strings.Contains(err.Error(), tt.errHas):
-				t.Fatalf("Validate error = %q, want it to contain %q", err, tt.errHas)
-			}
+			testenv.CheckErr(t, "Validate", tt.q.Validate(), tt.errHas)
 		})
 	}
 }
@@ -62,15 +56,7 @@ func TestActiveVisitorsValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.q.Validate()
-			switch {
-			case tt.errHas == "" && err != nil:
-				t.Fatalf("Validate: %v", err)
-			case tt.errHas != "" && err == nil:
-				t.Fatalf("Validate succeeded, want error containing %q", tt.errHas)
-			case tt.errHas != "" && !strings.Contains(err.Error(), tt.errHas):
-				t.Fatalf("Validate error = %q, want it to contain %q", err, tt.errHas)
-			}
+			testenv.CheckErr(t, "Validate", tt.q.Validate(), tt.errHas)
 		})
 	}
 }
