@@ -57,12 +57,16 @@ func (inflate) Rejected(m kafka.Message, in *kafka.Message, cause error, out *Ou
 }
 
 // acks wraps a writer and records, per input partition, the highest input
-// offset whose output Kafka acknowledged, counting the records that
-// succeeded in a partly failed write too (kafka.WriteErrors).
+// offset whose output Kafka acknowledged (the output's key is
+// "partition:offset"), counting the records that succeeded in a partly
+// failed write too (kafka.WriteErrors). It fails the first `fail` calls
+// itself and counts every call.
 type acks struct {
-	w  *kafka.Writer
-	mu sync.Mutex
-	hi map[int]int64
+	w     *kafka.Writer
+	fail  atomic.Int32
+	calls atomic.Int32
+	mu    sync.Mutex
+	hi    map[int]int64
 }
 
 func newAcks(addr string) *acks {
@@ -70,6 +74,10 @@ func newAcks(addr string) *acks {
 }
 
 func (a *acks) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	a.calls.Add(1)
+	if a.fail.Add(-1) >= 0 {
+		return errors.New("injected produce failure")
+	}
 	err := a.w.WriteMessages(ctx, msgs...)
 	var werrs kafka.WriteErrors
 	partial := errors.As(err, &werrs) && len(werrs) == len(msgs)

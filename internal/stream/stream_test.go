@@ -2,71 +2,31 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/testenv"
 )
 
-// echo emits, for every input, one output whose value names the input's
-// partition and offset, so a test can tell which inputs were acknowledged.
+// echo emits, for every input, one output whose key and value name the
+// input's partition and offset, so a test can tell which inputs were
+// acknowledged.
 type echo struct{ topic string }
 
 func (e echo) Process(m *kafka.Message, out *Output) {
-	out.Emit(kafka.Message{Topic: e.topic, Key: m.Key, Value: []byte(fmt.Sprintf("%d:%d", m.Partition, m.Offset))})
+	po := []byte(fmt.Sprintf("%d:%d", m.Partition, m.Offset))
+	out.Emit(kafka.Message{Topic: e.topic, Key: po, Value: po})
 }
 
 func (e echo) Rejected(kafka.Message, *kafka.Message, error, *Output) {}
-
-// ackLog wraps a real writer, fails the first `fail` calls, and records the
-// highest input offset acknowledged per partition.
-type ackLog struct {
-	w     *kafka.Writer
-	fail  atomic.Int32
-	calls atomic.Int32
-	mu    sync.Mutex
-	acked map[int]int64
-}
-
-func (a *ackLog) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
-	a.calls.Add(1)
-	if a.fail.Add(-1) >= 0 {
-		return errors.New("injected produce failure")
-	}
-	if err := a.w.WriteMessages(ctx, msgs...); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, m := range msgs {
-		p, o, _ := strings.Cut(string(m.Value), ":")
-		pi, _ := strconv.Atoi(p)
-		oi, _ := strconv.ParseInt(o, 10, 64)
-		if oi > a.acked[pi] || a.acked[pi] == 0 {
-			a.acked[pi] = max(a.acked[pi], oi)
-		}
-	}
-	return nil
-}
-
-func (a *ackLog) highest(p int) (int64, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	v, ok := a.acked[p]
-	return v, ok
-}
 
 func newCluster(t *testing.T, partitions int32, topics ...string) *kfake.Cluster {
 	t.Helper()
@@ -136,40 +96,16 @@ func TestRunnerNeverCommitsPastAnUnacknowledgedOutput(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	fill(t, addr, "in", 2000)
 
-	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
+	aw := newAcks(addr)
 	defer aw.w.Close()
 	aw.fail.Store(3)
 
 	// Every offset commit that reaches the broker is checked against what
 	// the writer had acknowledged at that moment.
-	var violations atomic.Int32
-	var commits atomic.Int32
-	c.KeepControl()
-	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		oc := req.(*kmsg.OffsetCommitRequest)
-		for _, tp := range oc.Topics {
-			for _, p := range tp.Partitions {
-				commits.Add(1)
-				hi, ok := aw.highest(int(p.Partition))
-				if !ok || p.Offset-1 > hi {
-					violations.Add(1)
-				}
-			}
-		}
-		return nil, nil, false
-	})
-
-	r := newRunner(t, addr, aw, Config{MaxBatch: 300})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	testenv.WaitFor(t, "all 2000 inputs committed", 30*time.Second, func() bool { return total(committed(t, addr, "g", "in", 2)) == 2000 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run returned %v after a clean stop", err)
-	}
-	if v := violations.Load(); v != 0 {
-		t.Fatalf("%d of %d commits went past the last acknowledged output", v, commits.Load())
+	check := checkCommits(c, aw)
+	runUntilCommitted(t, newRunner(t, addr, aw, Config{MaxBatch: 300}), addr, 2, 2000, 30*time.Second)
+	if v, n := check(); v != 0 {
+		t.Fatalf("%d of %d commits went past the last acknowledged output", v, n)
 	}
 	if aw.calls.Load() <= 3 {
 		t.Fatalf("the injected failures were not retried: %d write calls", aw.calls.Load())
@@ -182,7 +118,7 @@ func TestRunnerDrainsAndCommitsTheBatchItHoldsOnStop(t *testing.T) {
 	fill(t, addr, "in", 500)
 
 	// A slow writer: the stop arrives while a batch is being produced.
-	aw := &ackLog{w: &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}, acked: map[int]int64{}}
+	aw := newAcks(addr)
 	defer aw.w.Close()
 	slow := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
 		time.Sleep(300 * time.Millisecond)
