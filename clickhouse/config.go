@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/domination/domination/internal/hostport"
 	"github.com/domination/domination/internal/tlsconfig"
 )
 
@@ -74,7 +73,7 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	for _, a := range c.Addr {
-		if err := validateHostPort(a); err != nil {
+		if err := hostport.Check(a); err != nil {
 			return fmt.Errorf("clickhouse address %q: %w", a, err)
 		}
 	}
@@ -92,22 +91,6 @@ func (c Config) Validate() error {
 	}
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("clickhouse %w", err)
-	}
-	return nil
-}
-
-// validateHostPort accepts host:port with a non-empty host and a port in
-// 1..65535.
-func validateHostPort(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return errors.New("want host:port")
-	}
-	if host == "" {
-		return errors.New("empty host")
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("port %q is not a number in 1..65535", port)
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/golang-migrate/migrate/v4/source"
+
+	"github.com/domination/domination/internal/hostport"
 )
 
 //go:embed migrations/*.sql
@@ -109,11 +111,8 @@ func (k KafkaSource) Validate() error {
 		return errors.New("kafka source: empty broker list")
 	}
 	for _, b := range strings.Split(k.Brokers, ",") {
-		host, _, err := net.SplitHostPort(b)
-		if err == nil {
-			err = validateHostPort(b)
-		}
-		if err == nil && !brokerRE.MatchString(host) {
+		err := hostport.Check(b)
+		if host, _, _ := net.SplitHostPort(b); err == nil && !brokerRE.MatchString(host) {
 			err = errors.New("host has characters other than letters, digits, '.', '-', '_' and ':'")
 		}
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 
+	"github.com/domination/domination/internal/hostport"
 	"github.com/domination/domination/internal/tlsconfig"
 )
 
@@ -74,8 +74,8 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	c = c.WithDefaults()
 	for _, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fmt.Errorf("kafka broker %q is not host:port", b)
+		if err := hostport.Check(b); err != nil {
+			return fmt.Errorf("kafka broker %q: %w", b, err)
 		}
 	}
 	switch c.SASL.Mechanism {

@@ -23,7 +23,7 @@ func TestValidateReportsTheFirstSettingThatCannotWork(t *testing.T) {
 	}{
 		{"zero value uses the defaults", Config{}, ""},
 		{"several brokers", Config{Brokers: []string{"k1:9092", "[::1]:9093"}}, ""},
-		{"broker without port", Config{Brokers: []string{"k1:9092", "kafka"}}, `kafka broker "kafka" is not host:port`},
+		{"broker without port", Config{Brokers: []string{"k1:9092", "kafka"}}, `kafka broker "kafka": want host:port`},
 		{"unknown sasl mechanism", Config{SASL: SASL{Mechanism: "GSSAPI", Username: "u"}}, `kafka sasl mechanism "GSSAPI" is not one of`},
 		{"plain without username", Config{SASL: SASL{Mechanism: "PLAIN", Password: "p"}}, "kafka sasl PLAIN needs a username"},
 		{"scram without username", Config{SASL: SASL{Mechanism: "SCRAM-SHA-512"}}, "kafka sasl SCRAM-SHA-512 needs a username"},

@@ -3,12 +3,12 @@ package feed
 import (
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/hostport"
 )
 
 // Config configures a Feed. Zero fields take the defaults documented beside
@@ -143,8 +143,8 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	for _, b := range c.Brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fmt.Errorf("feed kafka broker %q is not host:port", b)
+		if err := hostport.Check(b); err != nil {
+			return fmt.Errorf("feed kafka broker %q: %w", b, err)
 		}
 	}
 	if err := broker.ValidTopic(c.Topic); err != nil {

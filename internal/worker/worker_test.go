@@ -34,7 +34,7 @@ func TestValidateRejectsBadTopicsPortsAndBrokers(t *testing.T) {
 		{"visits output topic", Config{Visits: agents.VisitsConfig{OutputTopic: "ä"}}, `visits agent: "ä" is not a valid Kafka topic name`},
 		{"web port too high", Config{Web: web.Config{Port: 65536}}, "web port 65536 is out of range"},
 		{"web port negative", Config{Web: web.Config{Port: -1}}, "web port -1 is out of range"},
-		{"kafka broker", Config{Kafka: broker.Config{Brokers: []string{"nohostport"}}}, `kafka broker "nohostport" is not host:port`},
+		{"kafka broker", Config{Kafka: broker.Config{Brokers: []string{"nohostport"}}}, `kafka broker "nohostport": want host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
