@@ -47,13 +47,7 @@ func TestConfigValidate(t *testing.T) {
 		{"tls cert without key", Config{TLS: tlsconfig.Config{CertFile: "c.pem"}}, "tls"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate() = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
-			}
+			testenv.CheckErr(t, "Validate()", tc.cfg.Validate(), tc.want)
 		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/golang-migrate/migrate/v4/database"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func TestKafkaSourceDefaults(t *testing.T) {
@@ -64,13 +66,7 @@ func TestKafkaSourceValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := valid
 			tc.change(&k)
-			err := k.Validate()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("Validate() = %v, want nil", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
-			}
+			testenv.CheckErr(t, "Validate()", k.Validate(), tc.want)
 		})
 	}
 }

@@ -3,8 +3,9 @@ package feed
 import (
 	"encoding/json"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func str(s string) *string { return &s }
@@ -96,14 +97,9 @@ func TestDecodeCountReadsTheTopicRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := decodeCount([]byte(tt.in))
+			testenv.CheckErr(t, "decodeCount", err, tt.wantErr)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v, want %+v", got, tt.want)

@@ -3,9 +3,10 @@ package feed
 import (
 	"encoding/json"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func TestParseClientMessage(t *testing.T) {
@@ -38,14 +39,9 @@ func TestParseClientMessage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := parseClientMessage([]byte(tt.in))
+			testenv.CheckErr(t, "parseClientMessage", err, tt.wantErr)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if m.kind != tt.kind {
 				t.Errorf("kind = %d, want %d", m.kind, tt.kind)
@@ -151,16 +147,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
-			}
+			testenv.CheckErr(t, "Validate", tt.cfg.Validate(), tt.wantErr)
 		})
 	}
 }
