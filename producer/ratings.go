@@ -117,24 +117,19 @@ func RunRatings(ctx context.Context, w *kafka.Writer, cfg RatingsConfig, progres
 	if seed == 0 {
 		seed = randomSeed()
 	}
-	rate := cfg.Rate
-	if math.IsInf(rate, 1) {
-		rate = 0
-	}
 	log.Info("producing ratings", "topic", cfg.Topic, "seed", seed, "rate", cfg.Rate,
 		"count", cfg.Count, "min", cfg.Min, "max", cfg.Max)
 	r := &run{
-		kind:      "ratings",
-		topic:     cfg.Topic,
-		w:         w,
-		enc:       ratingsEncoder{s: NewRatingStream(seed, cfg.Min, cfg.Max)},
-		rate:      rate,
-		count:     cfg.Count,
-		batchSize: cfg.BatchSize,
-		inFlight:  cfg.InFlight,
-		seed:      seed,
-		progress:  progress,
-		log:       log,
+		kind:     "ratings",
+		topic:    cfg.Topic,
+		w:        w,
+		enc:      ratingsEncoder{s: NewRatingStream(seed, cfg.Min, cfg.Max)},
+		rate:     unpaced(cfg.Rate),
+		count:    cfg.Count,
+		send:     cfg.Sending,
+		seed:     seed,
+		progress: progress,
+		log:      log,
 	}
 	return r.run(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -185,21 +186,29 @@ type result struct {
 	err error
 }
 
+// unpaced turns a rate of +Inf (the flag value "inf") into 0, run's
+// "as fast as possible".
+func unpaced(rate float64) float64 {
+	if math.IsInf(rate, 1) {
+		return 0
+	}
+	return rate
+}
+
 // run is one RunRatings or RunVisits call. Only the calling goroutine
 // touches it; each write runs in its own goroutine and hands its batch
 // back over results.
 type run struct {
-	kind      string
-	topic     string
-	w         *kafka.Writer
-	enc       encoder
-	rate      float64 // per second; 0 means unpaced
-	count     int64   // 0 means unlimited
-	batchSize int
-	inFlight  int
-	seed      int64
-	progress  Progress
-	log       *slog.Logger
+	kind     string
+	topic    string
+	w        *kafka.Writer
+	enc      encoder
+	rate     float64 // per second; 0 means unpaced
+	count    int64   // 0 means unlimited
+	send     Sending
+	seed     int64
+	progress Progress
+	log      *slog.Logger
 
 	sum       Summary
 	started   time.Time
@@ -222,7 +231,7 @@ func (r *run) run(ctx context.Context) (Summary, error) {
 	// Writes outlive ctx: once the run stops they get DrainTimeout more.
 	wctx, wcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer wcancel()
-	results := make(chan result, r.inFlight)
+	results := make(chan result, r.send.InFlight)
 	var (
 		free     []*batch
 		inflight int
@@ -256,7 +265,7 @@ func (r *run) run(ctx context.Context) (Summary, error) {
 	}
 
 	for {
-		canSend := !stopping && (r.count == 0 || r.sum.Sent < r.count) && inflight < r.inFlight
+		canSend := !stopping && (r.count == 0 || r.sum.Sent < r.count) && inflight < r.send.InFlight
 		if !canSend && inflight == 0 {
 			break
 		}
@@ -328,7 +337,7 @@ func (r *run) run(ctx context.Context) (Summary, error) {
 // up to batchSize, at a set rate at most a tenth of a second's worth (at
 // least one), and no more than the count leaves.
 func (r *run) nextBatchSize() int {
-	n := r.batchSize
+	n := r.send.BatchSize
 	if r.rate > 0 && r.rate/10 < float64(n) {
 		n = max(1, int(r.rate/10))
 	}

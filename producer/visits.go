@@ -225,25 +225,20 @@ func RunVisits(ctx context.Context, w *kafka.Writer, cfg VisitsConfig, progress 
 	if err != nil {
 		return Summary{Kind: "visits", Seed: seed}, err
 	}
-	rate := cfg.Frequency
-	if math.IsInf(rate, 1) {
-		rate = 0
-	}
 	log.Info("producing visits", "topic", cfg.Topic, "seed", seed, "frequency", cfg.Frequency,
 		"max_messages", cfg.MaxMessages, "accounts", len(cfg.AccountIDs), "stores", len(cfg.StoreIDs),
 		"late_fraction", cfg.LateFraction, "late_by", cfg.LateBy)
 	r := &run{
-		kind:      "visits",
-		topic:     cfg.Topic,
-		w:         w,
-		enc:       visitsEncoder{s: stream, now: cfg.Now},
-		rate:      rate,
-		count:     cfg.MaxMessages,
-		batchSize: cfg.BatchSize,
-		inFlight:  cfg.InFlight,
-		seed:      seed,
-		progress:  progress,
-		log:       log,
+		kind:     "visits",
+		topic:    cfg.Topic,
+		w:        w,
+		enc:      visitsEncoder{s: stream, now: cfg.Now},
+		rate:     unpaced(cfg.Frequency),
+		count:    cfg.MaxMessages,
+		send:     cfg.Sending,
+		seed:     seed,
+		progress: progress,
+		log:      log,
 	}
 	return r.run(ctx)
 }
