@@ -148,19 +148,12 @@ func (c Config) pingTimeout() time.Duration {
 // It gives up after about DialTimeout per address. The caller closes the
 // connection.
 func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
+	conn, err := Connect(cfg)
+	if err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	opts, err := cfg.options()
-	if err != nil {
-		return nil, err
-	}
 	where := strings.Join(cfg.Addr, ",")
-	conn, err := ch.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to clickhouse at %s: %w", where, err)
-	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.pingTimeout())
 	defer cancel()
 	if err := conn.Ping(pctx); err != nil {
