@@ -16,6 +16,13 @@ const (
 	HeaderTopic     = "dlq.topic"     // where the input came from
 	HeaderPartition = "dlq.partition" // decimal
 	HeaderOffset    = "dlq.offset"    // decimal
+	// HeaderTimestamp is the input's Kafka timestamp in unix milliseconds,
+	// decimal. The dead-letter record is stamped with the same time, but a
+	// topic with message.timestamp.type=LogAppendTime, or a copy by a
+	// mirroring tool, replaces that; the header keeps it, so a replay can
+	// send the input with its own time, and the shadow event it causes is
+	// the same row (emit_timestamp is the rating record's timestamp).
+	HeaderTimestamp = "dlq.timestamp"
 	// HeaderTruncated is set, to the input's length in bytes, when the
 	// value was cut to the dead-letter size limit.
 	HeaderTruncated = "dlq.truncated"
@@ -29,7 +36,7 @@ const DefaultMaxDeadLetterBytes = 64 << 10
 // deadLetter builds the dead-letter record for input m.
 func deadLetter(topic, agent string, m *kafka.Message, reason Reason, detail string, maxValue int) kafka.Message {
 	value := m.Value
-	headers := make([]kafka.Header, 0, len(m.Headers)+7)
+	headers := make([]kafka.Header, 0, len(m.Headers)+8)
 	headers = append(headers, m.Headers...)
 	if maxValue > 0 && len(value) > maxValue {
 		headers = append(headers, kafka.Header{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(value)))})
@@ -42,6 +49,7 @@ func deadLetter(topic, agent string, m *kafka.Message, reason Reason, detail str
 		kafka.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
 		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
 		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		kafka.Header{Key: HeaderTimestamp, Value: []byte(strconv.FormatInt(m.Time.UnixMilli(), 10))},
 	)
 	return kafka.Message{Topic: topic, Key: m.Key, Value: value, Headers: headers, Time: m.Time}
 }

@@ -66,7 +66,11 @@ func TestShadowDeadLettersTheInputOfARefusedOutput(t *testing.T) {
 		HeaderPartition: "3",
 		HeaderOffset:    "41",
 		HeaderAgent:     ShadowAgentName,
+		HeaderTimestamp: "1700000000000",
 	})
+	if !m.Time.Equal(in.Time) {
+		t.Errorf("dead letter stamped %s, want the input's time %s", m.Time, in.Time)
+	}
 	if d := HeaderValue(m.Headers, HeaderDetail); !strings.Contains(d, "output to "+p.cfg.OutputTopic+" refused") {
 		t.Errorf("detail %q does not name the refusing topic", d)
 	}
