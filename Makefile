@@ -13,11 +13,15 @@ help: ## list the targets
 build: ## build bin/domination
 	$(GO) build -o $(BIN) ./cmd/domination
 
-up: ## start Kafka and ClickHouse (Docker if an engine answers, else plain processes)
-	bash scripts/services/up.sh
+# TOPOLOGY=cluster: three Kafka brokers, a ZooKeeper and two ClickHouse replicas
+# on their own ports (README, "Running on a cluster").
+TOPOLOGY ?= single
 
-down: ## stop what `make up` started
-	bash scripts/services/down.sh
+up: ## start Kafka and ClickHouse (Docker if an engine answers, else plain processes; TOPOLOGY=cluster for the cluster)
+	TOPOLOGY=$(TOPOLOGY) bash scripts/services/up.sh
+
+down: ## stop what `make up` started (same TOPOLOGY)
+	TOPOLOGY=$(TOPOLOGY) bash scripts/services/down.sh
 
 run: build up ## start the services, migrate ClickHouse, run a worker
 	$(BIN) migrate up

@@ -1,0 +1,443 @@
+#!/usr/bin/env bash
+# cluster.sh up|down|status|env — run the production topology as plain
+# processes: a 3-broker KRaft Kafka cluster (replication factor 3,
+# min.insync.replicas 2), one ZooKeeper, and a ClickHouse cluster of one shard
+# with 2 replicas coordinated by that ZooKeeper.
+#
+# Everything lives under $DOMINATION_SERVICES_DIR/cluster on its own ports, so
+# it runs beside the single-node services of kafka.sh and clickhouse.sh. `up`
+# starts whichever member is not running (so it also restarts one that was
+# killed) and waits until every member is ready; `down` stops only the
+# processes it started. `env` prints the settings domination needs to use the
+# cluster, ready for `export $(bash scripts/services/cluster.sh env)`.
+#
+# Environment (defaults in brackets):
+#   DOMINATION_SERVICES_DIR        data, logs and pid files [<repo>/.services]
+#   CLUSTER_NAME                   ClickHouse cluster name  [domination]
+#   CLUSTER_KAFKA_PORTS            client ports, one a broker [29092 29093 29094]
+#   CLUSTER_KAFKA_CONTROLLER_PORTS KRaft controller ports   [29192 29193 29194]
+#   CLUSTER_ZOOKEEPER_PORT         ZooKeeper client port    [22181]
+#   CLUSTER_CLICKHOUSE_PORTS       native ports, one a replica [29000 29001]
+#   CLUSTER_CLICKHOUSE_HTTP_PORTS  HTTP ports               [28123 28124]
+#   CLUSTER_CLICKHOUSE_INTERSERVER_PORTS replication ports  [29009 29010]
+#   CLUSTER_HEAP_OPTS              heap of each JVM         [-Xms128m -Xmx512m]
+#   CLUSTER_WAIT_SECONDS           readiness wait           [120]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+dir="$SERVICES_DIR/cluster"
+name="${CLUSTER_NAME:-domination}"
+read -r -a kafka_ports <<<"${CLUSTER_KAFKA_PORTS:-29092 29093 29094}"
+read -r -a controller_ports <<<"${CLUSTER_KAFKA_CONTROLLER_PORTS:-29192 29193 29194}"
+zk_port="${CLUSTER_ZOOKEEPER_PORT:-22181}"
+read -r -a ch_ports <<<"${CLUSTER_CLICKHOUSE_PORTS:-29000 29001}"
+read -r -a ch_http_ports <<<"${CLUSTER_CLICKHOUSE_HTTP_PORTS:-28123 28124}"
+read -r -a ch_interserver_ports <<<"${CLUSTER_CLICKHOUSE_INTERSERVER_PORTS:-29009 29010}"
+heap="${CLUSTER_HEAP_OPTS:--Xms128m -Xmx512m}"
+wait_seconds="${CLUSTER_WAIT_SECONDS:-120}"
+
+((${#controller_ports[@]} == ${#kafka_ports[@]})) || die "CLUSTER_KAFKA_CONTROLLER_PORTS needs one port per broker"
+((${#ch_http_ports[@]} == ${#ch_ports[@]} && ${#ch_interserver_ports[@]} == ${#ch_ports[@]})) ||
+	die "CLUSTER_CLICKHOUSE_HTTP_PORTS and _INTERSERVER_PORTS need one port per replica"
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# port_free PORT NAME fails when something answers on PORT: a cluster member
+# never shares a port with a process it did not start.
+port_free() {
+	if listening "$1"; then die "port $1 for $2 is taken by a process cluster.sh did not start"; fi
+}
+
+# fetch_jars NAME POM copies the jars of POM into $dir/NAME-libs once per
+# version of the pom.
+fetch_jars() {
+	local libs="$dir/$1-libs" pom="$2"
+	local want
+	want="$(sha256sum "$pom" | cut -d' ' -f1)"
+	if [ -s "$libs/.pom.sha" ] && [ "$(cat "$libs/.pom.sha")" = "$want" ]; then return 0; fi
+	command -v java >/dev/null || apt_install openjdk-17-jre-headless
+	command -v mvn >/dev/null || apt_install maven
+	log "fetching the $1 jars from Maven Central"
+	rm -rf "$libs"
+	mkdir -p "$libs"
+	mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >&2 ||
+		die "mvn could not fetch the $1 jars (see above)"
+	echo "$want" >"$libs/.pom.sha"
+}
+
+# start_java PIDFILE LOG ARGS... starts a JVM in its own session.
+start_java() {
+	local pidfile="$1" out="$2"
+	shift 2
+	# shellcheck disable=SC2086
+	setsid java $heap -XX:+UseG1GC -Djava.awt.headless=true "$@" >"$out" 2>&1 </dev/null &
+	echo $! >"$pidfile"
+}
+
+# --- ZooKeeper ---------------------------------------------------------------
+
+zk_dir="$dir/zookeeper"
+
+# zk_ready asks "srvr", which names the mode only once the server serves
+# requests ("ruok" answers imok before that).
+zk_ready() {
+	local answer
+	answer="$({ exec 3<>"/dev/tcp/127.0.0.1/$zk_port"; } 2>/dev/null && printf srvr >&3 && timeout 2 cat <&3)" || return 1
+	[[ "$answer" == *"Mode: standalone"* ]]
+}
+
+zk_up() {
+	if is_running "$zk_dir/pid"; then return 0; fi
+	port_free "$zk_port" zookeeper
+	fetch_jars zookeeper "$here/zookeeper/pom.xml"
+	mkdir -p "$zk_dir/data" "$zk_dir/log"
+	cat >"$zk_dir/zoo.cfg" <<CFG
+# Written by scripts/services/cluster.sh; edits are overwritten on the next up.
+tickTime=2000
+dataDir=$zk_dir/data
+clientPort=$zk_port
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+4lw.commands.whitelist=srvr
+autopurge.purgeInterval=1
+CFG
+	log "starting zookeeper on 127.0.0.1:$zk_port"
+	start_java "$zk_dir/pid" "$zk_dir/log/stdout.log" \
+		-Dorg.slf4j.simpleLogger.logFile="$zk_dir/log/zookeeper.log" \
+		-Dorg.slf4j.simpleLogger.showDateTime=true \
+		-cp "$dir/zookeeper-libs/*" org.apache.zookeeper.server.ZooKeeperServerMain "$zk_dir/zoo.cfg"
+}
+
+# --- Kafka -------------------------------------------------------------------
+
+kafka_node_dir() { echo "$dir/kafka-$1"; }
+
+kafka_config() {
+	local id="$1" node
+	node="$(kafka_node_dir "$id")"
+	local port="${kafka_ports[id - 1]}" controller="${controller_ports[id - 1]}"
+	local voters="" i
+	for i in "${!controller_ports[@]}"; do
+		voters="${voters:+$voters,}$((i + 1))@127.0.0.1:${controller_ports[i]}"
+	done
+	local rf=3 isr=2
+	if ((${#kafka_ports[@]} < 3)); then rf=${#kafka_ports[@]} isr=1; fi
+	mkdir -p "$node/data" "$node/log"
+	cat >"$node/server.properties" <<PROPS
+# Written by scripts/services/cluster.sh; edits are overwritten on the next up.
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$node/data
+num.partitions=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=$rf
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+delete.topic.enable=true
+message.max.bytes=4194304
+replica.fetch.max.bytes=4194304
+num.io.threads=2
+num.network.threads=2
+background.threads=2
+log.retention.hours=24
+log.segment.bytes=67108864
+PROPS
+	cat >"$node/log4j2.yaml" <<YAML
+Configuration:
+  Appenders:
+    File:
+      name: server
+      fileName: "$node/log/server.log"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: server
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: org.apache.kafka.controller
+        level: WARN
+      - name: state.change.logger
+        level: WARN
+YAML
+}
+
+kafka_java() {
+	local node="$1"
+	shift
+	# shellcheck disable=SC2086
+	java $heap -Dlog4j2.configurationFile="$node/log4j2.yaml" -cp "$dir/kafka-libs/*" "$@"
+}
+
+kafka_up() {
+	local id="$1" node
+	node="$(kafka_node_dir "$id")"
+	if is_running "$node/pid"; then return 0; fi
+	port_free "${kafka_ports[id - 1]}" "kafka-$id"
+	port_free "${controller_ports[id - 1]}" "kafka-$id controller"
+	kafka_config "$id"
+	if [ ! -s "$dir/kafka-cluster.id" ]; then
+		kafka_java "$node" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$dir/kafka-cluster.id"
+	fi
+	if [ ! -e "$node/data/meta.properties" ]; then
+		kafka_java "$node" kafka.tools.StorageTool format -t "$(cat "$dir/kafka-cluster.id")" -c "$node/server.properties" \
+			>"$node/log/format.log" 2>&1 || { cat "$node/log/format.log" >&2; die "formatting kafka-$id storage failed"; }
+	fi
+	: >"$node/log/server.log"
+	log "starting kafka-$id on 127.0.0.1:${kafka_ports[id - 1]}"
+	start_java "$node/pid" "$node/log/stdout.log" -Dlog4j2.configurationFile="$node/log4j2.yaml" \
+		-cp "$dir/kafka-libs/*" kafka.Kafka "$node/server.properties"
+}
+
+kafka_ready() {
+	local id="$1" node
+	node="$(kafka_node_dir "$id")"
+	listening "${kafka_ports[id - 1]}" && grep -q "Kafka Server started" "$node/log/server.log" 2>/dev/null
+}
+
+# --- ClickHouse --------------------------------------------------------------
+
+ch_node_dir() { echo "$dir/clickhouse-$1"; }
+
+ch_bin() {
+	local b
+	for b in clickhouse-server /usr/sbin/clickhouse-server /usr/bin/clickhouse; do
+		if command -v "$b" >/dev/null 2>&1; then
+			command -v "$b"
+			return 0
+		fi
+	done
+	return 1
+}
+
+ch_config() {
+	local id="$1" node i
+	node="$(ch_node_dir "$id")"
+	mkdir -p "$node/data" "$node/tmp" "$node/user_files" "$node/log" "$node/format_schemas"
+	local replicas=""
+	for i in "${!ch_ports[@]}"; do
+		replicas="$replicas
+                <replica><host>127.0.0.1</host><port>${ch_ports[i]}</port></replica>"
+	done
+	cat >"$node/config.xml" <<XML
+<?xml version="1.0"?>
+<!-- Written by scripts/services/cluster.sh; edits are overwritten on the next up. -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$node/log/clickhouse-server.log</log>
+        <errorlog>$node/log/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>3</count>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>${ch_http_ports[id - 1]}</http_port>
+    <tcp_port>${ch_ports[id - 1]}</tcp_port>
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>${ch_interserver_ports[id - 1]}</interserver_http_port>
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <uncompressed_cache_size>134217728</uncompressed_cache_size>
+    <mark_cache_size>134217728</mark_cache_size>
+    <path>$node/data/</path>
+    <tmp_path>$node/tmp/</tmp_path>
+    <user_files_path>$node/user_files/</user_files_path>
+    <format_schema_path>$node/format_schemas/</format_schema_path>
+    <users_config>$node/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+    <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
+    <max_session_timeout>3600</max_session_timeout>
+    <default_session_timeout>60</default_session_timeout>
+
+    <!-- One shard of every replica: each holds all the rows. -->
+    <remote_servers>
+        <$name>
+            <shard>
+                <internal_replication>true</internal_replication>$replicas
+            </shard>
+        </$name>
+    </remote_servers>
+    <zookeeper>
+        <node><host>127.0.0.1</host><port>$zk_port</port></node>
+        <session_timeout_ms>30000</session_timeout_ms>
+    </zookeeper>
+    <macros>
+        <shard>01</shard>
+        <replica>replica-$id</replica>
+    </macros>
+    <distributed_ddl>
+        <path>/clickhouse/task_queue/ddl</path>
+    </distributed_ddl>
+</yandex>
+XML
+	# As in clickhouse.sh: a short stream_flush_interval_ms makes rows the
+	# Kafka engine consumed visible within about a second.
+	cat >"$node/users.xml" <<XML
+<?xml version="1.0"?>
+<!-- Written by scripts/services/cluster.sh; edits are overwritten on the next up. -->
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>2000000000</max_memory_usage>
+            <load_balancing>in_order</load_balancing>
+            <stream_flush_interval_ms>500</stream_flush_interval_ms>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries>
+                <errors>0</errors>
+                <result_rows>0</result_rows>
+                <read_rows>0</read_rows>
+                <execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+XML
+}
+
+ch_up() {
+	local id="$1" node bin
+	node="$(ch_node_dir "$id")"
+	if is_running "$node/pid"; then return 0; fi
+	port_free "${ch_ports[id - 1]}" "clickhouse-$id"
+	port_free "${ch_http_ports[id - 1]}" "clickhouse-$id http"
+	port_free "${ch_interserver_ports[id - 1]}" "clickhouse-$id interserver"
+	if ! ch_bin >/dev/null || ! command -v clickhouse-client >/dev/null; then
+		log "installing Debian's clickhouse-server and clickhouse-client"
+		apt_install clickhouse-server clickhouse-client
+	fi
+	bin="$(ch_bin)" || die "clickhouse-server is not on PATH after installing it"
+	ch_config "$id"
+	rm -f "$node/pid"
+	log "starting clickhouse-$id on 127.0.0.1:${ch_ports[id - 1]}"
+	setsid "$bin" --config-file="$node/config.xml" --pid-file="$node/pid" >"$node/log/stdout.log" 2>&1 </dev/null &
+	echo $! >"$node/pid"
+}
+
+ch_ready() {
+	timeout 5 clickhouse-client --host 127.0.0.1 --port "${ch_ports[$1 - 1]}" -q "SELECT 1" >/dev/null 2>&1
+}
+
+# --- the whole cluster -------------------------------------------------------
+
+members() {
+	echo zookeeper
+	local i
+	for i in "${!ch_ports[@]}"; do echo "clickhouse-$((i + 1))"; done
+	for i in "${!kafka_ports[@]}"; do echo "kafka-$((i + 1))"; done
+}
+
+pidfile_of() { echo "$dir/$1/pid"; }
+
+# ready MEMBER succeeds when MEMBER answers; it fails the whole wait at once
+# when MEMBER's process has died.
+member_ready() {
+	local m="$1"
+	is_running "$(pidfile_of "$m")" || { log "$m exited while starting (see $dir/$m/log)"; exit 1; }
+	case "$m" in
+	zookeeper) zk_ready ;;
+	clickhouse-*) ch_ready "${m#clickhouse-}" ;;
+	kafka-*) kafka_ready "${m#kafka-}" ;;
+	esac
+}
+
+up() {
+	mkdir -p "$dir"
+	local i m
+	zk_up
+	wait_until "zookeeper on 127.0.0.1:$zk_port" "$wait_seconds" member_ready zookeeper ||
+		die "zookeeper did not become ready within ${wait_seconds}s"
+	fetch_jars kafka "$here/kafka/pom.xml"
+	for i in "${!ch_ports[@]}"; do ch_up $((i + 1)); done
+	# Every broker is a KRaft voter: none is ready before a quorum runs, so
+	# all start before any wait.
+	for i in "${!kafka_ports[@]}"; do kafka_up $((i + 1)); done
+	for m in $(members); do
+		wait_until "$m" "$wait_seconds" member_ready "$m" || {
+			tail -n 30 "$dir/$m/log/"*.log >&2 || true
+			die "$m did not become ready within ${wait_seconds}s"
+		}
+	done
+	log "cluster ready: kafka $(brokers), clickhouse $(clickhouse_addrs) (cluster $name), zookeeper 127.0.0.1:$zk_port"
+}
+
+down() {
+	local m
+	# In parallel: a KRaft broker's controlled shutdown needs the quorum that
+	# stopping the others one by one would take away.
+	for m in $(members | grep '^kafka-'); do stop_pidfile "$m" "$(pidfile_of "$m")" & done
+	wait
+	for m in $(members | grep -v '^kafka-' | grep -v '^zookeeper$'); do stop_pidfile "$m" "$(pidfile_of "$m")"; done
+	stop_pidfile zookeeper "$(pidfile_of zookeeper)"
+}
+
+status() {
+	local m state=0
+	for m in $(members); do
+		if is_running "$(pidfile_of "$m")"; then echo "$m running (pid $(cat "$(pidfile_of "$m")"))"; else
+			echo "$m stopped"
+			state=1
+		fi
+	done
+	return $state
+}
+
+brokers() {
+	local out="" p
+	for p in "${kafka_ports[@]}"; do out="${out:+$out,}127.0.0.1:$p"; done
+	echo "$out"
+}
+
+clickhouse_addrs() {
+	local out="" p
+	for p in "${ch_ports[@]}"; do out="${out:+$out,}127.0.0.1:$p"; done
+	echo "$out"
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) status ;;
+env)
+	echo "DOMINATION_KAFKA_BROKERS=$(brokers)"
+	echo "DOMINATION_CLICKHOUSE_ADDR=$(clickhouse_addrs)"
+	echo "DOMINATION_CLICKHOUSE_CLUSTER=$name"
+	;;
+*) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
