@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"text/template"
@@ -28,14 +29,28 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Objects are the tables and views that Up creates, in creation order.
+// Objects are the tables and views that Up creates on every server.
 var Objects = []string{
 	"shadow_stream",
 	"shadow",
 	"shadow_consumer",
+	"shadow_errors",
 	"active_visitors_stream",
 	"active_visitors",
 	"active_visitors_consumer",
+	"active_visitors_errors",
+}
+
+// ErrorStreamObjects are the views Up creates besides Objects on a server
+// whose Kafka engine streams parse errors (Version.ErrorStream).
+var ErrorStreamObjects = []string{"shadow_errors_consumer", "active_visitors_errors_consumer"}
+
+// ObjectsFor lists what Up creates on a server of version v.
+func ObjectsFor(v Version) []string {
+	if v.ErrorStream() {
+		return append(slices.Clone(Objects), ErrorStreamObjects...)
+	}
+	return slices.Clone(Objects)
 }
 
 // ErrNoVersion is returned by Migrator.Version when no migration has been
@@ -173,9 +188,18 @@ type templateSource struct {
 
 var _ source.Driver = (*templateSource)(nil)
 
+// templateData is what the migration templates see: the Kafka source's
+// fields, and the server the SQL is for (.Server.ErrorStream and the like).
+type templateData struct {
+	KafkaSource
+	Server Version
+}
+
 // newTemplateSource reads every migration file in dir of fsys and renders it
-// with data. A file that does not parse or render is an error naming it.
-func newTemplateSource(fsys fs.FS, dir string, data KafkaSource) (*templateSource, error) {
+// with src for server. A file that does not parse or render is an error
+// naming it.
+func newTemplateSource(fsys fs.FS, dir string, src KafkaSource, server Version) (*templateSource, error) {
+	data := templateData{KafkaSource: src, Server: server}
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read migrations: %w", err)
@@ -270,14 +294,20 @@ func (s *templateSource) ReadDown(version uint) (io.ReadCloser, string, error) {
 // (ClickHouse has no locks): don't.
 type Migrator struct {
 	mu     sync.Mutex // held for a whole operation
-	src    *templateSource
+	fsys   fs.FS
+	dir    string
+	kafka  KafkaSource
+	src    *templateSource // rendered for server once it is known
+	server *Version        // nil until the first operation asks the server
 	drv    *MigrateDriver
 	log    *slog.Logger
 	closed bool
 }
 
 // NewMigrator returns a Migrator of database over conn, rendering the
-// migrations with src (defaults applied, then validated). It does no I/O.
+// migrations with src (defaults applied, then validated). It does no I/O:
+// the first operation asks the server for its version and renders the
+// migrations for it (see the package doc's version table).
 // conn stays the caller's: Close does not close it. log may be nil.
 func NewMigrator(conn driver.Conn, database string, src KafkaSource, log *slog.Logger) (*Migrator, error) {
 	return newMigrator(conn, database, migrationFiles, "migrations", src, log)
@@ -295,14 +325,46 @@ func newMigrator(conn driver.Conn, db string, fsys fs.FS, dir string, src KafkaS
 	if err := src.Validate(); err != nil {
 		return nil, fmt.Errorf("new migrator: %w", err)
 	}
-	ts, err := newTemplateSource(fsys, dir, src)
+	// Rendered once here for the oldest server, so that a template that
+	// cannot render fails before anything touches the database.
+	ts, err := newTemplateSource(fsys, dir, src, Oldest)
 	if err != nil {
 		return nil, fmt.Errorf("new migrator: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Migrator{src: ts, drv: NewMigrateDriver(conn, db), log: log}, nil
+	return &Migrator{fsys: fsys, dir: dir, kafka: src, src: ts, drv: NewMigrateDriver(conn, db), log: log}, nil
+}
+
+// ServerVersion returns the version the migrations are rendered for, asking
+// the server the first time.
+func (m *Migrator) ServerVersion(ctx context.Context) (Version, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.render(ctx); err != nil {
+		return Version{}, err
+	}
+	return *m.server, nil
+}
+
+// render renders the migrations for the server's version, once. The caller
+// holds m.mu.
+func (m *Migrator) render(ctx context.Context) error {
+	if m.server != nil {
+		return nil
+	}
+	v, err := ServerVersion(ctx, m.drv.conn)
+	if err != nil {
+		return err
+	}
+	ts, err := newTemplateSource(m.fsys, m.dir, m.kafka, v)
+	if err != nil {
+		return err
+	}
+	m.src, m.server = ts, &v
+	m.log.DebugContext(ctx, "clickhouse migrations rendered", "server_version", v.String(), "error_stream", v.ErrorStream())
+	return nil
 }
 
 // Up applies every migration not applied yet. Nothing to apply is not an
@@ -407,6 +469,9 @@ func (m *Migrator) do(ctx context.Context, op string, f func(*migrate.Migrate) e
 		return fmt.Errorf("%s: migrator is closed", op)
 	}
 	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := m.render(ctx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	mg, err := migrate.NewWithInstance("embedded", m.src, driverName, m.drv)

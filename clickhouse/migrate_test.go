@@ -114,7 +114,7 @@ func TestMigrationsRenderTheKafkaSourceAsLiterals(t *testing.T) {
 		ActiveVisitorsGroup: "g_av",
 		NumConsumers:        3,
 	}
-	ts, err := newTemplateSource(migrationFiles, "migrations", src)
+	ts, err := newTemplateSource(migrationFiles, "migrations", src, Oldest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +246,8 @@ func TestMigratorUpDownUp(t *testing.T) {
 		"active_visitors_stream":   "Kafka",
 		"active_visitors":          "ReplacingMergeTree",
 		"active_visitors_consumer": "MaterializedView",
+		"shadow_errors":            "ReplacingMergeTree",
+		"active_visitors_errors":   "ReplacingMergeTree",
 	}
 	got := tables(t, conn, cfg.Database)
 	if len(got) != len(wantEngines) {
@@ -263,12 +265,12 @@ func TestMigratorUpDownUp(t *testing.T) {
 	if slices.Sort(names); !slices.Equal(names, slices.Sorted(slices.Values(Objects))) {
 		t.Errorf("after Up: objects %v, want Objects %v", names, Objects)
 	}
-	mustVersion(t, m, 2, false)
+	mustVersion(t, m, 3, false)
 
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("second Up: %v", err)
 	}
-	mustVersion(t, m, 2, false)
+	mustVersion(t, m, 3, false)
 	if got := tables(t, conn, cfg.Database); len(got) != len(Objects) {
 		t.Errorf("after second Up: tables %v", got)
 	}
@@ -289,7 +291,7 @@ func TestMigratorUpDownUp(t *testing.T) {
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("Up after Down: %v", err)
 	}
-	mustVersion(t, m, 2, false)
+	mustVersion(t, m, 3, false)
 	if got := tables(t, conn, cfg.Database); len(got) != len(Objects) {
 		t.Errorf("after Up after Down: tables %v", got)
 	}

@@ -65,27 +65,36 @@ func TestSplitStatementsRejectsUnterminated(t *testing.T) {
 }
 
 func TestSplitStatementsOfShippedMigrations(t *testing.T) {
-	// Every shipped file, rendered, cuts into the statements it is meant to
-	// hold: three CREATEs up, three DROPs down.
-	src, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.withDefaults())
-	if err != nil {
-		t.Fatal(err)
+	// Every shipped file, rendered for the oldest and a current server, cuts
+	// into the statements it is meant to hold, each a CREATE or a DROP.
+	want := map[string][2]int{ // file → statements on 18.16, on a current release
+		"000001_shadow.up.sql":            {3, 3},
+		"000001_shadow.down.sql":          {3, 3},
+		"000002_active_visitors.up.sql":   {3, 3},
+		"000002_active_visitors.down.sql": {3, 3},
+		"000003_errors.up.sql":            {6, 12},
+		"000003_errors.down.sql":          {8, 12},
 	}
-	for name, sql := range src.rendered {
-		stmts, err := splitStatements(sql)
+	for i, v := range []Version{Oldest, {26, 9, 0}} {
+		src, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.withDefaults(), v)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatal(err)
 		}
-		if len(stmts) != 3 {
-			t.Errorf("%s: %d statements, want 3: %+v", name, len(stmts), stmts)
+		if len(src.rendered) != len(want) {
+			t.Errorf("%s: %d files rendered, want %d", v, len(src.rendered), len(want))
 		}
-		verb := "CREATE "
-		if strings.Contains(name, ".down.") {
-			verb = "DROP TABLE IF EXISTS "
-		}
-		for _, s := range stmts {
-			if !strings.HasPrefix(s.SQL, verb) {
-				t.Errorf("%s: statement at line %d does not start with %q: %q", name, s.Line, verb, s.SQL)
+		for name, sql := range src.rendered {
+			stmts, err := splitStatements(sql)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if n := want[name][i]; len(stmts) != n {
+				t.Errorf("%s for %s: %d statements, want %d: %+v", name, v, len(stmts), n, stmts)
+			}
+			for _, s := range stmts {
+				if !strings.HasPrefix(s.SQL, "CREATE ") && !strings.HasPrefix(s.SQL, "DROP TABLE IF EXISTS ") {
+					t.Errorf("%s: statement at line %d is neither a CREATE nor a DROP TABLE IF EXISTS: %q", name, s.Line, s.SQL)
+				}
 			}
 		}
 	}

@@ -1,0 +1,72 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Version is a ClickHouse server release, as SELECT version() reports it
+// ("18.16.1", "26.9.1.1"). The zero Version is older than every release and
+// gets the oldest supported rules.
+type Version struct {
+	Major, Minor, Patch int
+}
+
+// Releases whose behaviour the schema depends on.
+var (
+	// Oldest is the oldest release the product supports: Debian's package.
+	Oldest = Version{18, 16, 0}
+	// ErrorStreamSince is the first release whose Kafka engine takes
+	// kafka_handle_error_mode = 'stream' and has the _error and
+	// _raw_message virtual columns. It is a conservative bound: on a server
+	// older than it, the worker's guard keeps the engine moving instead.
+	ErrorStreamSince = Version{21, 6, 0}
+)
+
+// ParseVersion reads "major.minor[.patch[.build]]".
+func ParseVersion(s string) (Version, error) {
+	parts := strings.Split(strings.TrimSpace(s), ".")
+	if len(parts) < 2 {
+		return Version{}, fmt.Errorf("parse clickhouse version %q: want major.minor[.patch]", s)
+	}
+	var n [3]int
+	for i := 0; i < 3 && i < len(parts); i++ {
+		v, err := strconv.Atoi(parts[i])
+		if err != nil || v < 0 {
+			return Version{}, fmt.Errorf("parse clickhouse version %q: %q is not a number", s, parts[i])
+		}
+		n[i] = v
+	}
+	return Version{n[0], n[1], n[2]}, nil
+}
+
+// String is "major.minor.patch".
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
+
+// AtLeast reports whether v is o or a later release.
+func (v Version) AtLeast(o Version) bool {
+	if v.Major != o.Major {
+		return v.Major > o.Major
+	}
+	if v.Minor != o.Minor {
+		return v.Minor > o.Minor
+	}
+	return v.Patch >= o.Patch
+}
+
+// ErrorStream reports whether the Kafka engine of v routes records it cannot
+// parse to the _error column instead of stopping on them.
+func (v Version) ErrorStream() bool { return v.AtLeast(ErrorStreamSince) }
+
+// ServerVersion asks the server behind conn for its release.
+func ServerVersion(ctx context.Context, conn driver.Conn) (Version, error) {
+	var s string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&s); err != nil {
+		return Version{}, fmt.Errorf("read clickhouse version: %w", err)
+	}
+	return ParseVersion(s)
+}
