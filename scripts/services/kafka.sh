@@ -17,6 +17,21 @@
 #                             this port with mechanism PLAIN and one user [unset]
 #   KAFKA_SASL_USERNAME       that user's name         [domination]
 #   KAFKA_SASL_PASSWORD       that user's password     [domination-secret]
+#   KAFKA_SSL_PORT            when set, also an SSL listener (TLS, no client
+#                             certificate asked) on this port     [unset]
+#   KAFKA_MTLS_PORT           when set, also an SSL listener that requires a
+#                             client certificate signed by the CA [unset]
+#   KAFKA_SASL_SSL_PORT       when set, also a SASL_SSL listener with
+#                             SCRAM-SHA-512 (and SCRAM-SHA-256 and PLAIN) for
+#                             the user above; the SCRAM credentials are
+#                             written when the storage is formatted, so this
+#                             needs a fresh data directory         [unset]
+#   KAFKA_CERTS_DIR           the certificates for the TLS listeners, made
+#                             by certs.sh when missing  [<services dir>/certs]
+#
+# The TLS listeners present certs.sh's server certificate (for localhost and
+# 127.0.0.1); clients trust its ca.pem. The password of the SCRAM user may
+# hold letters, digits, '-', '_' and '.'.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +47,13 @@ wait_seconds="${KAFKA_WAIT_SECONDS:-90}"
 sasl_port="${KAFKA_SASL_PORT:-}"
 sasl_user="${KAFKA_SASL_USERNAME:-domination}"
 sasl_password="${KAFKA_SASL_PASSWORD:-domination-secret}"
+ssl_port="${KAFKA_SSL_PORT:-}"
+mtls_port="${KAFKA_MTLS_PORT:-}"
+sasl_ssl_port="${KAFKA_SASL_SSL_PORT:-}"
+certs_dir="${KAFKA_CERTS_DIR:-$SERVICES_DIR/certs}"
+keystore_password="${CERTS_KEYSTORE_PASSWORD:-domination-keystore}"
+
+tls_wanted() { [ -n "$ssl_port$mtls_port$sasl_ssl_port" ]; }
 
 fetch_jars() {
 	local stamp="$dir/libs/.pom.sha"
@@ -65,6 +87,40 @@ write_config() {
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$sasl_user\" password=\"$sasl_password\" user_$sasl_user=\"$sasl_password\";"
 	fi
+	local tls=""
+	if tls_wanted; then
+		tls="ssl.keystore.type=PKCS12
+ssl.keystore.location=$certs_dir/server.p12
+ssl.keystore.password=$keystore_password
+ssl.key.password=$keystore_password
+ssl.truststore.type=PEM
+ssl.truststore.location=$certs_dir/ca.pem"
+	fi
+	if [ -n "$ssl_port" ]; then
+		listeners="$listeners,SSL://127.0.0.1:$ssl_port"
+		advertised="$advertised,SSL://127.0.0.1:$ssl_port"
+		protocols="$protocols,SSL:SSL"
+		tls="$tls
+listener.name.ssl.ssl.client.auth=none"
+	fi
+	if [ -n "$mtls_port" ]; then
+		listeners="$listeners,MTLS://127.0.0.1:$mtls_port"
+		advertised="$advertised,MTLS://127.0.0.1:$mtls_port"
+		protocols="$protocols,MTLS:SSL"
+		tls="$tls
+listener.name.mtls.ssl.client.auth=required"
+	fi
+	if [ -n "$sasl_ssl_port" ]; then
+		listeners="$listeners,SASL_SSL://127.0.0.1:$sasl_ssl_port"
+		advertised="$advertised,SASL_SSL://127.0.0.1:$sasl_ssl_port"
+		protocols="$protocols,SASL_SSL:SASL_SSL"
+		tls="$tls
+listener.name.sasl_ssl.ssl.client.auth=none
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user=\"$sasl_password\";"
+	fi
 	cat >"$dir/server.properties" <<PROPS
 # Written by scripts/services/kafka.sh; edits are overwritten on the next up.
 process.roles=broker,controller
@@ -76,6 +132,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$protocols
 $sasl
+$tls
 log.dirs=$dir/data
 num.partitions=1
 default.replication.factor=1
@@ -120,15 +177,31 @@ java_cmd() {
 		-cp "$dir/libs/*" "$@"
 }
 
+# format_storage formats the KRaft storage once. SCRAM credentials live in
+# the metadata log; in KRaft they can be written at format time, which is
+# how the SASL_SSL listener's user is created.
 format_storage() {
+	local scram_stamp="$dir/data/.scram-users"
 	if [ -e "$dir/data/meta.properties" ]; then
+		if [ -n "$sasl_ssl_port" ] && ! grep -qx "SCRAM-SHA-512 $sasl_user" "$scram_stamp" 2>/dev/null; then
+			die "the Kafka storage in $dir/data was formatted without the SCRAM-SHA-512 user $sasl_user; start with a fresh DOMINATION_SERVICES_DIR (or remove $dir/data) to create it"
+		fi
 		return 0
 	fi
 	local id
 	id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+	local scram=()
+	if [ -n "$sasl_ssl_port" ]; then
+		[[ "$sasl_password" =~ ^[A-Za-z0-9._-]+$ ]] || die "KAFKA_SASL_PASSWORD may hold only letters, digits, '.', '_' and '-' for the SCRAM user"
+		scram=(--add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]"
+			--add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_password]")
+	fi
 	log "formatting KRaft storage (cluster id $id)"
-	java_cmd kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >"$dir/log/format.log" 2>&1 ||
+	java_cmd kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" "${scram[@]}" >"$dir/log/format.log" 2>&1 ||
 		{ cat "$dir/log/format.log" >&2; die "formatting Kafka storage failed"; }
+	if [ -n "$sasl_ssl_port" ]; then
+		echo "SCRAM-SHA-512 $sasl_user" >"$scram_stamp"
+	fi
 }
 
 # ready succeeds when the broker accepts connections and has elected itself
@@ -148,6 +221,12 @@ up() {
 		return 0
 	fi
 	fetch_jars
+	if tls_wanted && [ "$certs_dir" = "$SERVICES_DIR/certs" ]; then
+		DOMINATION_SERVICES_DIR="$SERVICES_DIR" bash "$here/certs.sh" up
+	fi
+	if tls_wanted; then
+		[ -s "$certs_dir/server.p12" ] || die "no server keystore in $certs_dir (KAFKA_CERTS_DIR); run certs.sh"
+	fi
 	write_config
 	format_storage
 	: >"$dir/log/server.log"
@@ -162,6 +241,9 @@ up() {
 		die "kafka did not become ready within ${wait_seconds}s"
 	}
 	log "kafka ready: 127.0.0.1:$port ($(ls "$dir/libs" | sed -n "s/^kafka_2.13-\(.*\)\.jar$/Apache Kafka \1/p"))"
+	if [ -n "$ssl_port" ]; then log "kafka TLS listener: 127.0.0.1:$ssl_port (trust $certs_dir/ca.pem)"; fi
+	if [ -n "$mtls_port" ]; then log "kafka mutual-TLS listener: 127.0.0.1:$mtls_port (client certificate $certs_dir/client.pem)"; fi
+	if [ -n "$sasl_ssl_port" ]; then log "kafka SASL_SSL listener: 127.0.0.1:$sasl_ssl_port (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, user $sasl_user)"; fi
 }
 
 down() {
