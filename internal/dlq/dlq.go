@@ -1,0 +1,241 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
+)
+
+// Defaults for Config.
+const (
+	// DefaultTopic is the shadow agent's dead-letter topic.
+	DefaultTopic = "dominate-dlq"
+	// DefaultBatchSize is how many records Replay writes per batch.
+	DefaultBatchSize = 500
+	// DefaultWriteTimeout bounds one batch's write, retries included.
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// Config says which dead-letter topic to read and how to reach Kafka.
+type Config struct {
+	// Topic is the dead-letter topic. Default DefaultTopic.
+	Topic string
+	// Kafka is the cluster, with TLS and SASL.
+	Kafka broker.Config
+	// BatchSize is how many records Replay writes per batch. Default
+	// DefaultBatchSize.
+	BatchSize int
+	// WriteTimeout bounds the write of one batch. Default
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+}
+
+// WithDefaults returns c with its zero fields set to the documented defaults.
+func (c Config) WithDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	c.Kafka = c.Kafka.WithDefaults()
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	return c
+}
+
+// Validate reports a setting that cannot work.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if err := broker.ValidTopic(c.Topic); err != nil {
+		return fmt.Errorf("dead-letter topic: %w", err)
+	}
+	return c.Kafka.Validate()
+}
+
+// ErrNoTopic is returned when a topic the call needs does not exist.
+var ErrNoTopic = errors.New("topic does not exist")
+
+// DLQ reads one dead-letter topic and replays its records.
+type DLQ struct {
+	cfg       Config
+	client    *kafka.Client
+	dialer    *kafka.Dialer
+	transport *kafka.Transport
+}
+
+// New checks cfg and prepares the connections; it does no I/O.
+func New(cfg Config) (*DLQ, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dialer, err := cfg.Kafka.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	transport, err := cfg.Kafka.Transport()
+	if err != nil {
+		return nil, err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: transport, Timeout: 30 * time.Second}
+	return &DLQ{cfg: cfg, client: client, dialer: dialer, transport: transport}, nil
+}
+
+// Topic returns the dead-letter topic d reads.
+func (d *DLQ) Topic() string { return d.cfg.Topic }
+
+// Close releases idle connections.
+func (d *DLQ) Close() { d.transport.CloseIdleConnections() }
+
+// span is the offsets of one partition a scan reads, [first, last).
+type span struct {
+	partition   int
+	first, last int64
+}
+
+// partitions returns the partition ids of topic, or ErrNoTopic.
+func (d *DLQ) partitions(ctx context.Context, topic string) ([]int, error) {
+	md, err := d.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0) {
+			break
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("describe topic %s: %w", topic, t.Error)
+		}
+		ids := make([]int, len(t.Partitions))
+		for i, p := range t.Partitions {
+			ids[i] = p.ID
+		}
+		sort.Ints(ids)
+		return ids, nil
+	}
+	return nil, fmt.Errorf("topic %s: %w", topic, ErrNoTopic)
+}
+
+// spans returns the first and end offsets of every partition of the
+// dead-letter topic, as they are now.
+func (d *DLQ) spans(ctx context.Context) ([]span, error) {
+	ids, err := d.partitions(ctx, d.cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter %w", err)
+	}
+	reqs := make([]kafka.OffsetRequest, 0, 2*len(ids))
+	for _, p := range ids {
+		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	res, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{d.cfg.Topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", d.cfg.Topic, err)
+	}
+	out := make([]span, 0, len(ids))
+	for _, po := range res.Topics[d.cfg.Topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %s/%d: %w", d.cfg.Topic, po.Partition, po.Error)
+		}
+		out = append(out, span{partition: po.Partition, first: po.FirstOffset, last: po.LastOffset})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })
+	return out, nil
+}
+
+// Scan passes to fn, in partition then offset order, every record of the
+// dead-letter topic that sel matches, up to the end of each partition as
+// it is when Scan starts. An error from fn ends the scan and is returned.
+func (d *DLQ) Scan(ctx context.Context, sel Selection, fn func(Record) error) error {
+	spans, err := d.spans(ctx)
+	if err != nil {
+		return err
+	}
+	return d.scan(ctx, spans, sel, fn)
+}
+
+func (d *DLQ) scan(ctx context.Context, spans []span, sel Selection, fn func(Record) error) error {
+	for _, s := range spans {
+		from, to, ok := sel.bounds(s.partition, s.first, s.last)
+		if !ok {
+			continue
+		}
+		err := d.read(ctx, s.partition, from, to, func(m kafka.Message) error {
+			if r := FromMessage(m); sel.Match(r) {
+				return fn(r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read passes the records of partition at offsets [from, to) to fn.
+func (d *DLQ) read(ctx context.Context, partition int, from, to int64, fn func(kafka.Message) error) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: d.cfg.Kafka.Brokers, Topic: d.cfg.Topic, Partition: partition, Dialer: d.dialer,
+		MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 250 * time.Millisecond,
+	})
+	defer r.Close()
+	if err := r.SetOffset(from); err != nil {
+		return fmt.Errorf("read %s/%d from %d: %w", d.cfg.Topic, partition, from, err)
+	}
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s/%d at offset %d (reading up to %d): %w", d.cfg.Topic, partition, from, to, err)
+		}
+		if m.Offset >= to {
+			return nil
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+		if from = m.Offset + 1; from >= to {
+			return nil
+		}
+	}
+}
+
+// Get reads the record at offset of partition.
+func (d *DLQ) Get(ctx context.Context, partition int, offset int64) (Record, error) {
+	spans, err := d.spans(ctx)
+	if err != nil {
+		return Record{}, err
+	}
+	for _, s := range spans {
+		if s.partition != partition {
+			continue
+		}
+		if offset < s.first || offset >= s.last {
+			return Record{}, fmt.Errorf("%s/%d holds offsets %d to %d, not %d", d.cfg.Topic, partition, s.first, s.last-1, offset)
+		}
+		var rec Record
+		found := false
+		err := d.read(ctx, partition, offset, offset+1, func(m kafka.Message) error {
+			rec, found = FromMessage(m), true
+			return nil
+		})
+		if err != nil {
+			return Record{}, err
+		}
+		if !found {
+			return Record{}, fmt.Errorf("%s/%d has no record at offset %d", d.cfg.Topic, partition, offset)
+		}
+		return rec, nil
+	}
+	return Record{}, fmt.Errorf("%s has no partition %d", d.cfg.Topic, partition)
+}
