@@ -53,6 +53,9 @@ type Config struct {
 	TLS tlsconfig.Config
 	// SASL authenticates the connections when a mechanism is set.
 	SASL SASL
+	// Replication is how the topics the product creates are replicated.
+	// Default: automatic (see Replication).
+	Replication Replication
 }
 
 // WithDefaults returns c with its zero fields set to the documented defaults.
@@ -90,7 +93,7 @@ func (c Config) Validate() error {
 	if err := c.TLS.Validate(); err != nil {
 		return fmt.Errorf("kafka %w", err)
 	}
-	return nil
+	return c.Replication.Validate()
 }
 
 func (c Config) mechanism() (sasl.Mechanism, error) {
@@ -190,51 +193,11 @@ func Ping(ctx context.Context, c *kafka.Client) error {
 	return nil
 }
 
-// EnsureTopics creates the topics that do not exist yet, with replication
-// factor -1 (the broker's default). Existing topics are left as they are:
-// their partition counts are not changed.
+// EnsureTopics creates the topics that do not exist yet, replicated as the
+// automatic Replication decides. Existing topics are left as they are: their
+// partition counts are not changed.
 func EnsureTopics(ctx context.Context, c *kafka.Client, topics ...Topic) error {
-	names := make([]string, 0, len(topics))
-	for _, t := range topics {
-		if err := ValidTopic(t.Name); err != nil {
-			return err
-		}
-		names = append(names, t.Name)
-	}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
-	if err != nil {
-		return fmt.Errorf("describe topics %s: %w", strings.Join(names, ","), err)
-	}
-	exists := map[string]bool{}
-	for _, t := range md.Topics {
-		if t.Error == nil && len(t.Partitions) > 0 {
-			exists[t.Name] = true
-		}
-	}
-	var create []kafka.TopicConfig
-	for _, t := range topics {
-		if exists[t.Name] {
-			continue
-		}
-		p := t.Partitions
-		if p <= 0 {
-			p = 1
-		}
-		create = append(create, kafka.TopicConfig{Topic: t.Name, NumPartitions: p, ReplicationFactor: -1})
-	}
-	if len(create) == 0 {
-		return nil
-	}
-	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: create})
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for name, terr := range res.Errors {
-		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", name, terr)
-		}
-	}
-	return waitForLeaders(ctx, c, names)
+	return Replication{}.EnsureTopics(ctx, c, topics...)
 }
 
 // waitForLeaders polls metadata until every partition of the topics has a

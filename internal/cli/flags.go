@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -49,6 +50,8 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "visits-topic", Value: "visits", Usage: "topic of incoming visits", EnvVars: env("VISITS_TOPIC"), Category: catTopics},
 		&cli.StringFlag{Name: "visits-dlq-topic", Value: "visits-dlq", Usage: "dead-letter topic for refused and late visits", EnvVars: env("VISITS_DLQ_TOPIC"), Category: catTopics},
 		&cli.StringFlag{Name: "active-visitors-topic", Value: "active-visitors", Usage: "topic of windowed visit counts, read by ClickHouse", EnvVars: env("ACTIVE_VISITORS_TOPIC"), Category: catTopics},
+		&cli.IntFlag{Name: "topic-replication-factor", Usage: fmt.Sprintf("replicas of each topic domination creates (0: %d on a cluster of at least %d brokers, else %d)", broker.ClusterReplicationFactor, broker.ClusterBrokers, broker.SingleReplicationFactor), EnvVars: env("TOPIC_REPLICATION_FACTOR"), Category: catTopics},
+		&cli.IntFlag{Name: "topic-min-insync-replicas", Usage: fmt.Sprintf("min.insync.replicas of each topic domination creates (0: %d when it has at least %d replicas, else %d)", broker.ClusterMinInSync, broker.ClusterReplicationFactor, broker.SingleMinInSync), EnvVars: env("TOPIC_MIN_INSYNC_REPLICAS"), Category: catTopics},
 	}...)
 }
 
@@ -87,6 +90,10 @@ func kafkaConfig(c *cli.Context) (broker.Config, error) {
 			Mechanism: global(c, "kafka-sasl-mechanism"),
 			Username:  global(c, "kafka-sasl-username"),
 			Password:  global(c, "kafka-sasl-password"),
+		},
+		Replication: broker.Replication{
+			Factor:    innermost(c, "topic-replication-factor").Int("topic-replication-factor"),
+			MinInSync: innermost(c, "topic-min-insync-replicas").Int("topic-min-insync-replicas"),
 		},
 	}.WithDefaults()
 	return cfg, cfg.Validate()

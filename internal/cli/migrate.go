@@ -156,7 +156,7 @@ func prepareKafka(ctx context.Context, log *slog.Logger, kc broker.Config, src c
 	if err := broker.Ping(kctx, client); err != nil {
 		return fmt.Errorf("migrate up creates the topics its tables read first: %w", err)
 	}
-	if err := broker.EnsureTopics(kctx, client,
+	if err := kc.PrepareTopics(kctx, client, log,
 		broker.Topic{Name: src.ShadowTopic, Partitions: shadowPartitions},
 		// One partition: the counts are collated in one place.
 		broker.Topic{Name: src.ActiveVisitorsTopic, Partitions: 1},

@@ -176,7 +176,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		err := backoff.Retry(gctx, w.log, backoff.Config{}, "ensure kafka topics", func(ctx context.Context) error {
 			tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			return broker.EnsureTopics(tctx, admin, append(cfg.Shadow.Topics(), cfg.Visits.Topics()...)...)
+			// Creates with cfg.Kafka.Replication; warns of topics on which RequireAll may rest on one broker.
+			return cfg.Kafka.PrepareTopics(tctx, admin, w.log, append(cfg.Shadow.Topics(), cfg.Visits.Topics()...)...)
 		})
 		if err != nil {
 			if gctx.Err() != nil {
