@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-deps.sh — install the tools the test suite calls besides Go:
-# docker-compose (validates docker-compose.yml; no engine needed).
+# docker-compose (validates docker-compose.yml; no engine needed) and
+# chdb-core (a current ClickHouse engine for internal/compat).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=services/lib.sh
@@ -9,3 +10,4 @@ if ! command -v docker-compose >/dev/null 2>&1 && ! (command -v docker >/dev/nul
 	log "installing docker-compose to validate docker-compose.yml"
 	apt_install docker-compose
 fi
+bash "$here/chdb/install.sh"

@@ -1,0 +1,318 @@
+package compat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/domination/domination/agents"
+	"github.com/domination/domination/clickhouse"
+	"github.com/domination/domination/internal/feed"
+	"github.com/domination/domination/internal/query"
+	"github.com/domination/domination/internal/verify"
+)
+
+// t0 is when the fixture's events happen.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// ts is t0 plus d as the engine prints a DateTime('UTC').
+func ts(d time.Duration) string { return t0.Add(d).Format(time.DateTime) }
+
+// unix is t0 plus d in unix seconds, as text.
+func unix(d time.Duration) string { return fmt.Sprint(t0.Add(d).Unix()) }
+
+// source is a code path of the product that sends statements to
+// ClickHouse. capture runs it on a connection to a Recorder (every answer
+// is empty); each statement it sent is then replayed on the current engine,
+// over the fixture, and must succeed. When want is set, the rows of the last
+// statement must be want (in any order when anyOrder is set).
+type source struct {
+	name     string
+	capture  func(ctx context.Context, conn driver.Conn) error
+	want     [][]string
+	anyOrder bool
+}
+
+func shadow(name string, q query.ShadowQuery, want ...[]string) source {
+	return source{name: "query shadow " + name, want: want, capture: func(ctx context.Context, conn driver.Conn) error {
+		_, err := query.Shadow(ctx, conn, q)
+		return err
+	}}
+}
+
+func visitors(name string, q query.ActiveVisitorsQuery, want ...[]string) source {
+	return source{name: "query active-visitors " + name, want: want, capture: func(ctx context.Context, conn driver.Conn) error {
+		_, err := query.ActiveVisitors(ctx, conn, q)
+		return err
+	}}
+}
+
+func history(name string, account *int64, n int, want ...[]string) source {
+	return source{name: "feed history " + name, want: want, capture: func(ctx context.Context, conn driver.Conn) error {
+		_, err := feed.NewClickHouseHistory(conn).Recent(ctx, account, n)
+		return err
+	}}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// sources are every statement source the product has. A new one (status,
+// the 18.16 guard, …) is one line here: a capture function that calls the
+// package's exported API with the connection it is given.
+var sources = []source{
+	shadow("by type", query.ShadowQuery{},
+		[]string{"Sha", "2"}, []string{"Incompatible", "1"}, []string{"Dow", "1"}, []string{"ShaDow", "1"}),
+	shadow("by type, filtered", query.ShadowQuery{Since: t0, Until: t0.Add(2 * time.Hour), Types: []string{"Sha", "ShaDow"}, Limit: 1},
+		[]string{"Sha", "2"}),
+	shadow("by type, since with a fraction", query.ShadowQuery{Since: t0.Add(500 * time.Millisecond)},
+		[]string{"Incompatible", "1"}, []string{"Sha", "1"}, []string{"Dow", "1"}, []string{"ShaDow", "1"}),
+	shadow("by minute", query.ShadowQuery{By: "minute", Until: t0.Add(time.Hour)},
+		[]string{ts(-5 * time.Second), "Sha", "2"}, []string{ts(55 * time.Second), "Dow", "1"}),
+	shadow("by hour", query.ShadowQuery{By: "hour"},
+		[]string{ts(-245 * time.Second), "Sha", "2"}, []string{ts(-245 * time.Second), "Dow", "1"},
+		[]string{ts(time.Hour - 245*time.Second), "ShaDow", "1"}, []string{ts(24*time.Hour - 245*time.Second), "Incompatible", "1"}),
+	shadow("by day", query.ShadowQuery{By: "day", Types: []string{"Incompatible", "Sha", "Dow", "ShaDow"}, Limit: 2},
+		[]string{"2026-01-02 00:00:00", "Sha", "2"}, []string{"2026-01-02 00:00:00", "Dow", "1"}),
+	shadow("by day, one type", query.ShadowQuery{By: "day", Since: t0, Until: t0.Add(48 * time.Hour), Types: []string{"Incompatible"}},
+		[]string{"2026-01-03 00:00:00", "Incompatible", "1"}),
+	shadow("since the epoch", query.ShadowQuery{Types: []string{"Sha"}, Since: time.Unix(0, 0)},
+		[]string{"Sha", "2"}),
+
+	visitors("all", query.ActiveVisitorsQuery{},
+		[]string{"1", "uk", ts(0), ts(10 * time.Second), "3"}, []string{"1", `\N`, ts(0), ts(10 * time.Second), "2"},
+		[]string{"2", "us", ts(10 * time.Second), ts(20 * time.Second), "5"}, []string{"1", "", ts(20 * time.Second), ts(30 * time.Second), "1"}),
+	visitors("time range and accounts", query.ActiveVisitorsQuery{Since: t0, Until: t0.Add(20 * time.Second), AccountIDs: []int64{2, 3}},
+		[]string{"2", "us", ts(10 * time.Second), ts(20 * time.Second), "5"}),
+	visitors("stores", query.ActiveVisitorsQuery{StoreIDs: []string{"uk", "", "x' OR 1=1 --"}},
+		[]string{"1", "uk", ts(0), ts(10 * time.Second), "3"}, []string{"1", "", ts(20 * time.Second), ts(30 * time.Second), "1"}),
+	visitors("null store", query.ActiveVisitorsQuery{NullStore: true},
+		[]string{"1", `\N`, ts(0), ts(10 * time.Second), "2"}),
+	visitors("stores or null, limited", query.ActiveVisitorsQuery{StoreIDs: []string{"us"}, NullStore: true, Limit: 1},
+		[]string{"1", `\N`, ts(0), ts(10 * time.Second), "2"}),
+
+	history("of every account", nil, 30,
+		[]string{"1", "", ts(20 * time.Second), ts(30 * time.Second), "1"}, []string{"2", "us", ts(10 * time.Second), ts(20 * time.Second), "5"},
+		[]string{"1", "uk", ts(0), ts(10 * time.Second), "3"}, []string{"1", `\N`, ts(0), ts(10 * time.Second), "2"}),
+	history("of one account", ptr(int64(1)), 2,
+		[]string{"1", "", ts(20 * time.Second), ts(30 * time.Second), "1"}, []string{"1", "uk", ts(0), ts(10 * time.Second), "3"}),
+
+	{name: "verify ratings", anyOrder: true, capture: func(ctx context.Context, conn driver.Conn) error {
+		_, err := (&verify.Source{Conn: conn}).ShadowRows(ctx, t0.Unix(), t0.Add(time.Hour).Unix())
+		return err
+	}, want: [][]string{
+		{"a", unix(0), "Sha", "3"}, {"e", unix(time.Second), "Sha", "6"}, {"b", unix(time.Minute), "Dow", "5"}, {"c", unix(time.Hour), "ShaDow", "15"},
+	}},
+	{name: "verify visits", anyOrder: true, capture: func(ctx context.Context, conn driver.Conn) error {
+		_, err := (&verify.Source{Conn: conn}).WindowRows(ctx, t0.Unix(), t0.Add(10*time.Second).Unix())
+		return err
+	}, want: [][]string{{"1", "uk", unix(0), "3"}, {"1", `\N`, unix(0), "2"}, {"2", "us", unix(10 * time.Second), "5"}}},
+	{name: "verify, unbounded", capture: func(ctx context.Context, conn driver.Conn) error {
+		s := &verify.Source{Conn: conn}
+		if _, err := s.ShadowRows(ctx, -1<<62, 1<<62); err != nil {
+			return err
+		}
+		_, err := s.WindowRows(ctx, -1<<62, 1<<62)
+		return err
+	}},
+}
+
+// fixture is what the topics carry, inserted through the Kafka tables'
+// stand-ins and so through the views. Each store gets one event twice, as
+// a re-delivery would, in separate parts that are never merged.
+func fixture() []string {
+	rating := func(t agents.Type, id string, at time.Duration, rating int64) string {
+		return "INSERT INTO shadow_stream FORMAT JSONEachRow " + string(agents.AppendShadow(nil, t, []byte(id), t0.Add(at).Unix(), rating))
+	}
+	window := func(account int, store string, from time.Duration, count int) string {
+		return fmt.Sprintf(`INSERT INTO active_visitors_stream FORMAT JSONEachRow {"account_id":%d,"store_id":%s,"window":[%d,%d],"count":%d}`,
+			account, store, t0.Add(from).Unix(), t0.Add(from+10*time.Second).Unix(), count)
+	}
+	return []string{
+		"SYSTEM STOP MERGES shadow",
+		"SYSTEM STOP MERGES active_visitors",
+		rating(agents.Sha, "a", 0, 3),
+		rating(agents.Sha, "a", 0, 3),
+		rating(agents.Sha, "e", time.Second, 6),
+		rating(agents.Dow, "b", time.Minute, 5),
+		rating(agents.ShaDow, "c", time.Hour, 15),
+		rating(agents.Incompatible, "d", 24*time.Hour, 7),
+		window(1, `"uk"`, 0, 3),
+		window(1, `"uk"`, 0, 3),
+		window(1, "null", 0, 2),
+		window(2, `"us"`, 10*time.Second, 5),
+		window(1, `""`, 20*time.Second, 1),
+	}
+}
+
+// poison is what the engine hands the views for records that do not parse
+// (_error set) or that parse but break the topic's contract: they must land
+// in the errors tables, not in the stores.
+func poison() []string {
+	return []string{
+		`INSERT INTO shadow_stream FORMAT JSONEachRow {"_topic":"shadow","_partition":0,"_offset":7,"_raw_message":"not json","_error":"Cannot parse input"}`,
+		"INSERT INTO shadow_stream FORMAT JSONEachRow " + strings.TrimSuffix(string(agents.AppendShadow(nil, agents.Sha, []byte("f"), t0.Unix(), 5)), "}") +
+			`,"_topic":"shadow","_partition":0,"_offset":8}`,
+		fmt.Sprintf(`INSERT INTO active_visitors_stream FORMAT JSONEachRow {"account_id":1,"store_id":"uk","window":[%d,%d],"count":3,"_topic":"active-visitors","_partition":0,"_offset":9}`,
+			t0.Add(10*time.Second).Unix(), t0.Unix()),
+	}
+}
+
+// TestCurrentEngineRunsEveryShippedStatement runs the migrations, rendered
+// for the engine's release, and every statement of every source on the
+// ClickHouse engine of chdb-core. See the package doc for what this proves.
+func TestCurrentEngineRunsEveryShippedStatement(t *testing.T) {
+	ctx := context.Background()
+	e, err := Start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err) // never a skip: make test installs chdb-core
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	server, err := clickhouse.ParseVersion(e.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("chdb engine %s (%s), migrations rendered for %s", e.Version, e.Timezone, server)
+	// Port 1 of the loopback: a Kafka table that did start would find no broker.
+	migrations, err := clickhouse.RenderUp(clickhouse.KafkaSource{Brokers: "127.0.0.1:1"}, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	applied, err := Migrate(e, migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied.Kafka == 0 {
+		t.Fatalf("no Kafka engine table among the %d statements of the migrations: KafkaTable no longer recognises them", applied.Statements)
+	}
+	tables, err := e.Run("SELECT name FROM system.tables WHERE database = currentDatabase()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range clickhouse.Objects {
+		if !slices.ContainsFunc(tables, func(r []string) bool { return r[0] == o }) {
+			t.Errorf("the migrations ran but %s does not exist", o)
+		}
+	}
+	standIns, err := StandIn(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(applied.KafkaTables)), standIns) {
+		t.Fatalf("the migrations created the Kafka engine tables %v, but %v were left to stand in for", applied.KafkaTables, standIns)
+	}
+	stmts := fixture()
+	errorViews := slices.ContainsFunc(tables, func(r []string) bool { return r[0] == "shadow_errors_consumer" })
+	if errorViews {
+		stmts = append(stmts, poison()...)
+	}
+	for _, stmt := range stmts {
+		if _, err := e.Run(stmt); err != nil {
+			t.Fatalf("fixture: %v\n%s", err, stmt)
+		}
+	}
+	if errorViews {
+		for table, want := range map[string][][]string{
+			"shadow_errors":          {{"7", "engine"}, {"8", "view"}},
+			"active_visitors_errors": {{"9", "view"}},
+		} {
+			rows, err := e.Run("SELECT kafka_offset, source FROM " + table + " FINAL ORDER BY kafka_offset")
+			if err != nil || !slices.EqualFunc(rows, want, slices.Equal) {
+				t.Errorf("%s holds %v (%v), want %v", table, rows, err, want)
+			}
+		}
+	}
+	// The duplicates are stored; only FINAL collapses them.
+	for table, want := range map[string]string{"shadow": "6", "active_visitors": "5"} {
+		if rows, err := e.Run("SELECT count() FROM " + table); err != nil || len(rows) != 1 || rows[0][0] != want {
+			t.Fatalf("%s holds %v rows (%v), want %s: the views did not carry the fixture", table, rows, err, want)
+		}
+	}
+	t.Logf("%d migration statements (%d Kafka engine CREATEs), Null stand-ins for %v", applied.Statements, applied.Kafka, standIns)
+
+	// clickhouse-go writes a time.Time as a bare literal for a server in
+	// the time's own zone, and with the zone named for any other: both.
+	replayed := 0
+	for _, tz := range []string{"UTC", "Europe/Berlin"} {
+		var sent strings.Builder
+		rec := NewRecorder(tz)
+		t.Cleanup(rec.Close)
+		conn, err := rec.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range sources {
+			t.Run(tz+"/"+src.name, func(t *testing.T) {
+				if err := src.capture(ctx, conn); err != nil {
+					t.Fatalf("capture: %v", err)
+				}
+				stmts := rec.Take()
+				if len(stmts) == 0 {
+					t.Fatal("captured no statement")
+				}
+				sent.WriteString(strings.Join(stmts, "\n"))
+				var rows [][]string
+				for _, stmt := range stmts {
+					if rows, err = e.Run(stmt); err != nil {
+						t.Fatalf("the current engine rejects a statement: %v\n%s", err, stmt)
+					}
+					replayed++
+				}
+				if src.want == nil {
+					return
+				}
+				if src.anyOrder {
+					slices.SortFunc(rows, compareRows)
+					slices.SortFunc(src.want, compareRows)
+				}
+				if !slices.EqualFunc(rows, src.want, slices.Equal) {
+					t.Errorf("%s\ngot  %v\nwant %v", stmts[len(stmts)-1], rows, src.want)
+				}
+			})
+		}
+		// The two forms: toDateTime('2026-01-02 03:04:05') for a server in
+		// UTC, toDateTime('2026-01-02 03:04:05', 'UTC') for one elsewhere.
+		if zoned := strings.Contains(sent.String(), ", 'UTC')"); zoned != (tz != "UTC") {
+			t.Errorf("for a server in %s clickhouse-go named the zone of a time: %v, want %v", tz, zoned, !zoned)
+		}
+	}
+	t.Logf("%d captured statements replayed", replayed)
+}
+
+func compareRows(a, b []string) int { return slices.Compare(a, b) }
+
+// TestMigrateAcceptsOnlyTheKafkaStartFailure proves the schema check can
+// fail: a Kafka engine table with an unknown setting, or a bad error mode,
+// and a statement the engine rejects outright, each stop Migrate.
+func TestMigrateAcceptsOnlyTheKafkaStartFailure(t *testing.T) {
+	e, err := Start(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	kafka := "CREATE TABLE k%d (a Int32) ENGINE = Kafka SETTINGS kafka_broker_list = '127.0.0.1:1', kafka_topic_list = 't', kafka_group_name = 'g', kafka_format = 'JSONEachRow'%s"
+	for i, c := range []struct{ sql, want string }{
+		{fmt.Sprintf(kafka, 1, ""), ""},
+		{fmt.Sprintf(kafka, 2, ", kafka_no_such_setting = 1"), "UNKNOWN_SETTING"},
+		{fmt.Sprintf(kafka, 3, ", kafka_handle_error_mode = 'skip'"), "BAD_ARGUMENTS"},
+		{"CREATE MATERIALIZED VIEW v TO no_such_table AS SELECT a FROM k1", "UNKNOWN_TABLE"},
+		{"SELEC count() FROM k1", "SYNTAX_ERROR"},
+	} {
+		_, err := Migrate(e, []clickhouse.Migration{{Version: uint(i + 1), Name: fmt.Sprintf("case%d.sql", i+1), SQL: c.sql}})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.sql, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error with %s", c.sql, err, c.want)
+		}
+	}
+}
