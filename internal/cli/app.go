@@ -37,6 +37,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			watchCommand(),
 			healthcheckCommand(),
 			verifyCommand(),
+			dlqCommand(),
 		},
 		OnUsageError: usageError,
 		// Errors are printed once, by Main.

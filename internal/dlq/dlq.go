@@ -61,7 +61,7 @@ func (c Config) Validate() error {
 }
 
 // ErrNoTopic is returned when a topic the call needs does not exist.
-var ErrNoTopic = errors.New("topic does not exist")
+var ErrNoTopic = errors.New("no such topic")
 
 // DLQ reads one dead-letter topic and replays its records.
 type DLQ struct {
@@ -132,7 +132,7 @@ func (d *DLQ) partitions(ctx context.Context, topic string) ([]int, error) {
 func (d *DLQ) spans(ctx context.Context) ([]span, error) {
 	ids, err := d.partitions(ctx, d.cfg.Topic)
 	if err != nil {
-		return nil, fmt.Errorf("dead-letter %w", err)
+		return nil, err
 	}
 	reqs := make([]kafka.OffsetRequest, 0, 2*len(ids))
 	for _, p := range ids {

@@ -273,7 +273,7 @@ func TestReplayRefusesBadRecordsAndMissingTopicsBeforeSendingAnything(t *testing
 		t.Errorf("summary %s after a refusal", sum)
 	}
 	sum, err = w.d.Replay(context.Background(), Selection{Reasons: []string{"wrong_type"}}, ReplayOptions{DryRun: true})
-	testenv.CheckErr(t, "a topic that does not exist", err, "nothing sent: 1 selected records name topic "+w.input+"-gone: topic does not exist")
+	testenv.CheckErr(t, "a topic that does not exist", err, "nothing sent: 1 selected records name topic "+w.input+"-gone: no such topic")
 	if !errors.Is(err, ErrNoTopic) || sum.Sent != 0 {
 		t.Errorf("err %v, summary %s", err, sum)
 	}
