@@ -188,6 +188,12 @@ func Connect(cfg Config) (driver.Conn, error) {
 // EnsureDatabase creates cfg.Database when it does not exist. It connects to
 // the database "default" to do so, with the rest of cfg.
 func EnsureDatabase(ctx context.Context, cfg Config) error {
+	return EnsureDatabaseOnCluster(ctx, cfg, "")
+}
+
+// EnsureDatabaseOnCluster is EnsureDatabase on every server of cluster (ON
+// CLUSTER), or on the one cfg reaches when cluster is empty.
+func EnsureDatabaseOnCluster(ctx context.Context, cfg Config, cluster string) error {
 	cfg = cfg.withDefaults()
 	name := cfg.Database
 	if err := ValidateIdentifier(name); err != nil {
@@ -199,7 +205,14 @@ func EnsureDatabase(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	defer conn.Close()
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdentifier(name)); err != nil {
+	q := "CREATE DATABASE IF NOT EXISTS " + quoteIdentifier(name)
+	if cluster != "" {
+		if err := ValidateIdentifier(cluster); err != nil {
+			return fmt.Errorf("create database %s: cluster: %w", name, err)
+		}
+		q = clusterDatabaseDDL(name, cluster)
+	}
+	if err := conn.Exec(ctx, q); err != nil {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil

@@ -293,15 +293,18 @@ func (s *templateSource) ReadDown(version uint) (io.ReadCloser, string, error) {
 // process migrating the same database at the same time is not prevented
 // (ClickHouse has no locks): don't.
 type Migrator struct {
-	mu     sync.Mutex // held for a whole operation
-	fsys   fs.FS
-	dir    string
-	kafka  KafkaSource
-	src    *templateSource // rendered for server once it is known
-	server *Version        // nil until the first operation asks the server
-	drv    *MigrateDriver
-	log    *slog.Logger
-	closed bool
+	mu    sync.Mutex // held for a whole operation
+	fsys  fs.FS
+	dir   string
+	kafka KafkaSource
+	src   *templateSource // rendered for server once it is known
+	// cluster, when set, is the ClickHouse cluster the migrations run on
+	// (see OnCluster).
+	cluster string
+	server  *Version // nil until the first operation asks the server
+	drv     *MigrateDriver
+	log     *slog.Logger
+	closed  bool
 }
 
 // NewMigrator returns a Migrator of database over conn, rendering the
@@ -337,6 +340,29 @@ func newMigrator(conn driver.Conn, db string, fsys fs.FS, dir string, src KafkaS
 	return &Migrator{fsys: fsys, dir: dir, kafka: src, src: ts, drv: NewMigrateDriver(conn, db), log: log}, nil
 }
 
+// OnCluster makes the Migrator run the migrations on every server of the
+// ClickHouse cluster named cluster (a <remote_servers> entry of the servers'
+// configuration, which also need <zookeeper>, <distributed_ddl> and the
+// {shard} and {replica} <macros>): ON CLUSTER DDL, replicated stores and
+// version table (see cluster.go). Call it before the first operation.
+func (m *Migrator) OnCluster(cluster string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := ValidateIdentifier(cluster); err != nil {
+		return fmt.Errorf("migrate on cluster: %w", err)
+	}
+	if m.server != nil {
+		return errors.New("migrate on cluster: the migrations are already rendered for one server")
+	}
+	// Rewritten once here, so that a statement that cannot run on a
+	// cluster fails before anything touches the database.
+	if err := m.src.onCluster(m.drv.database, cluster); err != nil {
+		return fmt.Errorf("migrate on cluster: %w", err)
+	}
+	m.cluster, m.drv.cluster = cluster, cluster
+	return nil
+}
+
 // ServerVersion returns the version the migrations are rendered for, asking
 // the server the first time.
 func (m *Migrator) ServerVersion(ctx context.Context) (Version, error) {
@@ -361,6 +387,11 @@ func (m *Migrator) render(ctx context.Context) error {
 	ts, err := newTemplateSource(m.fsys, m.dir, m.kafka, v)
 	if err != nil {
 		return err
+	}
+	if m.cluster != "" {
+		if err := ts.onCluster(m.drv.database, m.cluster); err != nil {
+			return err
+		}
 	}
 	m.src, m.server = ts, &v
 	m.log.DebugContext(ctx, "clickhouse migrations rendered", "server_version", v.String(), "error_stream", v.ErrorStream())

@@ -52,7 +52,8 @@ func init() {
 type MigrateDriver struct {
 	conn     driver.Conn
 	database string
-	ownsConn bool // Close closes conn: it was opened from a URL
+	cluster  string // non-empty: DDL runs ON CLUSTER, the version table is replicated
+	ownsConn bool   // Close closes conn: it was opened from a URL
 
 	mu       sync.Mutex // guards the fields below
 	ctx      context.Context
@@ -310,8 +311,7 @@ func (d *MigrateDriver) ensureTable(ctx context.Context) error {
 	if done {
 		return nil
 	}
-	q := "CREATE TABLE IF NOT EXISTS " + d.table() + " (version Int64, dirty UInt8, sequence UInt64) ENGINE = TinyLog"
-	if err := d.conn.Exec(ctx, q); err != nil {
+	if err := d.conn.Exec(ctx, versionTableDDL(d.database, d.cluster)); err != nil {
 		return fmt.Errorf("create %s: %w", versionTable, err)
 	}
 	d.mu.Lock()
@@ -382,6 +382,9 @@ func (d *MigrateDriver) Drop() error {
 	for _, t := range tables {
 		// DROP TABLE drops views too; 18.16 has no DROP VIEW.
 		q := "DROP TABLE IF EXISTS " + quoteIdentifier(d.database) + "." + quoteIdentifier(t.name)
+		if d.cluster != "" {
+			q += " ON CLUSTER " + quoteIdentifier(d.cluster)
+		}
 		if err := d.conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("drop table %s: %w", t.name, err)
 		}

@@ -21,6 +21,7 @@ func migrateCommand() *cli.Command {
 		&cli.StringFlag{Name: "active-visitors-consumer-group", Value: "clickhouse-active-visitors", Usage: "Kafka consumer group of the active_visitors_stream table", EnvVars: env("ACTIVE_VISITORS_CONSUMER_GROUP")},
 		&cli.IntFlag{Name: "kafka-num-consumers", Value: 1, Usage: "kafka_num_consumers of each Kafka engine table", EnvVars: env("KAFKA_NUM_CONSUMERS")},
 		&cli.IntFlag{Name: "shadow-partitions", Value: 4, Usage: "partitions of the shadow topic when migrate creates it", EnvVars: env("SHADOW_PARTITIONS")},
+		&cli.StringFlag{Name: "cluster", Usage: "ClickHouse cluster (a <remote_servers> name) to migrate on every server of: ON CLUSTER DDL, replicated tables (empty: the one server reached)", EnvVars: env("CLICKHOUSE_CLUSTER")},
 		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "bound on the whole migration"},
 	}
 	return &cli.Command{
@@ -122,7 +123,7 @@ func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.
 	defer cancel()
 
 	if up {
-		if err := clickhouse.EnsureDatabase(ctx, chc); err != nil {
+		if err := clickhouse.EnsureDatabaseOnCluster(ctx, chc, c.String("cluster")); err != nil {
 			return err
 		}
 	}
@@ -141,6 +142,11 @@ func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.
 		return err
 	}
 	defer m.Close()
+	if cluster := c.String("cluster"); cluster != "" {
+		if err := m.OnCluster(cluster); err != nil {
+			return err
+		}
+	}
 	return fn(ctx, m, log)
 }
 
