@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os/signal"
 	"strconv"
@@ -21,13 +22,13 @@ func watchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "watch",
 		Usage: "print a worker's live active-visitor counts (a client of ws://HOST:PORT/ws)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", Value: "ws://127.0.0.1:6066/ws", Usage: "the worker's feed"},
 			&cli.Int64Flag{Name: "account", Usage: "only this account (sends a setFilter); 0: all"},
 			&cli.IntFlag{Name: "history", Value: -1, Usage: "recent windows to receive first (-1: the worker's default)"},
 			&cli.IntFlag{Name: "count", Usage: "exit after this many frames (0: until interrupted)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "exit after this long (0: no limit)"},
-		},
+		}, clientTokenFlags()...),
 		Action: func(c *cli.Context) error {
 			u, err := url.Parse(c.String("url"))
 			if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
@@ -47,8 +48,25 @@ func watchCommand() *cli.Command {
 			}
 			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			conn, _, err := websocket.DefaultDialer.DialContext(dctx, u.String(), nil)
+			token, err := clientToken(c)
 			if err != nil {
+				return fmt.Errorf("watch: %w", err)
+			}
+			dialer := *websocket.DefaultDialer
+			if u.Scheme == "wss" {
+				if dialer.TLSClientConfig, err = clientTLS(c); err != nil {
+					return fmt.Errorf("watch: %w", err)
+				}
+			}
+			header := http.Header{}
+			if token != "" {
+				header.Set("Authorization", "Bearer "+token)
+			}
+			conn, res, err := dialer.DialContext(dctx, u.String(), header)
+			if err != nil {
+				if res != nil {
+					return fmt.Errorf("watch %s: %s", u.Redacted(), res.Status)
+				}
 				return fmt.Errorf("watch %s: %w", u.Redacted(), err)
 			}
 			defer conn.Close()
@@ -68,6 +86,10 @@ func watchCommand() *cli.Command {
 				if err != nil {
 					if ctx.Err() != nil || websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) || errors.Is(err, context.Canceled) {
 						return nil
+					}
+					var ce *websocket.CloseError
+					if errors.As(err, &ce) {
+						return fmt.Errorf("watch: the worker closed the feed (%d): %s", ce.Code, ce.Text)
 					}
 					return fmt.Errorf("watch: %w", err)
 				}

@@ -24,7 +24,7 @@ store_id) and emits distinct-visit counts per tumbling window to the
 active-visitors topic. Bad input goes to the dead-letter topics. An input
 offset is committed only after its outputs are acknowledged by Kafka. SIGINT or
 SIGTERM drains the current batches and commits within --shutdown-timeout.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "web-host", Usage: "address the web server listens on (empty: all interfaces)", EnvVars: env("WEB_HOST")},
 			&cli.IntFlag{Name: "web-port", Value: 6066, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
 			&cli.StringFlag{Name: "shadow-group", Value: "domination-shadow", Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
@@ -41,7 +41,7 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.IntFlag{Name: "max-clients", Value: 1000, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
 			&cli.IntFlag{Name: "history", Value: 30, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.Config{}.WithDefaults().ShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
-		},
+		}, webSecurityFlags()...),
 		Action: runWorker,
 	}
 }
@@ -80,6 +80,9 @@ func runWorker(c *cli.Context) error {
 		},
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
+	}
+	if err := webSecurity(c, &cfg.Web); err != nil {
+		return err
 	}
 	chc, err := clickhouseConfig(c)
 	if err != nil {

@@ -21,6 +21,16 @@
 // binary frame) is answered with {"type":"error","error":"..."} and the
 // connection stays open; a message over Config.ReadLimit closes it (1009).
 //
+// # Scopes
+//
+// When the web server requires tokens (see internal/auth), a client sees
+// only the accounts its token covers: its history and live counts hold
+// those accounts alone, with or without a filter, and a setFilter naming
+// another account closes the connection with 4403 and a reason. A token
+// with accounts=* sees everything, as does every client of a server with
+// no tokens. The scoped history is read with one ClickHouse query (account
+// IN the scope's accounts) and filtered again on arrival.
+//
 // # Goroutines and ownership
 //
 //   - Run's goroutine reads partition 0 of the counts topic with a
@@ -87,7 +97,8 @@
 // Clients are closed by the server when their queue overflows (slow,
 // 1008), a write exceeds WriteTimeout (slow), a message exceeds ReadLimit
 // (read_limit, 1009), nothing (no pong, no message) arrives within
-// PongWait (pong_timeout, 1008), and are refused before the upgrade for a
+// PongWait (pong_timeout, 1008), a setFilter leaves the token's scope
+// (scope, 4403), and are refused before the upgrade for a
 // foreign Origin (origin, 403) or beyond MaxClients (max_clients, 503);
 // domination_feed_clients_dropped_total counts each by reason.
 //

@@ -18,7 +18,7 @@ const (
 	reasonMaxClients  = "max_clients"
 )
 
-var dropReasons = []string{reasonSlow, reasonReadLimit, reasonPongTimeout, reasonOrigin, reasonMaxClients}
+var dropReasons = []string{reasonSlow, reasonReadLimit, reasonPongTimeout, reasonOrigin, reasonMaxClients, reasonScope}
 
 // WebSocket close codes the feed sends.
 const (
@@ -254,7 +254,7 @@ func (h *hub) sync(ctx context.Context, s *subscriber, f filter, n int) error {
 	if h.history != nil && n > 0 {
 		hctx, cancel := context.WithTimeout(ctx, h.timeout)
 		var err error
-		stored, err = h.history.Recent(hctx, f.account, n)
+		stored, err = recentFor(hctx, h.history, f, n)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		framesSent:    prometheus.NewCounter(opts("frames_sent_total", "Frames written to clients: live counts, history and error frames.")),
 		historyErrors: prometheus.NewCounter(opts("history_errors_total", "History reads from ClickHouse that failed (the client got the ring's history only).")),
 		dropped: prometheus.NewCounterVec(opts("clients_dropped_total",
-			"Clients closed or refused by the server, by reason: slow, read_limit, pong_timeout, origin, max_clients."), []string{"reason"}),
+			"Clients closed or refused by the server, by reason: slow, read_limit, pong_timeout, origin, max_clients, scope."), []string{"reason"}),
 	}
 	for _, r := range dropReasons {
 		m.dropped.WithLabelValues(r)

@@ -9,18 +9,25 @@ import (
 )
 
 // filter chooses the counts a client receives: one account, or all when
-// account is nil.
+// account is nil; always within scope, the accounts its token covers (nil:
+// every account).
 type filter struct {
 	account *int64
+	scope   accountScope
 }
 
-func (f filter) match(c Count) bool { return f.account == nil || *f.account == c.AccountID }
+func (f filter) match(c Count) bool {
+	return (f.account == nil || *f.account == c.AccountID) && f.scope.allows(c.AccountID)
+}
 
 func (f filter) String() string {
-	if f.account == nil {
-		return "all"
+	switch {
+	case f.account != nil:
+		return "account " + strconv.FormatInt(*f.account, 10)
+	case f.scope != nil:
+		return "accounts " + f.scope.String()
 	}
-	return "account " + strconv.FormatInt(*f.account, 10)
+	return "all"
 }
 
 // msgKind is what a client's message asks for.

@@ -38,6 +38,11 @@ func (f *Feed) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	scope, ok := scopeOf(r)
+	if !ok {
+		http.Error(w, "forbidden: this token covers no account", http.StatusForbidden)
+		return
+	}
 	if err := f.hub.reserve(); err != nil {
 		if errors.Is(err, errHubFull) {
 			f.m.dropped.WithLabelValues(reasonMaxClients).Inc()
@@ -61,6 +66,7 @@ func (f *Feed) serveWS(w http.ResponseWriter, r *http.Request) {
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		writerDone: make(chan struct{}),
+		scope:      scope,
 	}
 	c.sub = &subscriber{queue: make(chan outItem, f.cfg.SendQueue), stop: c.stop}
 	c.serve(n)
@@ -131,6 +137,8 @@ type client struct {
 
 	readerDone chan struct{}
 	writerDone chan struct{}
+
+	scope accountScope // the accounts the client's token covers; nil: all
 }
 
 // stop asks the writer to close the connection, sending a close frame with
@@ -170,7 +178,7 @@ func (c *client) readLoop(n int) {
 	// would write from this goroutine.
 	c.conn.SetCloseHandler(func(int, string) error { return nil })
 
-	_ = c.f.hub.sync(c.ctx, c.sub, filter{}, n)
+	_ = c.f.hub.sync(c.ctx, c.sub, filter{scope: c.scope}, n)
 	for {
 		// The history may have taken a while: the deadline counts from now.
 		_ = c.conn.SetReadDeadline(time.Now().Add(cfg.PongWait))
@@ -195,6 +203,10 @@ func (c *client) readLoop(n int) {
 		case msgClose:
 			c.f.hub.remove(c.sub, "", closeNormal, "")
 		case msgSetFilter:
+			if !c.inScope(msg.filter) {
+				continue
+			}
+			msg.filter.scope = c.scope
 			_ = c.f.hub.sync(c.ctx, c.sub, msg.filter, n)
 		}
 	}

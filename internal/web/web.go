@@ -1,10 +1,19 @@
 // Package web is the worker's HTTP server: liveness on /healthz, readiness
 // on /ready and Prometheus metrics on /metrics. Other packages mount more
 // handlers (the live feed on /ws) through Config.Handlers.
+//
+// With Config.Tokens set, every route but /healthz and /ready needs a bearer
+// token (see internal/auth): none or an unknown one is answered 401, a token
+// whose scope does not cover the route 403. /metrics needs the metrics
+// scope; the other handlers need an accounts scope, and find the token in
+// the request's context (auth.FromContext) to limit their data to it. With
+// no tokens every route is open, as before; a server that then listens
+// beyond loopback says so at start.
 package web
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +25,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/domination/domination/internal/auth"
 )
 
 // Config configures the server.
@@ -30,8 +41,16 @@ type Config struct {
 	// Ready reports whether the worker can serve; nil means always ready.
 	// It is called on every GET /ready and must answer quickly.
 	Ready func(ctx context.Context) error
-	// Handlers are extra routes, for example "/ws".
+	// Handlers are extra routes, for example "/ws". With Tokens, each needs
+	// a token with an accounts scope.
 	Handlers map[string]http.Handler
+	// Tokens authenticate the requests when not empty. Default: none, every
+	// route open.
+	Tokens *auth.Tokens
+	// TLSCertFile and TLSKeyFile, PEM, make the server speak HTTPS (and
+	// wss:// for the feed). Both or neither. Default: plain HTTP.
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // WithDefaults returns c with its zero fields set to the documented defaults.
@@ -50,6 +69,9 @@ func (c Config) Validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("web port %d is out of range", c.Port)
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("web tls needs both a certificate file and a key file")
+	}
 	return nil
 }
 
@@ -61,6 +83,7 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	srv *http.Server
+	tls *tls.Config // nil: plain HTTP
 }
 
 // New returns a Server; Run listens.
@@ -75,9 +98,16 @@ func New(cfg Config, reg *prometheus.Registry, log *slog.Logger) (*Server, error
 		writeJSON(w, http.StatusOK, map[string]string{"status": "OK"})
 	})
 	mux.HandleFunc("GET /ready", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", s.guard(needMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	for path, h := range cfg.Handlers {
-		mux.Handle(path, h)
+		mux.Handle(path, s.guard(needAccounts, h))
+	}
+	if cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load web tls certificate: %w", err)
+		}
+		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	s.srv = &http.Server{
 		Handler:           mux,
@@ -117,7 +147,10 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on a listener the caller opened (tests use port 0).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.log.Info("web server listening", "addr", ln.Addr().String())
+	s.announce(ln.Addr())
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	select {
