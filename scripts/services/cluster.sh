@@ -45,6 +45,15 @@ wait_seconds="${CLUSTER_WAIT_SECONDS:-120}"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# alive PIDFILE is is_running, except that a zombie is dead: a member killed
+# with SIGKILL stays one until something reaps it, and `up` must restart it.
+alive() {
+	is_running "$1" || return 1
+	local state
+	state="$(sed 's/.*) //' "/proc/$(cat "$1")/stat" 2>/dev/null | cut -d' ' -f1)"
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
 # port_free PORT NAME fails when something answers on PORT: a cluster member
 # never shares a port with a process it did not start.
 port_free() {
@@ -90,7 +99,7 @@ zk_ready() {
 }
 
 zk_up() {
-	if is_running "$zk_dir/pid"; then return 0; fi
+	if alive "$zk_dir/pid"; then return 0; fi
 	port_free "$zk_port" zookeeper
 	fetch_jars zookeeper "$here/zookeeper/pom.xml"
 	mkdir -p "$zk_dir/data" "$zk_dir/log"
@@ -192,7 +201,7 @@ kafka_java() {
 kafka_up() {
 	local id="$1" node
 	node="$(kafka_node_dir "$id")"
-	if is_running "$node/pid"; then return 0; fi
+	if alive "$node/pid"; then return 0; fi
 	port_free "${kafka_ports[id - 1]}" "kafka-$id"
 	port_free "${controller_ports[id - 1]}" "kafka-$id controller"
 	kafka_config "$id"
@@ -334,7 +343,7 @@ XML
 ch_up() {
 	local id="$1" node bin
 	node="$(ch_node_dir "$id")"
-	if is_running "$node/pid"; then return 0; fi
+	if alive "$node/pid"; then return 0; fi
 	port_free "${ch_ports[id - 1]}" "clickhouse-$id"
 	port_free "${ch_http_ports[id - 1]}" "clickhouse-$id http"
 	port_free "${ch_interserver_ports[id - 1]}" "clickhouse-$id interserver"
@@ -369,7 +378,7 @@ pidfile_of() { echo "$dir/$1/pid"; }
 # when MEMBER's process has died.
 member_ready() {
 	local m="$1"
-	is_running "$(pidfile_of "$m")" || { log "$m exited while starting (see $dir/$m/log)"; exit 1; }
+	alive "$(pidfile_of "$m")" || { log "$m exited while starting (see $dir/$m/log)"; exit 1; }
 	case "$m" in
 	zookeeper) zk_ready ;;
 	clickhouse-*) ch_ready "${m#clickhouse-}" ;;
@@ -410,7 +419,7 @@ down() {
 status() {
 	local m state=0
 	for m in $(members); do
-		if is_running "$(pidfile_of "$m")"; then echo "$m running (pid $(cat "$(pidfile_of "$m")"))"; else
+		if alive "$(pidfile_of "$m")"; then echo "$m running (pid $(cat "$(pidfile_of "$m")"))"; else
 			echo "$m stopped"
 			state=1
 		fi
