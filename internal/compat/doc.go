@@ -29,7 +29,8 @@
 //     stores (and the errors tables), with one duplicate per store.
 //   - Statements the product sends at run time: every source in the test's
 //     table (query shadow and active-visitors in each grouping and filter
-//     shape, the feed's history, verify's reads) runs its real code path on
+//     shape, the feed's history, verify's reads, the migration driver's
+//     version table and the server version check) runs its real code path on
 //     a clickhouse-go connection to a Recorder, which keeps each statement
 //     with its arguments bound by clickhouse-go itself, for a server in UTC
 //     and in another zone (the two ways a time.Time is written). Each is
@@ -38,6 +39,8 @@
 //     the duplicates.
 //
 // Not verified on a current engine: a Kafka engine table actually
-// consuming (no broker in process), and how clickhouse-go scans a current
-// server's answers (the Recorder answers every statement with no rows).
+// consuming (no broker in process); how clickhouse-go scans a current
+// server's answers (the Recorder answers with no rows, or a canned one);
+// the data of batch INSERTs (the version table's rows); and ON CLUSTER
+// statements (chdb has no cluster).
 package compat

@@ -22,7 +22,8 @@ const helloSQL = "SELECT displayName(), version(), revision(), timezone()"
 
 // Recorder is as much of a ClickHouse server as a clickhouse-go client needs
 // to send it statements: it answers the HTTP protocol's hello, records
-// every other statement as it arrives and answers it with no rows.
+// every other statement as it arrives and answers it with no rows, or with
+// the row given to Answer.
 //
 // The statements arrive with their arguments already bound: clickhouse-go
 // writes each positional `?` argument into the text as a literal on the
@@ -33,8 +34,16 @@ type Recorder struct {
 	srv *httptest.Server
 	tz  string
 
-	mu    sync.Mutex
-	stmts []string
+	mu      sync.Mutex
+	stmts   []string
+	answers []answer
+}
+
+// answer is a row to send for the statements that start with prefix.
+type answer struct {
+	prefix string
+	types  []string
+	row    []any
 }
 
 // NewRecorder starts a Recorder that tells clients its timezone is tz (the
@@ -51,44 +60,65 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	sql := string(body)
+	// A statement comes as the body, or as the query parameter when the
+	// body carries an INSERT's data.
+	sql := req.URL.Query().Get("query")
 	if sql == "" {
-		sql = req.URL.Query().Get("query")
+		sql = string(body)
 	}
 	if strings.TrimSpace(sql) == helloSQL {
-		hello, err := r.hello()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Write(hello)
+		r.reply(w, answer{types: []string{"String", "String", "UInt32", "String"},
+			row: []any{"recorder", "26.9.0", uint32(clickhousego.ClientTCPProtocolVersion), r.tz}})
 		return
 	}
 	r.mu.Lock()
 	r.stmts = append(r.stmts, sql)
+	var reply *answer
+	for i := range r.answers {
+		if strings.HasPrefix(sql, r.answers[i].prefix) {
+			reply = &r.answers[i]
+			break
+		}
+	}
 	r.mu.Unlock()
+	if reply != nil {
+		r.reply(w, *reply)
+		return
+	}
 	w.Header().Set("Content-Length", "0") // clickhouse-go reads it as no rows
 }
 
-// hello is the hello's answer, one Native block, encoded the way the
-// client decodes it before it knows the server's revision.
-func (r *Recorder) hello() ([]byte, error) {
+// reply writes a's row as one Native block, encoded for the revision the
+// hello names, which is also the one the client decodes the hello with.
+func (r *Recorder) reply(w http.ResponseWriter, a answer) {
 	b := proto.NewBlock()
-	for _, c := range []struct{ name, typ string }{
-		{"displayName()", "String"}, {"version()", "String"}, {"revision()", "UInt32"}, {"timezone()", "String"},
-	} {
-		if err := b.AddColumn(c.name, column.Type(c.typ)); err != nil {
-			return nil, fmt.Errorf("recorder hello: %w", err)
+	for i, typ := range a.types {
+		if err := b.AddColumn(fmt.Sprintf("c%d", i+1), column.Type(typ)); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
 	}
-	if err := b.Append("recorder", "26.9.0", uint32(clickhousego.ClientTCPProtocolVersion), r.tz); err != nil {
-		return nil, fmt.Errorf("recorder hello: %w", err)
-	}
 	var buf chproto.Buffer
-	if err := b.Encode(&buf, clickhousego.ClientTCPProtocolVersion); err != nil {
-		return nil, fmt.Errorf("recorder hello: %w", err)
+	err := b.Append(a.row...)
+	if err == nil {
+		err = b.Encode(&buf, clickhousego.ClientTCPProtocolVersion)
 	}
-	return buf.Buf, nil
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Write(buf.Buf)
+}
+
+// Answer makes the Recorder answer each statement that starts with prefix
+// with one row of values, in columns of the given ClickHouse types (the
+// Go values must suit them: string for String, uint32 for UInt32, …),
+// instead of with no rows: for code that stops at an empty answer. The
+// first matching prefix wins.
+func (r *Recorder) Answer(prefix string, types []string, row ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.answers = append(r.answers, answer{prefix: prefix, types: types, row: row})
 }
 
 // Conn opens a clickhouse-go connection to the Recorder, over HTTP.
