@@ -42,8 +42,10 @@ const replaySeed = 20261201
 // accepts 1..50 only, so about half are dead-lettered as out_of_range;
 // widens the range by restarting the worker with the default one; replays
 // the dead letters with `domination dlq replay`, twice; and reconciles.
-// It fails t on any step that goes wrong, and returns the figures.
-func (e *env) dlqReplayScenario(n int) replayOutcome {
+// With crash, the worker is SIGKILLed right after the first replay is
+// acknowledged, and another takes over. It fails t on any step that goes
+// wrong, and returns the figures.
+func (e *env) dlqReplayScenario(n int, crash bool) replayOutcome {
 	t := e.t
 	t.Helper()
 	e.migrateUp()
@@ -84,7 +86,7 @@ func (e *env) dlqReplayScenario(n int) replayOutcome {
 	if err := w.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("stop the worker: %v", err)
 	}
-	e.startWorker()
+	w = e.startWorker()
 
 	src := e.replaySource()
 	replayed := 0
@@ -95,6 +97,12 @@ func (e *env) dlqReplayScenario(n int) replayOutcome {
 			t.Fatalf("replay %d printed %q, want %q", round, out, want)
 		}
 		replayed = narrow
+		if crash && round == 1 {
+			if err := w.stop(syscall.SIGKILL); err == nil {
+				t.Fatal("SIGKILL did not end the worker with an error status")
+			}
+			e.startWorker()
+		}
 		// Every record the replay sent is classified, and its shadow event
 		// stored: the worker's group and ClickHouse's are at the ends of
 		// their topics.
@@ -258,7 +266,7 @@ func (e *env) reconcileProduced(src *verify.Source) verify.Report {
 
 func TestDLQReplayOfRatingsDeadLetteredForTheirRangeCountsEachOnce(t *testing.T) {
 	e := newEnv(t)
-	o := e.dlqReplayScenario(400)
+	o := e.dlqReplayScenario(400, false)
 	t.Log(o.line())
 	if o.report.Landed != o.produced || o.report.Duplicated != 0 || o.replayed == 0 {
 		t.Errorf("%s", o.line())

@@ -1,0 +1,47 @@
+//go:build reliability
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// TestReliabilityDLQReplay replays dead-lettered ratings twice, with the
+// worker SIGKILLed right after the first replay, and proves each rating
+// counted once. Its line has the suite's form with the replayed count:
+//
+//	scenario=dlq-replay produced=N replayed=N landed=N missing=0 duplicated=0
+func TestReliabilityDLQReplay(t *testing.T) {
+	e := newEnv(t)
+	o := e.dlqReplayScenario(10000, true)
+	printLine(t, o.line())
+	if o.report.Missing != 0 || o.report.Duplicated != 0 || o.report.Landed != o.produced {
+		t.Errorf("dlq-replay: %s", o.report)
+	}
+}
+
+// printLine prints a scenario's line and records it in the report file as
+// printScenario does, for a line that is not a verify.Report's.
+func printLine(t *testing.T, line string) {
+	t.Helper()
+	fmt.Println(line)
+	t.Log(line)
+	path := os.Getenv("DOMINATION_RELIABILITY_REPORT")
+	if path == "" {
+		return
+	}
+	t.Cleanup(func() {
+		status := "PASS"
+		if t.Failed() {
+			status = "FAIL"
+		}
+		reportMu.Lock()
+		defer reportMu.Unlock()
+		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(f, "%s %s\n", line, status)
+			f.Close()
+		}
+	})
+}
