@@ -5,11 +5,12 @@
 //
 // # Ownership and concurrency
 //
-//   - Runner.Run owns the consumer group. It joins a generation, starts one
-//     goroutine per assigned partition with Generation.Start, and waits for
-//     the next generation. kafka-go ends a generation's context at the next
-//     rebalance and waits for its goroutines before joining again, so two
-//     goroutines never own one partition inside this process.
+//   - Runner.Run owns the group membership. It joins a generation
+//     (JoinGroup, the leader's range assignment, SyncGroup), starts one
+//     goroutine per assigned partition plus a heartbeat goroutine (and, on
+//     the leader, a partition watcher), and joins the next generation only
+//     after every one of them has returned, so two goroutines never own one
+//     partition inside this process.
 //   - Each partition goroutine owns its partition Reader and its Processor
 //     (made by the Factory for that partition); neither is shared, so a
 //     Processor needs no locks.
@@ -22,19 +23,52 @@
 //     records or Config.MaxWait after the first.
 //  2. Process: call Processor.Process for each record, in offset order.
 //  3. Produce: write every emitted record synchronously with the Writer
-//     (RequireAll). Failed records are retried with backoff until they are
-//     acknowledged or the runner stops; records the broker refuses as too
-//     large go to the Processor's dead-letter hook instead.
-//  4. Commit: Generation.CommitOffsets with the offset after the batch's last
-//     record (or what the Processor's Committer allows).
+//     (RequireAll). Records the broker refuses as too large go to the
+//     Processor's Rejected hook instead.
+//  4. Commit: the offset after the batch's last record (or what the
+//     Processor's Committer allows), with the Committer's metadata.
 //
 // A crash between 3 and 4 re-delivers the batch: at-least-once. Processors
 // make their output a pure function of the input so that a re-delivered
 // record produces identical output, which the stores de-duplicate.
 //
-// # Stopping
+// # The rules
 //
-// When Run's context ends, each partition finishes the batch it holds
-// (produce and commit, bounded by Config.DrainTimeout) and then the group is
-// left, so a restart re-processes at most that one batch.
+// Each is tested in this package's tests.
+//
+//   - Failures are retried inside the partition. A produce or commit that
+//     fails (a broker outage, NOT_LEADER, a timeout, a dropped connection,
+//     REBALANCE_IN_PROGRESS) is retried with backoff (Config.Retry) for as
+//     long as the generation lasts; the batch is never skipped and the
+//     partition is never given up. A heartbeat that cannot reach the
+//     coordinator is retried too, so an outage shorter than the session
+//     timeout as the coordinator counts it (it restarts the count when it
+//     comes back) ends no generation: no rebalance, no re-delivery.
+//   - A generation ends only when the coordinator says so (a heartbeat or
+//     commit answered REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION,
+//     UNKNOWN_MEMBER_ID), when the leader sees the topic gain partitions,
+//     or when the runner stops. A partition goroutine returns only after
+//     its generation has ended.
+//   - A stop is bounded. When Run's context ends (or the generation does),
+//     each partition finishes the batch it holds, produce and commit, within
+//     Config.DrainTimeout; writes and commits still blocked then are
+//     cancelled and the batch is left uncommitted, to be re-delivered. Then
+//     the group is left (at most 5 s). So Run returns within DrainTimeout
+//     plus the leave, and a restart re-processes at most the one batch.
+//   - State is rebuilt or waited for, never replaced. A partition's committed
+//     offset and metadata are read before its Processor is made; a read that
+//     fails is retried with backoff until it succeeds or the generation ends,
+//     so a Committer never starts from empty state at an offset that
+//     assumes otherwise. Every commit, with or without a Committer, goes
+//     through the coordinator client with the metadata.
+//   - Idle ticks are durable. A Ticker is ticked only on an idle partition
+//     whose last fetch found it caught up; when a tick changes what a
+//     Committer would commit, that is committed before the next record is
+//     read.
+//   - Processors are closed. A Processor that implements Closer is closed
+//     when its partition is revoked or the runner stops, after its last
+//     batch, so it releases its gauges and memory.
+//   - Nothing outlives Run. Every goroutine the runtime starts (partitions,
+//     heartbeats, the partition watcher, readers, drain timers) has ended
+//     when Run returns.
 package stream

@@ -72,6 +72,14 @@ type Committer interface {
 	Commit(next int64) (offset int64, metadata string)
 }
 
+// Closer is implemented by processors that hold resources: Close is called
+// once, from the partition's goroutine, when the partition is revoked or the
+// runner stops, after the last batch. The processor must release its gauges
+// and memory there; it is not used again.
+type Closer interface {
+	Close()
+}
+
 // Partition is what a Factory is told about a partition it is assigned.
 type Partition struct {
 	Topic string
@@ -116,12 +124,14 @@ type Config struct {
 	RebalanceTimeout time.Duration
 	// HeartbeatInterval defaults to 2s.
 	HeartbeatInterval time.Duration
-	// DrainTimeout bounds finishing the current batch when stopping.
-	// Default 10s.
+	// DrainTimeout bounds finishing the current batch once the runner
+	// stops or the generation ends: writes and commits still failing or
+	// blocked then are cancelled. Default 10s.
 	DrainTimeout time.Duration
 	// TickInterval is how often a Ticker processor is ticked. Default 1s.
 	TickInterval time.Duration
-	// Retry bounds the backoff between failed produce or join attempts.
+	// Retry bounds the backoff between failed produce, commit, offset read
+	// or join attempts.
 	Retry backoff.Config
 }
 
@@ -183,9 +193,12 @@ type Writer interface {
 // Runner consumes one topic in a consumer group. Make it with New and call
 // Run.
 type Runner struct {
-	cfg     Config
-	dialer  *kafka.Dialer
-	admin   *kafka.Client
+	cfg    Config
+	dialer *kafka.Dialer
+	client *kafka.Client
+	// own is the transport of a client the runner made itself, closed when
+	// Run returns.
+	own     *kafka.Transport
 	writer  Writer
 	factory Factory
 	log     *slog.Logger
@@ -198,17 +211,18 @@ type Runner struct {
 
 	mu    sync.Mutex
 	owned map[int]bool
-	// commitMu lets one partition commit at a time: kafka-go's coordinator
-	// connection makes concurrent committers spin while they wait for their
-	// response (a quarter of the CPU in profiles); queued on a mutex they
-	// sleep instead.
+	// commitMu lets one partition commit at a time: concurrent commits on
+	// the coordinator connection spin while they wait for their response
+	// (a quarter of the CPU in profiles); queued on a mutex they sleep
+	// instead.
 	commitMu sync.Mutex
 }
 
-// New returns a Runner; it starts nothing until Run. admin is used to read
-// and write commit metadata for Committer processors; it may be nil when the
-// processors are not Committers.
-func New(cfg Config, dialer *kafka.Dialer, admin *kafka.Client, w Writer, factory Factory, m *metrics.Metrics, log *slog.Logger) (*Runner, error) {
+// New returns a Runner; it starts nothing until Run. client speaks to the
+// group coordinator (joining, heartbeats, offsets and commit metadata); when
+// nil, the runner makes one with the dialer's address family, TLS and SASL
+// settings.
+func New(cfg Config, dialer *kafka.Dialer, client *kafka.Client, w Writer, factory Factory, m *metrics.Metrics, log *slog.Logger) (*Runner, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -216,9 +230,20 @@ func New(cfg Config, dialer *kafka.Dialer, admin *kafka.Client, w Writer, factor
 	if factory == nil || w == nil {
 		return nil, errors.New("stream: a Factory and a Writer are required")
 	}
+	var own *kafka.Transport
+	if client == nil {
+		own = &kafka.Transport{DialTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MetadataTTL: 10 * time.Second}
+		if dialer != nil {
+			own.ClientID, own.TLS, own.SASL = dialer.ClientID, dialer.TLS, dialer.SASLMechanism
+			if dialer.Timeout > 0 {
+				own.DialTimeout = dialer.Timeout
+			}
+		}
+		client = &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: own}
+	}
 	name := cfg.Name
 	return &Runner{
-		cfg: cfg, dialer: dialer, admin: admin, writer: w, factory: factory,
+		cfg: cfg, dialer: dialer, client: client, own: own, writer: w, factory: factory,
 		log:         log.With("agent", name, "topic", cfg.Topic, "group", cfg.GroupID),
 		consumed:    m.Consumed.WithLabelValues(name),
 		committed:   m.Committed.WithLabelValues(name),
@@ -244,51 +269,25 @@ func (r *Runner) Owned() []int {
 	return out
 }
 
-// Run joins the group and consumes until ctx ends, then drains and leaves.
-// It returns nil after a clean stop. A broker that cannot be reached is
-// retried with backoff, logged at each attempt, until ctx ends.
+// Run joins the group and consumes until ctx ends, then drains, leaves the
+// group and returns nil. A broker that cannot be reached is retried with
+// backoff, logged at each attempt, until ctx ends. Every goroutine Run
+// starts has ended when it returns.
 func (r *Runner) Run(ctx context.Context) error {
-	// NewConsumerGroup only checks its configuration; connecting (and
-	// retrying while the brokers are down) happens inside Next.
-	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                     r.cfg.GroupID,
-		Brokers:                r.cfg.Brokers,
-		Dialer:                 r.dialer,
-		Topics:                 []string{r.cfg.Topic},
-		GroupBalancers:         []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
-		HeartbeatInterval:      r.cfg.HeartbeatInterval,
-		SessionTimeout:         r.cfg.SessionTimeout,
-		RebalanceTimeout:       r.cfg.RebalanceTimeout,
-		PartitionWatchInterval: 5 * time.Second,
-		WatchPartitionChanges:  true,
-		StartOffset:            r.cfg.StartOffset,
-		JoinGroupBackoff:       time.Second,
-		Logger:                 kafka.LoggerFunc(func(string, ...any) {}),
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			r.log.Debug("kafka consumer group", "msg", fmt.Sprintf(msg, args...))
-		}),
-	})
-	if err != nil {
-		return fmt.Errorf("create consumer group %s: %w", r.cfg.GroupID, err)
-	}
-
-	var parts sync.WaitGroup
+	m := &member{r: r}
 	defer func() {
-		// Partitions drain their batch first; only then is the group left,
-		// so their final commits still belong to a live generation.
-		parts.Wait()
-		if err := group.Close(); err != nil {
-			r.log.Warn("leave consumer group", "err", err)
-		}
+		m.leave()
 		r.partitions.Set(0)
+		if r.own != nil {
+			r.own.CloseIdleConnections()
+		}
 	}()
-
 	failures := 0
-	for {
-		gen, err := group.Next(ctx)
+	for ctx.Err() == nil {
+		gen, err := m.join(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				return nil
+			if ctx.Err() != nil {
+				break
 			}
 			failures++
 			r.log.Warn("join consumer group generation", "err", err, "attempt", failures)
@@ -297,47 +296,70 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		failures = 0
 		r.rebalances.Inc()
-		assigned := gen.Assignments[r.cfg.Topic]
-		r.partitions.Set(float64(len(assigned)))
-		ids := make([]int, 0, len(assigned))
-		for _, a := range assigned {
-			ids = append(ids, a.ID)
-		}
-		r.log.Info("joined generation", "generation", gen.ID, "member", gen.MemberID, "partitions", ids)
-		meta := r.metadata(ctx, ids)
-		for _, a := range assigned {
-			p := Partition{Topic: r.cfg.Topic, ID: a.ID, Offset: a.Offset, Metadata: meta[a.ID]}
-			parts.Add(1)
-			gen.Start(func(gctx context.Context) {
-				defer parts.Done()
-				r.consume(ctx, gctx, gen, p)
-			})
-		}
+		r.runGeneration(ctx, m, gen)
 	}
+	return nil
 }
 
-// metadata reads the commit metadata of the partitions, when there is an
-// admin client to read it with. A failure is logged and yields none: the
-// processors then start from empty state at the committed offset.
-func (r *Runner) metadata(ctx context.Context, ids []int) map[int]string {
-	if r.admin == nil || len(ids) == 0 {
-		return nil
+// runGeneration consumes the generation's partitions, one goroutine each,
+// until the generation ends or root does, and returns when every goroutine
+// it started has ended.
+func (r *Runner) runGeneration(root context.Context, m *member, gen *generation) {
+	gen.ctx, gen.end = context.WithCancelCause(root)
+	defer gen.end(nil)
+	r.partitions.Set(float64(len(gen.assigned)))
+	r.log.Info("joined generation", "generation", gen.id, "member", gen.memberID, "leader", gen.leader, "partitions", gen.assigned)
+
+	// Heartbeats go on while the partitions drain after a stop, so that
+	// their last commits still belong to a live generation.
+	hctx, stopHeartbeats := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { m.heartbeat(hctx, gen) })
+	if gen.leader {
+		background.Go(func() { m.watchPartitions(gen.ctx, gen) })
 	}
-	res, err := r.admin.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: r.cfg.GroupID, Topics: map[string][]int{r.cfg.Topic: ids}})
-	if err == nil && res.Error != nil {
-		err = res.Error
+	var parts sync.WaitGroup
+	for _, id := range gen.assigned {
+		parts.Go(func() { r.consume(gen, id) })
 	}
-	if err != nil {
-		r.log.Warn("read commit metadata", "err", err)
-		return nil
-	}
-	out := map[int]string{}
-	for _, p := range res.Topics[r.cfg.Topic] {
-		if p.Error == nil {
-			out[p.Partition] = p.Metadata
+	<-gen.ctx.Done()
+	parts.Wait()
+	stopHeartbeats()
+	background.Wait()
+	r.partitions.Set(0)
+}
+
+// fetchCommitted reads the partition's committed offset and metadata, retrying
+// with backoff until it succeeds or ctx ends: a processor that rebuilds its
+// state from the metadata must never start from empty state because a read
+// failed.
+func (r *Runner) fetchCommitted(ctx context.Context, id int, log *slog.Logger) (offset int64, meta string, ok bool) {
+	for attempt := 1; ; attempt++ {
+		fctx, cancel := context.WithTimeout(ctx, r.cfg.SessionTimeout)
+		res, err := r.client.OffsetFetch(fctx, &kafka.OffsetFetchRequest{GroupID: r.cfg.GroupID, Topics: map[string][]int{r.cfg.Topic: {id}}})
+		cancel()
+		if err == nil && res.Error != nil {
+			err = res.Error
 		}
+		if err == nil {
+			err = fmt.Errorf("partition %d is missing from the answer", id)
+			for _, p := range res.Topics[r.cfg.Topic] {
+				if p.Partition != id {
+					continue
+				}
+				if p.Error != nil {
+					err = p.Error
+					break
+				}
+				return p.CommittedOffset, p.Metadata, true
+			}
+		}
+		if ctx.Err() != nil {
+			return 0, "", false
+		}
+		log.Warn("read committed offset and metadata; retrying", "attempt", attempt, "err", err)
+		sleep(ctx, r.cfg.Retry.Delay(attempt))
 	}
-	return out
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -351,29 +373,41 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // partition is the state of one owned partition inside one generation.
 type partition struct {
-	r      *Runner
-	gen    *kafka.Generation
-	id     int
-	reader *kafka.Reader
-	proc   Processor
-	out    Output
-	batch  []kafka.Message
-	log    *slog.Logger
-	lag    prometheus.Gauge
+	r         *Runner
+	gen       *generation
+	id        int
+	reader    *kafka.Reader
+	proc      Processor
+	committer Committer
+	out       Output
+	batch     []kafka.Message
+	log       *slog.Logger
+	lag       prometheus.Gauge
 	// fetched is set once a record has been read: lag is known from then.
 	fetched bool
 	// next is the offset after the last record processed.
 	next int64
+	// lastOffset and lastMeta are what was last committed (or found
+	// committed), so that a tick that changed nothing commits nothing.
+	lastOffset int64
+	lastMeta   string
 }
 
-// consume owns one partition until the generation or the runner ends. root
-// is the runner's context (stop: drain), gctx the generation's (rebalance).
-func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, part Partition) {
-	id, offset := part.ID, part.Offset
+// consume owns one partition until its generation ends (a rebalance, or the
+// runner stopping).
+func (r *Runner) consume(gen *generation, id int) {
+	stop := gen.ctx
+	// A partition goroutine returns only once the generation is over; this
+	// makes sure of it, so that no partition is left unconsumed.
+	defer gen.end(errors.New("partition stopped"))
 	log := r.log.With("partition", id)
+	committed, meta, ok := r.fetchCommitted(stop, id, log)
+	if !ok {
+		return
+	}
+	offset := committed
 	if offset < 0 {
 		offset = r.cfg.StartOffset
-		part.Offset = offset
 	}
 	reader := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:         r.cfg.Brokers,
@@ -403,27 +437,28 @@ func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, part
 		r.mu.Lock()
 		delete(r.owned, id)
 		r.mu.Unlock()
+		r.lag.DeleteLabelValues(strconv.Itoa(id))
 	}()
 
 	p := &partition{
 		r: r, gen: gen, id: id, reader: reader, log: log,
-		proc:  r.factory(part),
-		batch: make([]kafka.Message, 0, r.cfg.MaxBatch),
-		lag:   r.lag.WithLabelValues(strconv.Itoa(id)),
-		next:  offset,
+		proc:       r.factory(Partition{Topic: r.cfg.Topic, ID: id, Offset: offset, Metadata: meta}),
+		batch:      make([]kafka.Message, 0, r.cfg.MaxBatch),
+		lag:        r.lag.WithLabelValues(strconv.Itoa(id)),
+		next:       offset,
+		lastOffset: committed,
+		lastMeta:   meta,
 	}
+	if c, ok := p.proc.(Closer); ok {
+		defer c.Close()
+	}
+	p.committer, _ = p.proc.(Committer)
 	log.Debug("partition started", "offset", offset)
 
-	// stop ends when either the runner stops or the generation ends.
-	stop, cancel := context.WithCancel(gctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-root.Done():
-			cancel()
-		case <-stop.Done():
-		}
-	}()
+	// The batch in hand is finished under drain: no deadline while the
+	// generation lasts, DrainTimeout once it has ended.
+	drain, release := drainContext(stop, r.cfg.DrainTimeout)
+	defer release()
 
 	ticker, _ := p.proc.(Ticker)
 	lastTick := time.Now()
@@ -432,18 +467,18 @@ func (r *Runner) consume(root, gctx context.Context, gen *kafka.Generation, part
 		// Tick only an idle partition known to be caught up: a tick moves
 		// event time with the wall clock, which must never overtake records
 		// still waiting in Kafka (replaying after a restart, or a slow fetch).
-		if ticker != nil && n == 0 && p.fetched && reader.Lag() == 0 && time.Since(lastTick) >= r.cfg.TickInterval {
+		ticked := false
+		if ticker != nil && n == 0 && p.fetched && reader.Lag() == 0 && time.Since(lastTick) >= r.cfg.TickInterval && stop.Err() == nil {
 			lastTick = time.Now()
 			p.out.cur = -1
 			ticker.Tick(lastTick, &p.out)
+			ticked = true
 		}
-		if n > 0 || p.out.Len() > 0 {
-			// Finish the batch even when stopping: produce and commit under
-			// a drain deadline, detached from the cancelled contexts.
-			dctx, dcancel := context.WithTimeout(context.WithoutCancel(root), r.cfg.DrainTimeout)
-			err := p.flush(dctx, stop)
-			dcancel()
-			if err != nil {
+		// A tick's effect on the state is committed before the next record
+		// is read, so that a record judged against it is judged against it
+		// again after a restart.
+		if n > 0 || p.out.Len() > 0 || (ticked && p.stateChanged()) {
+			if err := p.flush(drain); err != nil {
 				log.Warn("batch not committed; it will be re-delivered", "err", err)
 				return
 			}
@@ -490,16 +525,14 @@ func (p *partition) fetch(stop context.Context) int {
 	return len(p.batch)
 }
 
-// flush produces everything emitted for the batch, then commits. It retries
-// produce failures until ctx (the drain deadline) ends or, when not
-// stopping, indefinitely with backoff.
-func (p *partition) flush(ctx, stop context.Context) error {
-	if err := p.produce(ctx, stop); err != nil {
+// flush produces everything emitted for the batch, then commits, retrying
+// both until they succeed or ctx (the drain) ends.
+func (p *partition) flush(ctx context.Context) error {
+	if err := p.produce(ctx); err != nil {
 		return fmt.Errorf("produce %d records: %w", p.out.Len(), err)
 	}
 	p.out.reset()
 	if err := p.commit(ctx); err != nil {
-		p.r.commitErrs.Inc()
 		return err
 	}
 	p.r.committed.Add(float64(len(p.batch)))
@@ -509,56 +542,89 @@ func (p *partition) flush(ctx, stop context.Context) error {
 	return nil
 }
 
-// commit stores the offset after the batch, or what the Committer allows
-// with its metadata.
+// position is what to commit now: the offset after the last record, or
+// what the Committer allows, with its metadata.
+func (p *partition) position() (int64, string) {
+	if p.committer == nil {
+		return p.next, ""
+	}
+	offset, meta := p.committer.Commit(p.next)
+	return min(offset, p.next), meta
+}
+
+// stateChanged reports whether a commit now would store something new.
+func (p *partition) stateChanged() bool {
+	offset, meta := p.position()
+	return offset != p.lastOffset || meta != p.lastMeta
+}
+
+// commit stores the position, retrying a failed commit with backoff until
+// it succeeds or ctx ends. A commit the coordinator refuses because the
+// generation is over ends the generation instead.
 func (p *partition) commit(ctx context.Context) error {
+	offset, meta := p.position()
+	for attempt := 1; ; attempt++ {
+		err := p.commitOnce(ctx, offset, meta)
+		if err == nil {
+			p.lastOffset, p.lastMeta = offset, meta
+			return nil
+		}
+		p.r.commitErrs.Inc()
+		err = fmt.Errorf("commit offset %d: %w", offset, err)
+		// REBALANCE_IN_PROGRESS is transient while the generation lasts
+		// (the heartbeat ends it when the rebalance is real); the others
+		// mean it is over.
+		if generationOver(err) && (!errors.Is(err, kafka.RebalanceInProgress) || p.gen.ctx.Err() != nil) {
+			p.gen.end(errGenerationOver)
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		p.log.Warn("commit failed; retrying", "attempt", attempt, "err", err)
+		sleep(ctx, p.r.cfg.Retry.Delay(attempt))
+	}
+}
+
+func (p *partition) commitOnce(ctx context.Context, offset int64, meta string) error {
+	// One attempt may not hang on an unresponsive broker for longer than a
+	// session.
+	ctx, cancel := context.WithTimeout(ctx, p.r.cfg.SessionTimeout)
+	defer cancel()
 	p.r.commitMu.Lock()
 	defer p.r.commitMu.Unlock()
-	c, ok := p.proc.(Committer)
-	if !ok || p.r.admin == nil {
-		if err := p.gen.CommitOffsets(map[string]map[int]int64{p.r.cfg.Topic: {p.id: p.next}}); err != nil {
-			return fmt.Errorf("commit offset %d: %w", p.next, err)
-		}
-		return nil
-	}
-	offset, meta := c.Commit(p.next)
-	offset = min(offset, p.next)
-	res, err := p.r.admin.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
-		GroupID:      p.gen.GroupID,
-		GenerationID: int(p.gen.ID),
-		MemberID:     p.gen.MemberID,
+	res, err := p.r.client.OffsetCommit(ctx, &kafka.OffsetCommitRequest{
+		GroupID:      p.r.cfg.GroupID,
+		GenerationID: p.gen.id,
+		MemberID:     p.gen.memberID,
 		Topics:       map[string][]kafka.OffsetCommit{p.r.cfg.Topic: {{Partition: p.id, Offset: offset, Metadata: meta}}},
 	})
 	if err != nil {
-		return fmt.Errorf("commit offset %d: %w", offset, err)
+		return err
 	}
 	for _, ps := range res.Topics {
 		for _, pr := range ps {
 			if pr.Error != nil {
-				return fmt.Errorf("commit offset %d: %w", offset, pr.Error)
+				return pr.Error
 			}
 		}
 	}
 	return nil
 }
 
-func (p *partition) produce(ctx, stop context.Context) error {
+// produce writes everything emitted for the batch, retrying failed records
+// with backoff until they are acknowledged or ctx ends (a cancelled write
+// returns at once). A record Kafka refuses alone as too large goes to the
+// Processor's Rejected hook.
+func (p *partition) produce(ctx context.Context) error {
 	pending, from := p.out.msgs, p.out.from
-	attempt := 0
-	for len(pending) > 0 {
-		// While running, a produce failure is retried until it succeeds; when
-		// stopping, only until the drain deadline.
-		wctx := ctx
-		if stop.Err() == nil {
-			wctx = context.WithoutCancel(ctx)
-		}
-		err := p.r.writer.WriteMessages(wctx, pending...)
+	for attempt := 1; len(pending) > 0; attempt++ {
+		err := p.r.writer.WriteMessages(ctx, pending...)
 		if err == nil {
 			p.count(pending)
 			return nil
 		}
 		p.r.produceErrs.Inc()
-		attempt++
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == len(pending) {
 			var ok []kafka.Message
@@ -577,7 +643,7 @@ func (p *partition) produce(ctx, stop context.Context) error {
 					// Kafka refuses a whole batch for one record too large,
 					// and kafka-go reports it on every record of the batch:
 					// only a record refused on its own is rejected.
-					switch alone := p.r.writer.WriteMessages(wctx, pending[i]); {
+					switch alone := p.r.writer.WriteMessages(ctx, pending[i]); {
 					case alone == nil:
 						ok = append(ok, pending[i])
 					case tooLarge(alone):
