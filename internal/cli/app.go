@@ -37,6 +37,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			watchCommand(),
 			healthcheckCommand(),
 			verifyCommand(),
+			statusCommand(),
 			dlqCommand(),
 		},
 		OnUsageError: usageError,
@@ -53,7 +54,9 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 // leaf command the global flags, so that they may come before or after the
 // subcommand.
 func setUsageErrors(c *cli.Command) {
-	c.OnUsageError = usageError
+	if c.OnUsageError == nil { // status keeps its own: it exits 2
+		c.OnUsageError = usageError
+	}
 	if len(c.Subcommands) == 0 && c.Name != "healthcheck" {
 		c.Flags = append(c.Flags, globalFlags()...)
 	}
