@@ -236,7 +236,11 @@ func showText(w io.Writer, r dlq.Record) {
 	if r.Truncated > 0 {
 		row("truncated", fmt.Sprintf("to %d of %d bytes: the original cannot be replayed", len(r.Value), r.Truncated))
 	}
-	row("key", printable(r.Key))
+	if len(r.Key) == 0 {
+		row("key", "(none)")
+	} else {
+		row("key", printable(r.Key))
+	}
 	fmt.Fprintf(w, "headers      %d\n", len(r.Headers))
 	for _, h := range r.Headers {
 		fmt.Fprintf(w, "  %s: %s\n", h.Key, printable(h.Value))
