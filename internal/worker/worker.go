@@ -20,6 +20,7 @@ import (
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/web"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	// Feed configures the WebSocket feed on /ws; its Brokers, Dialer and
 	// Topic (Visits.OutputTopic) are filled in by the worker.
 	Feed feed.Config
+	// Status configures GET /status and the domination_clickhouse_*
+	// metrics; its Shadow, Visits and Ready are filled in by the worker.
+	Status status.Config
 	// ShutdownTimeout bounds the whole stop: draining batches, committing,
 	// leaving the groups and closing the server. Overrunning it is an
 	// error. Default 30s.
@@ -163,6 +167,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	webCfg := cfg.Web
 	webCfg.Ready = live.Ready
 	webCfg.Handlers = map[string]http.Handler{"/ws": live.Handler()}
+	sc := cfg.Status
+	sc.Shadow, sc.Visits, sc.Ready = cfg.Shadow, cfg.Visits, webCfg.Ready
+	watch, err := status.New(sc, admin, chConn, w.metrics.Registry, w.log)
+	if err != nil {
+		return err
+	}
+	webCfg.Handlers["/status"] = watch.Handler()
 	srv, err := web.New(webCfg, w.metrics.Registry, w.log)
 	if err != nil {
 		return err
@@ -170,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return watch.Run(gctx) })
 	// Kafka may not be up yet: say so and wait for it, rather than exit.
 	topics := make(chan struct{})
 	g.Go(func() error {
