@@ -97,6 +97,10 @@ const (
 	maxNumConsumers            = 16
 )
 
+// WithDefaults returns k with its empty fields set to the documented
+// defaults.
+func (k KafkaSource) WithDefaults() KafkaSource { return k.withDefaults() }
+
 func (k KafkaSource) withDefaults() KafkaSource {
 	def := func(s *string, v string) {
 		if *s == "" {

@@ -41,7 +41,7 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.IntFlag{Name: "max-clients", Value: 1000, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
 			&cli.IntFlag{Name: "history", Value: 30, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.Config{}.WithDefaults().ShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
-		}, webSecurityFlags()...),
+		}, append(guardFlags(), webSecurityFlags()...)...),
 		Action: runWorker,
 	}
 }
@@ -81,6 +81,7 @@ func runWorker(c *cli.Context) error {
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 	}
+	cfg.Guard = guardConfig(c)
 	if err := webSecurity(c, &cfg.Web); err != nil {
 		return err
 	}

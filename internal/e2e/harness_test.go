@@ -186,6 +186,16 @@ func (e *env) migrateUp() {
 	e.migratedUp = true
 }
 
+// guardArgs point a worker's guard at this test's engine groups, with
+// dead-letter topics and groups of its own.
+func (e *env) guardArgs() []string {
+	return []string{
+		"--guard-group", e.database + "-guard",
+		"--shadow-consumer-group", e.chGroup, "--active-visitors-consumer-group", e.chAVGroup,
+		"--shadow-dlq-topic", e.shadow + "-dlq", "--active-visitors-dlq-topic", e.active + "-dlq",
+	}
+}
+
 // worker is a `domination worker` child process.
 type worker struct {
 	t    *testing.T
@@ -236,6 +246,7 @@ func (e *env) startWorkerEnv(environ []string, extra ...string) *worker {
 	e.t.Helper()
 	port := freePort(e.t)
 	args := append(e.args(), "worker", "-l", "info", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port), "--shadow-group", e.group)
+	args = append(args, e.guardArgs()...)
 	args = append(args, extra...)
 	w := &worker{t: e.t, port: port, logs: &syncBuffer{}, done: make(chan error, 1)}
 	w.cmd = exec.Command(binary, args...)

@@ -19,6 +19,7 @@ import (
 	"github.com/domination/domination/internal/backoff"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/feed"
+	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/web"
@@ -42,6 +43,10 @@ type Config struct {
 	// Status configures GET /status and the domination_clickhouse_*
 	// metrics; its Shadow, Visits and Ready are filled in by the worker.
 	Status status.Config
+	// Guard keeps ClickHouse's Kafka engine tables moving past records
+	// they cannot store; its Brokers are filled in by the worker, and its
+	// Tables default to the two the migrations create.
+	Guard guard.Config
 	// ShutdownTimeout bounds the whole stop: draining batches, committing,
 	// leaving the groups and closing the server. Overrunning it is an
 	// error. Default 30s.
@@ -179,6 +184,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 
+	gc := cfg.Guard
+	gc.Brokers = cfg.Kafka.Brokers
+	if len(gc.Tables) == 0 {
+		gc.Tables = guard.Tables(clickhouse.KafkaSource{}, "", "")
+	}
+	grd, err := guard.New(gc, guard.Deps{Dialer: dialer, Admin: admin, Writer: writer, CH: chConn,
+		Metrics: w.metrics, Registry: w.metrics.Registry, Log: w.log})
+	if err != nil {
+		return err
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return watch.Run(gctx) })
@@ -215,6 +231,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return shadow.Run(ctx)
 	}))
 	g.Go(after(live.Run))
+	g.Go(after(grd.Run))
 	g.Go(after(func(ctx context.Context) error {
 		w.log.Info("visits agents starting", "input", cfg.Visits.InputTopic, "repartition", cfg.Visits.RepartitionTopic,
 			"output", cfg.Visits.OutputTopic, "dlq", cfg.Visits.DeadLetterTopic, "window", cfg.Visits.Window, "grace", cfg.Visits.Grace)

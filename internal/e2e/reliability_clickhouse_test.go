@@ -1,0 +1,220 @@
+//go:build reliability
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/testenv"
+)
+
+// poison are records no agent writes, of every kind a careless or hostile
+// producer can put on an output topic. Each breaks the topic's contract;
+// some the Kafka engine cannot parse (and 18.16's stops on), some it parses
+// into defaults that the stores' views keep out.
+func poison(topic string) []kafka.Message {
+	r := rand.New(rand.NewPCG(7, 7))
+	binary := make([]byte, 512)
+	for i := range binary {
+		binary[i] = byte(r.IntN(256))
+	}
+	huge := append([]byte(`{"type":"Sha","unique_id":"`), bytes.Repeat([]byte("x"), 1<<20)...)
+	huge = append(huge, `","emit_timestamp":1700000000,"rating":3}`...)
+	var values [][]byte
+	switch {
+	case strings.HasSuffix(topic, "active-visitors"):
+		values = [][]byte{
+			[]byte(`not json at all`),
+			[]byte(`{"account_id":"one","store_id":"uk","window":[1700000000,1700000010],"count":3}`),
+			[]byte(`{"account_id":1,"store_id":"uk","window":"then","count":3}`),
+			[]byte(`{"account_id":1,"store_id":"uk"}`),
+			[]byte(`{"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":0}`),
+			binary,
+			bytes.Repeat([]byte("{"), 1<<20),
+		}
+	default:
+		values = [][]byte{
+			[]byte(`not json at all`),
+			[]byte(`{"type":"Bogus","unique_id":"poison-enum","emit_timestamp":1700000000,"rating":3}`),
+			[]byte(`{"type":"Sha","unique_id":"poison-types","emit_timestamp":"yesterday","rating":"three"}`),
+			[]byte(`{"unique_id":"poison-missing"}`),
+			[]byte(`{"type":"Dow","unique_id":"poison-mismatch","emit_timestamp":1700000000,"rating":3}`),
+			binary,
+			huge,
+		}
+	}
+	out := make([]kafka.Message, len(values))
+	for i, v := range values {
+		out[i] = kafka.Message{Key: []byte("poison-" + strconv.Itoa(i)), Value: v}
+	}
+	return out
+}
+
+// offsetsBreakingContract reads topic whole and returns the coordinates of
+// every record that breaks its contract: the poison, wherever it landed.
+func (e *env) offsetsBreakingContract(topic string, check func([]byte) error) map[string]bool {
+	e.t.Helper()
+	msgs, err := e.source().Records(context.Background(), topic, time.Time{})
+	if err != nil {
+		e.t.Fatalf("read %s: %v", topic, err)
+	}
+	out := map[string]bool{}
+	for _, m := range msgs {
+		if check(m.Value) != nil {
+			out[fmt.Sprintf("%d/%d", m.Partition, m.Offset)] = true
+		}
+	}
+	return out
+}
+
+// accounted returns the coordinates of topic's records found in its
+// dead-letter topic and in its errors table.
+func (e *env) accounted(topic, dlq, errorsTable string) (inDLQ, inTable map[string]bool) {
+	e.t.Helper()
+	inDLQ, inTable = map[string]bool{}, map[string]bool{}
+	msgs, err := e.source().Records(context.Background(), dlq, time.Time{})
+	if err != nil {
+		e.t.Fatalf("read %s: %v", dlq, err)
+	}
+	for _, m := range msgs {
+		var p, o string
+		for _, h := range m.Headers {
+			switch h.Key {
+			case agents.HeaderPartition:
+				p = string(h.Value)
+			case agents.HeaderOffset:
+				o = string(h.Value)
+			}
+		}
+		inDLQ[p+"/"+o] = true
+	}
+	rows, err := e.conn.Query(context.Background(), "SELECT kafka_partition, kafka_offset FROM "+e.database+"."+errorsTable+" FINAL WHERE kafka_topic = ?", topic)
+	if err != nil {
+		e.t.Fatalf("read %s: %v", errorsTable, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, o int64
+		if err := rows.Scan(&p, &o); err != nil {
+			e.t.Fatalf("read %s: %v", errorsTable, err)
+		}
+		inTable[fmt.Sprintf("%d/%d", p, o)] = true
+	}
+	return inDLQ, inTable
+}
+
+// checkPoisonAccounted fails t unless every record of topic that breaks its
+// contract is in the dead-letter topic or the errors table, and returns how
+// many there were.
+func (e *env) checkPoisonAccounted(topic, dlq, errorsTable string, check func([]byte) error, want int) int {
+	e.t.Helper()
+	var bad, inDLQ, inTable map[string]bool
+	testenv.WaitFor(e.t, "every poison record accounted for", 90*time.Second, func() bool {
+		bad = e.offsetsBreakingContract(topic, check)
+		inDLQ, inTable = e.accounted(topic, dlq, errorsTable)
+		for at := range bad {
+			if !inDLQ[at] && !inTable[at] {
+				return false
+			}
+		}
+		return len(bad) == want
+	})
+	e.t.Logf("%s: %d poison records; %d in %s, %d in %s", topic, len(bad), len(inDLQ), dlq, len(inTable), errorsTable)
+	return len(bad)
+}
+
+const testSkipAfter = "8s"
+
+func TestReliabilityPoisonOnTheShadowTopicNeverStallsIngestion(t *testing.T) {
+	e := newEnv(t)
+	e.migrateUp()
+	w := e.startWorker("--guard-skip-after", testSkipAfter)
+	const n = 100000
+	wait := e.produceRatingsAsync(1010, n, 20000)
+	// Half way, poison straight on the shadow topic.
+	testenv.WaitFor(t, "half the ratings classified", 2*time.Minute, func() bool {
+		return w.metric(`domination_committed_total{agent="shadow"}`) >= n/2
+	})
+	bad := poison(e.shadow)
+	if err := e.writer(e.shadow).WriteMessages(context.Background(), bad...); err != nil {
+		t.Fatalf("write poison: %v", err)
+	}
+	poisoned := time.Now()
+	wait()
+	testenv.WaitFor(t, "the stall reported", time.Minute, func() bool {
+		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`) >= 1 ||
+			w.metric(`domination_clickhouse_stalled{table="shadow"}`) >= 1
+	})
+	r := e.reconcileRatings(3 * time.Minute)
+	resumed := time.Since(poisoned)
+	accounted := e.checkPoisonAccounted(e.shadow, e.shadow+"-dlq", "shadow_errors", agents.CheckShadow, len(bad))
+	skipped := w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`)
+	t.Logf("poison to every rating stored: %s; guard skips: %.0f", resumed.Round(time.Second), skipped)
+	fmt.Fprintf(os.Stdout, "poison-shadow: %d poison records accounted for, %.0f skipped by the guard, all ratings stored %s after the poison\n",
+		accounted, skipped, resumed.Round(time.Second))
+	printScenario(t, "poison-shadow", r)
+}
+
+func TestReliabilityPoisonOnTheActiveVisitorsTopicNeverStallsIngestion(t *testing.T) {
+	e := newEnv(t)
+	e.migrateUp()
+	w := e.startWorker("--guard-skip-after", testSkipAfter, "--window", "2s", "--grace", "1s")
+	produce := func() {
+		r := e.cli("produce", "visits", "--account-id", "1", "--account-id", "2", "--store-id", "uk", "--store-id", "us",
+			"--frequency", "500", "--max-messages", "1500", "--seed", "11")
+		if r.code != 0 {
+			t.Fatalf("produce visits exited %d: %s", r.code, r.stderr)
+		}
+	}
+	produce()
+	bad := poison(e.active)
+	if err := e.writer(e.active).WriteMessages(context.Background(), bad...); err != nil {
+		t.Fatalf("write poison: %v", err)
+	}
+	produce()
+	testenv.WaitFor(t, "the stall reported", 2*time.Minute, func() bool {
+		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="active_visitors"}`) >= 1 ||
+			w.metric(`domination_clickhouse_stalled{table="active_visitors"}`) >= 1
+	})
+	r := e.reconcileVisits(2*time.Second, 3*time.Minute)
+	e.checkPoisonAccounted(e.active, e.active+"-dlq", "active_visitors_errors", agents.CheckActiveVisitors, len(bad))
+	printScenario(t, "poison-active-visitors", r)
+}
+
+func TestReliabilityStallOnValidRecordsIsReportedAndNeverSkipped(t *testing.T) {
+	e := newEnv(t)
+	e.migrateUp()
+	w := e.startWorker("--guard-skip-after", testSkipAfter)
+	ctx := context.Background()
+	// The store refuses inserts: the engine stalls on valid events.
+	if err := e.conn.Exec(ctx, "DETACH TABLE "+e.database+".shadow"); err != nil {
+		t.Fatal(err)
+	}
+	wait := e.produceRatingsAsync(2020, 5000, 5000)
+	wait()
+	testenv.WaitFor(t, "the guard to see a stall on valid records", 2*time.Minute, func() bool {
+		return w.metric(`domination_clickhouse_guard_valid_stalls_total{table="shadow"}`) >= 1
+	})
+	if got := w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`); got != 0 {
+		t.Errorf("the guard skipped %.0f valid records", got)
+	}
+	if err := e.conn.Exec(ctx, "ATTACH TABLE "+e.database+".shadow"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.reconcileRatings(3 * time.Minute)
+	if got := w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`); got != 0 {
+		t.Errorf("the guard skipped %.0f valid records", got)
+	}
+	printScenario(t, "valid-stall-store-detached", r)
+}
