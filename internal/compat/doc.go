@@ -10,7 +10,8 @@
 // statement, as rendered for 18.16, by the tests of clickhouse, query,
 // feed, verify and e2e, with real ingestion through the Kafka engine.
 //
-// Current ClickHouse (chdb-core 26.9, in-process, TestCurrentEngineRunsEveryShippedStatement):
+// Current ClickHouse (chdb-core 26.9, in process), by
+// TestCurrentEngineRunsEveryShippedStatement:
 //
 //   - Migrations: every statement of every up migration, rendered for the
 //     engine's own release (clickhouse.RenderUp), in order. The stores,
@@ -26,7 +27,9 @@
 //     table of the same columns plus those virtual columns, under the same
 //     name; the views stay attached to it. Records inserted as JSONEachRow,
 //     as the topics carry them, go through the views' SELECTs into the
-//     stores (and the errors tables), with one duplicate per store.
+//     stores, with one duplicate per store; records with _error set, or
+//     that break a topic's contract, must land in the errors tables
+//     instead (where the migrations create the errors views).
 //   - Statements the product sends at run time: every source in the test's
 //     table (query shadow and active-visitors in each grouping and filter
 //     shape, the feed's history, verify's reads, the migration driver's
@@ -37,10 +40,14 @@
 //     replayed on the engine over those records and must succeed; the
 //     results are compared with what the fixture implies, FINAL collapsing
 //     the duplicates.
+//   - Down and up again: clickhouse.Migrator runs Down, then Up, on a
+//     Recorder, and what it sent (the down migrations, the version table's
+//     statements, the up migrations once more) is replayed with the same
+//     rules; the database must then hold nothing, then every object again.
 //
 // Not verified on a current engine: a Kafka engine table actually
 // consuming (no broker in process); how clickhouse-go scans a current
 // server's answers (the Recorder answers with no rows, or a canned one);
-// the data of batch INSERTs (the version table's rows); and ON CLUSTER
-// statements (chdb has no cluster).
+// the data of batch INSERTs (the version table's rows: only counted); and
+// ON CLUSTER statements (chdb has no cluster).
 package compat

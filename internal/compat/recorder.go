@@ -36,14 +36,15 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	stmts   []string
+	inserts []string
 	answers []answer
 }
 
-// answer is a row to send for the statements that start with prefix.
+// answer is the rows to send for the statements that start with prefix.
 type answer struct {
 	prefix string
 	types  []string
-	row    []any
+	rows   [][]any
 }
 
 // NewRecorder starts a Recorder that tells clients its timezone is tz (the
@@ -61,18 +62,22 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	// A statement comes as the body, or as the query parameter when the
-	// body carries an INSERT's data.
+	// body carries an INSERT's data (a batch).
 	sql := req.URL.Query().Get("query")
 	if sql == "" {
 		sql = string(body)
 	}
 	if strings.TrimSpace(sql) == helloSQL {
 		r.reply(w, answer{types: []string{"String", "String", "UInt32", "String"},
-			row: []any{"recorder", "26.9.0", uint32(clickhousego.ClientTCPProtocolVersion), r.tz}})
+			rows: [][]any{{"recorder", "26.9.0", uint32(clickhousego.ClientTCPProtocolVersion), r.tz}}})
 		return
 	}
 	r.mu.Lock()
-	r.stmts = append(r.stmts, sql)
+	if req.URL.Query().Has("query") && len(body) > 0 {
+		r.inserts = append(r.inserts, sql)
+	} else {
+		r.stmts = append(r.stmts, sql)
+	}
 	var reply *answer
 	for i := range r.answers {
 		if strings.HasPrefix(sql, r.answers[i].prefix) {
@@ -88,7 +93,7 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Length", "0") // clickhouse-go reads it as no rows
 }
 
-// reply writes a's row as one Native block, encoded for the revision the
+// reply writes a's rows as one Native block, encoded for the revision the
 // hello names, which is also the one the client decodes the hello with.
 func (r *Recorder) reply(w http.ResponseWriter, a answer) {
 	b := proto.NewBlock()
@@ -99,7 +104,12 @@ func (r *Recorder) reply(w http.ResponseWriter, a answer) {
 		}
 	}
 	var buf chproto.Buffer
-	err := b.Append(a.row...)
+	var err error
+	for _, row := range a.rows {
+		if err = b.Append(row...); err != nil {
+			break
+		}
+	}
 	if err == nil {
 		err = b.Encode(&buf, clickhousego.ClientTCPProtocolVersion)
 	}
@@ -111,14 +121,14 @@ func (r *Recorder) reply(w http.ResponseWriter, a answer) {
 }
 
 // Answer makes the Recorder answer each statement that starts with prefix
-// with one row of values, in columns of the given ClickHouse types (the
-// Go values must suit them: string for String, uint32 for UInt32, …),
-// instead of with no rows: for code that stops at an empty answer. The
-// first matching prefix wins.
-func (r *Recorder) Answer(prefix string, types []string, row ...any) {
+// with rows of values, in columns of the given ClickHouse types (the Go
+// values must suit them: string for String, uint32 for UInt32, …), instead
+// of with no rows: for code that stops at an empty answer. The first
+// matching prefix wins.
+func (r *Recorder) Answer(prefix string, types []string, rows ...[]any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.answers = append(r.answers, answer{prefix: prefix, types: types, row: row})
+	r.answers = append(r.answers, answer{prefix: prefix, types: types, rows: rows})
 }
 
 // Conn opens a clickhouse-go connection to the Recorder, over HTTP.
@@ -134,12 +144,23 @@ func (r *Recorder) Conn(ctx context.Context) (driver.Conn, error) {
 }
 
 // Take returns the statements recorded since the last Take, in the order
-// they arrived.
+// they arrived, except the INSERTs that came with data.
 func (r *Recorder) Take() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.stmts
 	r.stmts = nil
+	return out
+}
+
+// TakeInserts returns the INSERTs that came with data (batches, such as
+// the migration version table's rows) since the last TakeInserts. Only
+// their text is kept: a replay would need the data.
+func (r *Recorder) TakeInserts() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.inserts
+	r.inserts = nil
 	return out
 }
 

@@ -11,7 +11,7 @@ func TestRecorderKeepsStatementsAsClickHouseGoBindsThem(t *testing.T) {
 	ctx := context.Background()
 	rec := NewRecorder("Europe/Berlin")
 	t.Cleanup(rec.Close)
-	rec.Answer("SELECT n", []string{"UInt64", "String"}, uint64(7), "seven")
+	rec.Answer("SELECT n", []string{"UInt64", "String"}, []any{uint64(7), "seven"})
 	conn, err := rec.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)

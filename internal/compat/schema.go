@@ -38,11 +38,33 @@ type Applied struct {
 	KafkaTables []string
 }
 
-// Migrate runs every statement of migrations on e, in order, and stops at
-// the first one that does not end as the current engine must: a Kafka
-// engine CREATE fails with KafkaStartFailure and leaves its table behind
-// (so the views over it, virtual columns included, are checked against the
-// real engine's table); every other statement succeeds.
+// Apply runs one statement the product sends on e, as the current engine
+// must answer it: a Kafka engine CREATE fails with exactly
+// KafkaStartFailure, and leaves its table attached, so that the views over
+// it, virtual columns included, are checked against the real engine's
+// table; every other statement succeeds. It returns the rows of a
+// statement that succeeded, and whether stmt created a Kafka engine table.
+func Apply(e *Engine, stmt string) (rows [][]string, kafkaTable string, err error) {
+	rows, err = e.Run(stmt)
+	table, isKafka := KafkaTable(stmt)
+	if !isKafka {
+		if err != nil {
+			return nil, "", fmt.Errorf("the current engine rejects it: %w", err)
+		}
+		return rows, "", nil
+	}
+	var rejected *EngineError
+	switch {
+	case err == nil:
+		return nil, table, fmt.Errorf("a Kafka engine table was created in process; this check expects %q and needs revising", KafkaStartFailure)
+	case !errors.As(err, &rejected) || !strings.HasSuffix(rejected.Message, KafkaStartFailure):
+		return nil, table, fmt.Errorf("the current engine rejects this Kafka engine table (want only %q): %w", KafkaStartFailure, err)
+	}
+	return nil, table, nil
+}
+
+// Migrate runs every statement of migrations on e with Apply, in order,
+// and stops at the first that fails.
 func Migrate(e *Engine, migrations []clickhouse.Migration) (Applied, error) {
 	var n Applied
 	for _, m := range migrations {
@@ -51,24 +73,16 @@ func Migrate(e *Engine, migrations []clickhouse.Migration) (Applied, error) {
 			return n, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		for i, stmt := range stmts {
-			_, err := e.Run(stmt)
+			_, table, err := Apply(e, stmt)
 			n.Statements++
-			var rejected *EngineError
-			table, isKafka := KafkaTable(stmt)
-			switch {
-			case isKafka:
+			if table != "" {
 				n.Kafka++
 				if !slices.Contains(n.KafkaTables, table) {
 					n.KafkaTables = append(n.KafkaTables, table)
 				}
-				if err == nil {
-					return n, fmt.Errorf("migration %s, statement %d: a Kafka engine table was created in process; this check expects %q and needs revising:\n%s", m.Name, i+1, KafkaStartFailure, stmt)
-				}
-				if !errors.As(err, &rejected) || !strings.HasSuffix(rejected.Message, KafkaStartFailure) {
-					return n, fmt.Errorf("migration %s, statement %d: the current engine rejects this Kafka engine table (want only %q): %w\n%s", m.Name, i+1, KafkaStartFailure, err, stmt)
-				}
-			case err != nil:
-				return n, fmt.Errorf("migration %s, statement %d: the current engine rejects it: %w\n%s", m.Name, i+1, err, stmt)
+			}
+			if err != nil {
+				return n, fmt.Errorf("migration %s, statement %d: %w\n%s", m.Name, i+1, err, stmt)
 			}
 		}
 	}
