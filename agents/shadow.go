@@ -27,7 +27,7 @@ const (
 // ShadowReasons lists every reason the shadow agent dead-letters with.
 var ShadowReasons = []Reason{
 	ReasonMalformedJSON, ReasonMissingField, ReasonWrongType, ReasonOutOfRange,
-	ReasonBadID, ReasonTooLarge, ReasonBadTimestamp, ReasonOutputRejected,
+	ReasonBadID, ReasonTooLarge, ReasonBadTimestamp, ReasonFutureTimestamp, ReasonOutputRejected,
 }
 
 // ShadowConfig configures the shadow agent.
@@ -43,6 +43,10 @@ type ShadowConfig struct {
 	GroupID string
 	// Limits bound accepted ratings; see DefaultRatingLimits.
 	Limits RatingLimits
+	// MaxClockSkew is how far ahead of the worker's wall clock a rating
+	// record may be stamped; beyond it the rating is dead-lettered
+	// (ReasonFutureTimestamp). Default DefaultMaxClockSkew; negative: none.
+	MaxClockSkew time.Duration
 	// MaxDeadLetterBytes caps a dead-letter value. Default
 	// DefaultMaxDeadLetterBytes.
 	MaxDeadLetterBytes int
@@ -105,6 +109,9 @@ type Runtime struct {
 	Writer  stream.Writer
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
+	// Now is the wall clock the agents judge timestamps against; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Shadow is the shadow agent: ratings in, typed shadow events out.
@@ -124,7 +131,7 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 	sc := cfg.Stream
 	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = ShadowAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
 	factory := func(stream.Partition) stream.Processor {
-		return &shadowProcessor{cfg: cfg, lim: lim, dead: dead, log: rt.Log}
+		return &shadowProcessor{cfg: cfg, lim: lim, dead: dead, log: rt.Log, now: rt.Now}
 	}
 	runner, err := stream.New(sc, rt.Dialer, rt.Admin, rt.Writer, factory, rt.Metrics, rt.Log)
 	if err != nil {
@@ -145,6 +152,8 @@ type shadowProcessor struct {
 	lim  RatingLimits
 	dead map[Reason]prometheus.Counter
 	log  *slog.Logger
+	// now is the wall clock (time.Now when nil).
+	now func() time.Time
 	// arena holds encoded outputs. Emitted values are sub-slices of it and
 	// must stay valid until produced, so a full arena is replaced, never
 	// reused: the old one lives until its records are written.
@@ -171,6 +180,12 @@ func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
 		// The record's timestamp becomes emit_timestamp: one before 2000
 		// (none, or the epoch) is a producer's bug, not a rating's time.
 		p.reject(m, ReasonBadTimestamp, fmt.Sprintf("the input record's timestamp %s is before 2000", m.Time.UTC().Format(time.RFC3339)), out)
+		return
+	}
+	// One ahead of the wall clock by more than the skew is a producer's
+	// clock gone wrong: its emit_timestamp would be in the future.
+	if de := checkAhead("the input record", float64(m.Time.UnixMilli())/1000, clock(p.now), maxClockSkew(p.cfg.MaxClockSkew)); de != nil {
+		p.reject(m, de.Reason, de.Detail, out)
 		return
 	}
 	if cap(p.arena)-len(p.arena) < len(r.UniqueID)*6+96 {

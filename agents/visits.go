@@ -29,8 +29,12 @@ const (
 const (
 	// ReasonBadTimestamp: a visit's timestamp (or a rating record's) is
 	// before 2000, or a visit's is too far from the time Kafka recorded for
-	// the message.
+	// the message (VisitLimits.MaxFuture, MaxPast).
 	ReasonBadTimestamp Reason = "bad_timestamp"
+	// ReasonFutureTimestamp: a visit (or a rating record) is stamped more
+	// than the maximum clock skew ahead of the wall clock of the worker that
+	// reads it.
+	ReasonFutureTimestamp Reason = "future_timestamp"
 	// ReasonBadStoreID: store_id is empty, too long or not valid text.
 	ReasonBadStoreID Reason = "bad_store_id"
 	// ReasonLate: the visit's window had already closed when it arrived.
@@ -40,7 +44,23 @@ const (
 // VisitReasons lists every reason the visit agents dead-letter with.
 var VisitReasons = []Reason{
 	ReasonTooLarge, ReasonMalformedJSON, ReasonMissingField, ReasonWrongType,
-	ReasonBadID, ReasonBadStoreID, ReasonBadTimestamp, ReasonLate,
+	ReasonBadID, ReasonBadStoreID, ReasonBadTimestamp, ReasonFutureTimestamp, ReasonLate,
+}
+
+// DefaultMaxClockSkew is how far ahead of the worker's wall clock a visit or
+// a rating record may be stamped; the package doc says why 30 s.
+const DefaultMaxClockSkew = 30 * time.Second
+
+// maxClockSkew is the skew a configuration's value stands for: 0 means the
+// default, a negative value none at all.
+func maxClockSkew(d time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		return DefaultMaxClockSkew
+	}
+	return d
 }
 
 // VisitLimits bound what the visits agent accepts.
@@ -76,6 +96,20 @@ func (l VisitLimits) withDefaults() VisitLimits {
 // minVisitTime is the earliest timestamp a visit, or a rating's record, may
 // carry.
 var minVisitTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var minVisitSeconds = float64(minVisitTime.Unix())
+
+// formatSeconds writes unix seconds as RFC 3339 when they are a time of
+// years 1 to 9999, else as the number.
+func formatSeconds(s float64) string {
+	if s >= -62135596800 && s < 253402300800 {
+		return time.UnixMilli(int64(math.Floor(s * 1000))).UTC().Format(time.RFC3339Nano)
+	}
+	return strconv.FormatFloat(s, 'g', -1, 64) + " s"
+}
+
+// Time returns the visit's timestamp.
+func (v Visit) Time() time.Time { return time.UnixMilli(int64(math.Floor(v.Timestamp * 1000))) }
 
 // Visit is a validated visit.
 type Visit struct {
@@ -187,14 +221,15 @@ func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *Dec
 	if err != nil || raw.Timestamp[0] == '"' || math.IsInf(ts, 0) || math.IsNaN(ts) {
 		return Visit{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(raw.Timestamp))
 	}
-	at := time.UnixMilli(int64(ts * 1000))
-	switch {
-	case at.Before(minVisitTime):
-		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", at.UTC().Format(time.RFC3339), minVisitTime.Format("2006"))
-	case !recorded.IsZero() && at.After(recorded.Add(lim.MaxFuture)):
-		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", at.UTC().Format(time.RFC3339), lim.MaxFuture)
-	case !recorded.IsZero() && at.Before(recorded.Add(-lim.MaxPast)):
-		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", at.UTC().Format(time.RFC3339), lim.MaxPast)
+	// Compared as seconds, before any conversion: 1e20 seconds would
+	// overflow a time.Time.
+	switch rec := float64(recorded.UnixMilli()) / 1000; {
+	case ts < minVisitSeconds:
+		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", formatSeconds(ts), minVisitTime.Format("2006"))
+	case !recorded.IsZero() && ts > rec+lim.MaxFuture.Seconds():
+		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", formatSeconds(ts), lim.MaxFuture)
+	case !recorded.IsZero() && ts < rec-lim.MaxPast.Seconds():
+		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", formatSeconds(ts), lim.MaxPast)
 	}
 	v.Timestamp = ts
 	return v, nil
@@ -223,6 +258,10 @@ type VisitsConfig struct {
 	// Grace is how long after a window's end, in event time, visits are
 	// still counted in it. Default 5s.
 	Grace time.Duration
+	// MaxClockSkew is how far ahead of the re-keying worker's wall clock a
+	// visit may be stamped; beyond it the visit is dead-lettered
+	// (ReasonFutureTimestamp). Default DefaultMaxClockSkew; negative: none.
+	MaxClockSkew time.Duration
 	// Limits bound accepted visits.
 	Limits VisitLimits
 	// Stream tunes batching and the consumer groups of both stages.
@@ -308,7 +347,7 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 	rc := cfg.Stream
 	rc.Name, rc.Brokers, rc.Topic, rc.GroupID = VisitsAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
 	repartition, err := stream.New(rc, rt.Dialer, rt.Admin, rt.Writer, func(stream.Partition) stream.Processor {
-		return &repartitioner{cfg: cfg, dead: dead}
+		return &repartitioner{cfg: cfg, dead: dead, now: rt.Now}
 	}, rt.Metrics, rt.Log)
 	if err != nil {
 		return nil, fmt.Errorf("visits agent: %w", err)
@@ -326,12 +365,30 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 	return &Visits{repartition: repartition, windows: windows}, nil
 }
 
-// Run runs both stages until ctx ends.
+// Run runs both stages until ctx ends. A stage that fails stops the other,
+// and Run returns its error once both have returned.
 func (v *Visits) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
-	go func() { errc <- v.repartition.Run(ctx) }()
-	go func() { errc <- v.windows.Run(ctx) }()
-	return errors.Join(<-errc, <-errc)
+	return runStages(ctx, v.repartition.Run, v.windows.Run)
+}
+
+// runStages runs every stage until ctx ends or one of them returns: the
+// stages of one pipeline live and die together.
+func runStages(ctx context.Context, stages ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(stages))
+	for _, run := range stages {
+		go func() {
+			err := run(ctx)
+			cancel()
+			errc <- err
+		}()
+	}
+	var errs []error
+	for range stages {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
 }
 
 // deadCounters returns the dead-letter counter of each reason for agent,
@@ -345,25 +402,50 @@ func deadCounters(m *metrics.Metrics, agent string, reasons []Reason) map[Reason
 }
 
 // repartitioner validates visits and re-keys them by (account_id,
-// store_id). Its output is a pure function of the input record.
+// store_id). Its output's key and value are a pure function of the input
+// record; the output's timestamp is when it was re-keyed.
 type repartitioner struct {
 	cfg  VisitsConfig
 	dead map[Reason]prometheus.Counter
+	// now is the wall clock (time.Now when nil).
+	now func() time.Time
 }
 
 func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	v, derr := DecodeVisit(m.Value, m.Time, p.cfg.Limits)
+	now := clock(p.now)
+	if derr == nil {
+		derr = checkAhead("visit", v.Timestamp, now, maxClockSkew(p.cfg.MaxClockSkew))
+	}
 	if derr != nil {
 		p.dead[derr.Reason].Inc()
 		out.Emit(deadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, m, derr.Reason, derr.Detail, DefaultMaxDeadLetterBytes))
 		return
 	}
+	// The record's timestamp is the re-keying time: the windows agent never
+	// lets event time pass it (see the package doc).
 	out.Emit(kafka.Message{
 		Topic: p.cfg.RepartitionTopic,
 		Key:   v.GroupKey(),
 		Value: v.AppendJSON(make([]byte, 0, 128)),
-		Time:  time.UnixMilli(int64(v.Timestamp * 1000)),
+		Time:  now,
 	})
+}
+
+func clock(now func() time.Time) time.Time {
+	if now == nil {
+		return time.Now()
+	}
+	return now()
+}
+
+// checkAhead refuses a timestamp (unix seconds) more than skew ahead of now.
+func checkAhead(what string, ts float64, now time.Time, skew time.Duration) *DecodeError {
+	limit := now.Add(skew)
+	if ts <= float64(limit.UnixMilli())/1000 {
+		return nil
+	}
+	return decodeErr(ReasonFutureTimestamp, "%s stamped %s is more than %s ahead of the wall clock (%s)", what, formatSeconds(ts), skew, now.UTC().Format(time.RFC3339Nano))
 }
 
 // Rejected dead-letters the visit whose re-keyed copy Kafka refused for good.

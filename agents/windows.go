@@ -16,40 +16,8 @@ import (
 	"github.com/domination/domination/internal/stream"
 )
 
-// # Window state: how it survives crashes and rebalances
-//
-// Each repartition partition is counted by one windower. It keeps, per
-// (account_id, store_id, window start), the set of distinct visit ids seen
-// (64-bit FNV-1a hashes of the ids) and the offset of the window's first
-// record. Its event time (watermark) is the largest visit timestamp seen in
-// the partition, pushed forward by the wall clock when the partition is
-// idle and caught up. A window [s, e) closes, and its count is emitted,
-// when the watermark reaches e + Grace. A visit for a closed window is late:
-// dead-lettered with reason "late", never merged.
-//
-// Nothing is kept outside Kafka. Each commit stores:
-//
-//   - offset C: the first record of the oldest open window (or the next
-//     record when none is open), so every record of every open window is at
-//     or after C;
-//   - metadata "v1 wm=W next=N": the watermark W and the offset N after the
-//     last processed record.
-//
-// A windower that is assigned the partition (after a crash, a rebalance or
-// a restart) starts at C with watermark W and replays. A replayed record
-// (offset < N) whose window had closed by W was already counted in an
-// emitted window, or already dead-lettered as late, and is skipped; every
-// other record rebuilds an open window, all of whose records are at or
-// after C. Records from N on are new and are handled normally. The emitted
-// counts therefore equal an offline recomputation, and a window emitted
-// twice (crash between produce and commit) carries the same count; the
-// store keeps one row per key and window.
-//
-// Memory: one 8-byte hash per distinct visit id per open window, in an
-// open-addressing set kept between 3/8 and 3/4 full (11 to 21 bytes an id),
-// plus about 150 bytes per open (key, window). Open windows per key are bounded by (Window + Grace) /
-// Window + 1, so memory is bounded by the number of distinct visits that
-// arrive within Window + Grace of event time.
+// The windower's design (event time, lateness, how its state survives
+// crashes and rebalances, its memory) is in the package doc.
 
 // windowKey identifies one window of one (account, store).
 type windowKey struct {
@@ -121,7 +89,7 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, ReasonMalformedJSON, fmt.Sprintf("repartitioned visit: %v", err), DefaultMaxDeadLetterBytes))
 		return
 	}
-	ts := int64(v.Timestamp * 1000)
+	ts := v.Time().UnixMilli()
 	start := floorDiv(ts, w.size) * w.size
 	end := start + w.size
 	if m.Offset < w.replayUntil && end+w.grace <= w.replayMark {
@@ -152,12 +120,27 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		w.openIDs++
 		w.open.Inc()
 	}
-	if ts > w.watermark {
-		w.watermark = ts
+	// Event time follows the visit, but never past the time it was re-keyed
+	// (the record's timestamp): a visit stamped ahead counts in its window
+	// without making anyone else's late.
+	at := ts
+	if rekeyed := m.Time.UnixMilli(); m.Time.After(minVisitTime) && rekeyed < at {
+		at = rekeyed
+	}
+	if at > w.watermark {
+		w.watermark = at
 		if w.watermark >= w.nextClose {
 			w.closeUpTo(out)
 		}
 	}
+}
+
+// Close releases the open windows and their share of the open-ids gauge
+// when the partition is revoked or the worker stops.
+func (w *windower) Close() {
+	w.open.Sub(float64(w.openIDs))
+	w.openIDs = 0
+	w.windows = nil
 }
 
 // fnv64a is the 64-bit FNV-1a hash of s, without hash.Hash's allocation.

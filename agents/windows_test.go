@@ -30,8 +30,9 @@ func (e emitted) key() string {
 }
 
 // visitLog makes a repartition partition's records: visits for a few keys,
-// mostly in order, some out of order within the grace, some late, some ids
-// repeated.
+// mostly in order, some out of order within the grace, some late, some
+// stamped ahead of the time they were re-keyed (the record's timestamp),
+// some ids repeated.
 func visitLog(seed uint64, n int) []kafka.Message {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	stores := []*string{nil, ptr("uk"), ptr("us")}
@@ -46,13 +47,15 @@ func visitLog(seed uint64, n int) []kafka.Message {
 			ts -= rng.Int64N(4000) // out of order, within grace
 		case r < 13:
 			ts -= 20000 + rng.Int64N(10000) // late
+		case r < 16:
+			ts += rng.Int64N(25000) // ahead of the clock, within the skew
 		}
 		id := fmt.Sprintf("v%d", i)
 		if rng.IntN(10) == 0 && i > 0 {
 			id = fmt.Sprintf("v%d", i-1) // a repeated visit id
 		}
 		v := Visit{ID: id, AccountID: int64(1 + rng.IntN(3)), StoreID: stores[rng.IntN(3)], Timestamp: float64(ts) / 1000}
-		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: v.AppendJSON(nil), Time: time.UnixMilli(ts)}
+		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: v.AppendJSON(nil), Time: time.UnixMilli(now)}
 	}
 	return msgs
 }

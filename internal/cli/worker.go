@@ -33,6 +33,7 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.IntFlag{Name: "repartition-partitions", Value: 4, Usage: "partitions of the repartition topic when the worker creates it", EnvVars: env("REPARTITION_PARTITIONS")},
 			&cli.DurationFlag{Name: "window", Value: 10 * time.Second, Usage: "tumbling window size (whole seconds)", EnvVars: env("WINDOW")},
 			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, Usage: "how long after a window's end, in event time, visits still count in it", EnvVars: env("GRACE")},
+			&cli.DurationFlag{Name: "max-clock-skew", Value: agents.DefaultMaxClockSkew, Usage: "how far ahead of this worker's clock a visit or rating may be stamped; beyond it, it is dead-lettered as future_timestamp", EnvVars: env("MAX_CLOCK_SKEW")},
 			&cli.Int64Flag{Name: "min-rating", Value: 1, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
 			&cli.Int64Flag{Name: "max-rating", Value: 100, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
 			&cli.IntFlag{Name: "max-batch", Value: 4096, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
@@ -65,6 +66,7 @@ func runWorker(c *cli.Context) error {
 			DeadLetterTopic: global(c, "ratings-dlq-topic"),
 			GroupID:         c.String("shadow-group"),
 			Limits:          limits,
+			MaxClockSkew:    clockSkew(c),
 			Stream:          stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
 		},
 		Visits: agents.VisitsConfig{
@@ -76,6 +78,7 @@ func runWorker(c *cli.Context) error {
 			GroupID:               c.String("visits-group"),
 			Window:                c.Duration("window"),
 			Grace:                 c.Duration("grace"),
+			MaxClockSkew:          clockSkew(c),
 			Stream:                stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
 		},
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
@@ -106,4 +109,14 @@ func runWorker(c *cli.Context) error {
 		stop() // a second signal kills the process the default way
 	}()
 	return w.Run(ctx)
+}
+
+// clockSkew reads --max-clock-skew: 0 there means nothing ahead of the
+// clock, which the agents' configuration spells as a negative skew (its 0
+// is the default).
+func clockSkew(c *cli.Context) time.Duration {
+	if d := c.Duration("max-clock-skew"); d != 0 {
+		return d
+	}
+	return -1
 }
