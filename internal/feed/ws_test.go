@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -201,7 +202,7 @@ func TestLateClientGetsHistoryThenLiveWithoutGapOrRepeat(t *testing.T) {
 				hist.add(win(1, s, 1))
 			}
 			if s%100 == 0 {
-				time.Sleep(time.Millisecond)
+				runtime.Gosched() // let the client's connect interleave
 			}
 		}
 	}()
@@ -256,18 +257,15 @@ func TestSlowClientIsDroppedWhileOthersKeepReceiving(t *testing.T) {
 			f.receive(Count{AccountID: 1, StoreID: &big, Start: sent * 10, End: sent*10 + 10, Count: 1})
 			sent++
 		}
-		deadline := time.Now().Add(time.Second)
-		for received.Load() < sent {
+		// The good client receives every count while the slow one stalls.
+		testenv.WaitFor(t, fmt.Sprintf("the good client to receive %d counts", sent), 30*time.Second, func() bool {
 			select {
 			case err := <-errc:
 				t.Fatalf("good client: %v", err)
 			default:
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("good client has %d of %d counts after 1s", received.Load(), sent)
-			}
-			time.Sleep(time.Millisecond)
-		}
+			return received.Load() >= sent
+		})
 		if sent > 100000 {
 			t.Fatal("slow client not dropped after 100000 counts")
 		}
@@ -313,15 +311,14 @@ func TestGoroutinesReturnToBaselineAfterClientsLeave(t *testing.T) {
 	testenv.WaitFor(t, "no clients", 5*time.Second, func() bool { return f.Clients() == 0 })
 	srv.Close()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
+	defer func() {
+		if t.Failed() {
 			var b strings.Builder
 			_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Fatalf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), base, b.String())
+			t.Logf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), base, b.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	testenv.WaitFor(t, "the goroutines back to the baseline", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 }
 
 func TestCrossOriginHandshakeIsRefused(t *testing.T) {
@@ -407,6 +404,11 @@ func TestClientThatNeverAnswersPingsIsEvicted(t *testing.T) {
 	// gorilla answers pings only while the application reads.
 	dial(t, wsURL(srv, "?history=0"), nil) // never reads
 	alive := dial(t, wsURL(srv, "?history=0"), nil)
+	var pings atomic.Int64
+	alive.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return alive.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
 	go func() {
 		for {
 			if _, _, err := alive.ReadMessage(); err != nil {
@@ -417,7 +419,9 @@ func TestClientThatNeverAnswersPingsIsEvicted(t *testing.T) {
 	testenv.WaitFor(t, "silent client evicted", 5*time.Second, func() bool {
 		return value(t, f.m.dropped.WithLabelValues(reasonPongTimeout)) == 1 && f.Clients() == 1
 	})
-	time.Sleep(600 * time.Millisecond) // three PongWaits: the reading client stays
+	// The reading client stays over three PongWaits' worth of pings.
+	since := pings.Load()
+	testenv.WaitFor(t, "20 more pings answered", 10*time.Second, func() bool { return pings.Load() >= since+20 })
 	if got := f.Clients(); got != 1 {
 		t.Errorf("clients = %d, want the reading one", got)
 	}
