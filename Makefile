@@ -5,7 +5,7 @@ BIN       ?= bin/domination
 PKGS      ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build up down run test test-unit test-reliability vet lint bench clean
+.PHONY: help build up down run test test-unit test-reliability deploy-check vet lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test-reliability: up ## faults, restarts and hostile input, reconciled: one line
 	DOMINATION_RELIABILITY_REPORT="$$report" $(GO) test -tags reliability -race -count=1 -timeout $(RELIABILITY_TIMEOUT) \
 		-run Reliability ./internal/stream/ ./internal/e2e/ || status=$$?; \
 	echo "reliability scenarios:"; cat "$$report"; rm -f "$$report"; exit $$status
+
+deploy-check: up ## lint, render and validate the Helm chart, test the alert rules, check every metric they and the dashboard name on a real worker
+	GO="$(GO)" bash scripts/deploy-check.sh
 
 test-unit: ## the tests that need no service (fast)
 	$(GO) test -race -count=1 ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
