@@ -60,6 +60,8 @@ cannot be reached, 2 on a usage error.`,
 			&cli.DurationFlag{Name: "grace", Value: agents.VisitsConfig{}.WithDefaults().Grace, Usage: "grace of the workers' windows", EnvVars: env("GRACE")},
 			&cli.StringFlag{Name: "shadow-consumer-group", Value: clickhouse.DefaultShadowGroup, Usage: "Kafka consumer group of the shadow_stream table, when ClickHouse does not have the table", EnvVars: env("SHADOW_CONSUMER_GROUP")},
 			&cli.StringFlag{Name: "active-visitors-consumer-group", Value: clickhouse.DefaultActiveVisitorsGroup, Usage: "Kafka consumer group of the active_visitors_stream table, when ClickHouse does not have the table", EnvVars: env("ACTIVE_VISITORS_CONSUMER_GROUP")},
+			&cli.StringFlag{Name: "shadow-dlq-topic", Value: status.DefaultShadowDeadLetterTopic, Usage: "dead-letter topic of the guard for shadow records (counted when it exists)", EnvVars: env("SHADOW_DLQ_TOPIC")},
+			&cli.StringFlag{Name: "active-visitors-dlq-topic", Value: status.DefaultActiveVisitorsDeadLetterTopic, Usage: "dead-letter topic of the guard for active-visitors records (counted when it exists)", EnvVars: env("ACTIVE_VISITORS_DLQ_TOPIC")},
 			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "bound on reaching Kafka, ClickHouse or the worker, and on each look"},
 		},
 		// A usage error exits 2, so that scripts tell it from a stall.
@@ -132,8 +134,10 @@ func statusConfig(c *cli.Context) status.Config {
 			ActiveVisitorsTopic: global(c, "active-visitors-topic"),
 			ActiveVisitorsGroup: c.String("active-visitors-consumer-group"),
 		},
-		StallAfter: c.Duration("stall-after"),
-		Timeout:    c.Duration("timeout"),
+		ShadowDeadLetterTopic:         c.String("shadow-dlq-topic"),
+		ActiveVisitorsDeadLetterTopic: c.String("active-visitors-dlq-topic"),
+		StallAfter:                    c.Duration("stall-after"),
+		Timeout:                       c.Duration("timeout"),
 	}
 }
 

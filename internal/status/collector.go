@@ -32,6 +32,9 @@ type Collector struct {
 	stalls *stallTracker
 	dlq    map[string]*deadLetterCursor
 	stores map[string]*Store // last good read, kept while ClickHouse fails
+	// engines holds each engine table's topic and group as last read from
+	// ClickHouse, used while ClickHouse cannot be read.
+	engines map[string][2]string
 
 	// pub guards what Run publishes, so that Latest never waits for a
 	// Collect.
@@ -62,7 +65,7 @@ func New(cfg Config, client *kafka.Client, conn driver.Conn, reg prometheus.Regi
 	}
 	return &Collector{
 		cfg: cfg, kafka: client, ch: conn, log: log, metrics: m, now: time.Now,
-		stalls: newStallTracker(), dlq: map[string]*deadLetterCursor{}, stores: map[string]*Store{},
+		stalls: newStallTracker(), dlq: map[string]*deadLetterCursor{}, stores: map[string]*Store{}, engines: map[string][2]string{},
 	}, nil
 }
 
@@ -96,8 +99,13 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 	engine := func(es engineStage, topic, group string) Stage {
 		if tablesErr == nil {
 			if t, g := engineSettings(tables.engineFull[es.engine]); t != "" && g != "" {
-				topic, group = t, g
+				c.engines[es.engine] = [2]string{t, g}
+			} else {
+				delete(c.engines, es.engine)
 			}
+		}
+		if tg, ok := c.engines[es.engine]; ok {
+			topic, group = tg[0], tg[1]
 		}
 		s := Stage{Name: KindClickHouse + ":" + es.store, Kind: KindClickHouse, Topic: topic, Group: group, StallAfter: Duration(cfg.StallAfter)}
 		parts := c.observe(ctx, &s)
