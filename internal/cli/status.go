@@ -43,15 +43,15 @@ moving pipeline therefore answers in about a second, a stalled one after
 --stall-after (20s by default: ClickHouse 18.16's Kafka engine may sit 7.5s on
 an offset before it flushes a block). With --worker URL, status prints the
 report that worker serves on GET /status, which has watched all along, at
-once.
+once; a worker that checks web tokens wants --token (or --token-file).
 
 Exit status: 0 when no stage is stalled, 1 when one is (stderr names the
 stage, table, partition and offset) or when Kafka, ClickHouse or the worker
 cannot be reached, 2 on a usage error.`,
-		Flags: []cli.Flag{
+		// --token, --token-file and --web-tls-* are --worker's credentials.
+		Flags: append(clientTokenFlags(),
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output: table or json"},
 			&cli.StringFlag{Name: "worker", Usage: "read the report of the worker at this URL (http://host:6066) instead of watching Kafka and ClickHouse", EnvVars: env("STATUS_WORKER")},
-			&cli.StringFlag{Name: "worker-token", Usage: "bearer token for --worker (prefer the environment variable)", EnvVars: env("STATUS_WORKER_TOKEN")},
 			&cli.DurationFlag{Name: "stall-after", Value: status.DefaultStallAfter, Usage: "how long records may wait with the committed offset unmoved before a stage is stalled", EnvVars: env("STALL_AFTER")},
 			&cli.StringFlag{Name: "shadow-group", Value: agents.ShadowConfig{}.WithDefaults().GroupID, Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
 			&cli.StringFlag{Name: "visits-group", Value: agents.VisitsConfig{}.WithDefaults().GroupID, Usage: "consumer group of the visits agent (the window stage uses it with -windows appended)", EnvVars: env("VISITS_GROUP")},
@@ -63,7 +63,7 @@ cannot be reached, 2 on a usage error.`,
 			&cli.StringFlag{Name: "shadow-dlq-topic", Value: status.DefaultShadowDeadLetterTopic, Usage: "dead-letter topic of the guard for shadow records (counted when it exists)", EnvVars: env("SHADOW_DLQ_TOPIC")},
 			&cli.StringFlag{Name: "active-visitors-dlq-topic", Value: status.DefaultActiveVisitorsDeadLetterTopic, Usage: "dead-letter topic of the guard for active-visitors records (counted when it exists)", EnvVars: env("ACTIVE_VISITORS_DLQ_TOPIC")},
 			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "bound on reaching Kafka, ClickHouse or the worker, and on each look"},
-		},
+		),
 		// A usage error exits 2, so that scripts tell it from a stall.
 		OnUsageError: func(c *cli.Context, err error, sub bool) error {
 			return cli.Exit(usageError(c, err, sub).Error(), 2)
@@ -83,7 +83,7 @@ func runStatus(c *cli.Context) error {
 	var rep status.Report
 	var err error
 	if url := c.String("worker"); url != "" {
-		rep, err = workerStatus(c.Context, url, c.String("worker-token"), c.Duration("timeout"))
+		rep, err = workerStatus(c, url)
 	} else {
 		rep, err = watchStatus(c)
 	}
@@ -240,12 +240,21 @@ func stillWaiting(r status.Report, first map[stagePartition]time.Time) bool {
 }
 
 // workerStatus reads the report a worker serves on GET /status.
-func workerStatus(ctx context.Context, base, token string, timeout time.Duration) (status.Report, error) {
+func workerStatus(c *cli.Context, base string) (status.Report, error) {
 	url := strings.TrimRight(base, "/")
 	if !strings.HasSuffix(url, "/status") {
 		url += "/status"
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	token, err := clientToken(c)
+	if err != nil {
+		return status.Report{}, err
+	}
+	tlsCfg, err := clientTLS(c)
+	if err != nil {
+		return status.Report{}, err
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -254,7 +263,7 @@ func workerStatus(ctx context.Context, base, token string, timeout time.Duration
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		return status.Report{}, fmt.Errorf("read status of worker at %s: %w", url, err)
 	}

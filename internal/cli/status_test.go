@@ -45,10 +45,17 @@ func TestStatusFromAWorkerExitsOneOnAStallNamingTableAndOffset(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		if r.Header.Get("Authorization") != "Bearer t0k" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
 		_, _ = w.Write([]byte(report))
 	}))
 	defer srv.Close()
-	r := run(t, "status", "--worker", srv.URL)
+	if line := oneErrorLine(t, run(t, "status", "--worker", srv.URL)); !strings.Contains(line, "401") {
+		t.Errorf("without a token: %q, want the 401", line)
+	}
+	r := run(t, "status", "--worker", srv.URL, "--token", "t0k")
 	line := oneErrorLine(t, r)
 	if !strings.Contains(line, "clickhouse:shadow (table shadow) stalled at partition 2 offset 117") {
 		t.Errorf("stderr %q does not name table, partition and offset", line)
@@ -56,7 +63,7 @@ func TestStatusFromAWorkerExitsOneOnAStallNamingTableAndOffset(t *testing.T) {
 	if !strings.Contains(r.stdout, "STALLED since 2026-12-01T09:59:00Z") {
 		t.Errorf("the table does not show the stalled partition:\n%s", r.stdout)
 	}
-	r = run(t, "status", "--worker", srv.URL, "--format", "json")
+	r = run(t, "status", "--worker", srv.URL, "--token", "t0k", "--format", "json")
 	if r.code != 1 || !strings.Contains(r.stdout, `"committed_offset": 117`) {
 		t.Errorf("--format json: exit %d, stdout %s", r.code, r.stdout)
 	}
