@@ -467,6 +467,20 @@ func TestSecuredPipelineOverTLSMutualTLSAndSASLWithScopedFeedAndNoSecretInAnyLog
 		t.Fatalf("query shadow over TLS counts %d ratings, want %d", total, 3*perListener)
 	}
 
+	// status over SASL_SSL and ClickHouse TLS, and from a worker with a
+	// token (401 without one).
+	st := s.ok(e, viaSASL, "status", "--format", "json", "--shadow-group", e.group, "--visits-group", e.vgroup)
+	if !strings.Contains(st.stdout, "shadow") {
+		t.Fatalf("status over TLS and SASL printed %s", st.stdout)
+	}
+	workerURL := fmt.Sprintf("http://127.0.0.1:%d", w2.port)
+	st = s.run(e, viaSASL, []string{"DOMINATION_STATUS_WORKER_TOKEN=" + secOpsToken}, "status", "--worker", workerURL, "--format", "json")
+	if st.code != 0 || !strings.Contains(st.stdout, "shadow") {
+		t.Fatalf("status --worker with a token: exit %d\n%s\n%s", st.code, st.stdout, st.stderr)
+	}
+	st = s.run(e, viaSASL, nil, "status", "--worker", workerURL)
+	refusedOneLine(t, "status --worker without a token", st, "401")
+
 	// The scoped clients got exactly account 1's windows, on both workers.
 	want := e.offlineWindows(visits, visitWindow)
 	wantOne := onlyAccounts(want, 1)
