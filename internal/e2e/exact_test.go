@@ -69,7 +69,6 @@ func TestQueryShadowReportsExactCountsForASeededStreamWithOneWorker(t *testing.T
 	e := newEnv(t)
 	e.migrateUp()
 	e.startWorker()
-	start := time.Now()
 	out := e.cli("produce", "ratings", "--count", strconv.Itoa(ratings), "--seed", strconv.Itoa(seed)).stdout
 	if !strings.Contains(out, "acknowledged 100000 of 100000") {
 		t.Fatalf("produce printed %q", out)
@@ -83,7 +82,7 @@ func TestQueryShadowReportsExactCountsForASeededStreamWithOneWorker(t *testing.T
 	if !equalCounts(got, want) {
 		t.Fatalf("query shadow reports %v, want %v", got, want)
 	}
-	t.Logf("all %d ratings were queryable %s after producing started", ratings, time.Since(start).Round(time.Millisecond))
+	t.Logf("all %d ratings were queryable", ratings)
 }
 
 func TestQueryShadowStaysExactWhenAWorkerIsKilledMidwayAndRestarted(t *testing.T) {
@@ -103,7 +102,6 @@ func TestQueryShadowStaysExactWhenAWorkerIsKilledMidwayAndRestarted(t *testing.T
 	if err := a.stop(syscall.SIGKILL); err == nil {
 		t.Fatal("SIGKILL did not end worker a with an error status")
 	}
-	time.Sleep(2 * time.Second)
 	e.startWorker("--max-batch", "500") // a replaces the killed one
 	if r := <-done; r.code != 0 {
 		t.Fatalf("produce exited %d: %s", r.code, r.stderr)
@@ -114,7 +112,11 @@ func TestQueryShadowStaysExactWhenAWorkerIsKilledMidwayAndRestarted(t *testing.T
 		got = e.queryCounts()
 		return sum(got) >= ratings
 	})
-	time.Sleep(2 * time.Second) // let any re-delivered rows land, then count again
+	// Every re-delivered rating has landed once the workers have committed
+	// the whole ratings topic and ClickHouse the whole shadow topic.
+	testenv.WaitFor(t, "the workers and ClickHouse caught up", 2*time.Minute, func() bool {
+		return e.caughtUp(e.group, e.ratings) && e.caughtUp(e.chGroup, e.shadow)
+	})
 	got = e.queryCounts()
 	if !equalCounts(got, want) {
 		t.Fatalf("after a SIGKILL, query shadow reports %v, want %v", got, want)

@@ -33,6 +33,8 @@ type feedClient struct {
 	conn   *websocket.Conn
 	mu     sync.Mutex
 	frames []frame
+	// errorFrames counts the frames that are not counts.
+	errorFrames int
 }
 
 func (w *worker) dial(t *testing.T, query string) *feedClient {
@@ -52,7 +54,10 @@ func (w *worker) dial(t *testing.T, query string) *feedClient {
 			}
 			var f frame
 			if json.Unmarshal(msg, &f) != nil || f.To == 0 {
-				continue // not a count (an error frame)
+				c.mu.Lock()
+				c.errorFrames++ // not a count (an error frame)
+				c.mu.Unlock()
+				continue
 			}
 			c.mu.Lock()
 			c.frames = append(c.frames, f)
@@ -67,6 +72,23 @@ func (c *feedClient) send(v any) {
 	if err := c.conn.WriteJSON(v); err != nil {
 		c.t.Fatalf("send %v: %v", v, err)
 	}
+}
+
+// applied waits until the worker has handled every message sent so far:
+// it answers a malformed one with an error frame, in order.
+func (c *feedClient) applied() {
+	c.t.Helper()
+	c.mu.Lock()
+	before := c.errorFrames
+	c.mu.Unlock()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte("not a message")); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+	testenv.WaitFor(c.t, "the error frame answering a malformed message", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.errorFrames > before
+	})
 }
 
 func (c *feedClient) received() []frame {
@@ -120,7 +142,7 @@ func TestFeedClientsOfTwoWorkersReceiveTheOfflineCountsAndFiltersHold(t *testing
 	c2 := w2.dial(t, "?history=0")
 	filtered := w2.dial(t, "?history=0")
 	filtered.send(map[string]any{"type": "setFilter", "filter": map[string]any{"account": 2}})
-	time.Sleep(500 * time.Millisecond) // the filter is applied before the first count
+	filtered.applied() // the filter is applied before the first count
 
 	const sent = 1500
 	e.cli(visitArgs(sent, 21)...)
@@ -174,8 +196,20 @@ func TestFeedLateClientGetsHistoryThenLiveWithoutGapOrRepeat(t *testing.T) {
 
 	e.cli(visitArgs(phase, 32)...)
 	all := e.offlineWindows(2*phase, visitWindow)
-	testenv.WaitFor(t, "every window on the late client", 60*time.Second, func() bool { return len(late.received()) >= len(all) })
-	time.Sleep(time.Second) // a repeated frame would arrive now
+	// Frames arrive in the order windows close, so a window repeated at
+	// the seam arrives before the last window does.
+	testenv.WaitFor(t, "every window on the late client", 60*time.Second, func() bool {
+		have := map[string]bool{}
+		for _, f := range late.received() {
+			have[f.String()] = true
+		}
+		for _, w := range all {
+			if !have[w] {
+				return false
+			}
+		}
+		return true
+	})
 	frames := late.received()
 	seen := map[string]bool{}
 	var got []string

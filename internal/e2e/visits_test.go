@@ -179,7 +179,12 @@ func TestActiveVisitorsStayExactWhenAWorkerIsKilledMidWindow(t *testing.T) {
 		got = e.storedWindows()
 		return len(got) >= len(want)
 	})
-	time.Sleep(2 * time.Second) // any re-emitted window lands; it must not change a count
+	// Any re-emitted window has landed once the window stage has committed
+	// the whole repartition topic (no window is open) and ClickHouse the
+	// whole active-visitors topic; it must not change a count.
+	testenv.WaitFor(t, "the window stage and ClickHouse caught up", 2*time.Minute, func() bool {
+		return e.caughtUp(e.vgroup+"-windows", e.repart) && e.caughtUp(e.chAVGroup, e.active)
+	})
 	got = e.storedWindows()
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("after a SIGKILL, active_visitors differs from the offline recomputation: %s", diff(got, want))
