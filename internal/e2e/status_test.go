@@ -153,9 +153,20 @@ func TestStatusIsZeroAfterADrainedRunAndNamesAStalledStoreUntilItRecovers(t *tes
 			t.Errorf("stage %s is stalled too: %s", other.Name, other.Describe())
 		}
 	}
-	wr := runEnv(t, time.Minute, nil, "status", "--worker", w.url(""))
+	wr := runEnv(t, time.Minute, nil, "status", "--worker", w.url(""), "--format", "json")
 	if wr.code != 1 || !strings.Contains(wr.stderr, "(table shadow) stalled at partition") {
 		t.Errorf("status --worker exited %d:\n%s", wr.code, wr.stderr)
+	}
+	var fromWorker status.Report
+	if err := json.Unmarshal([]byte(wr.stdout), &fromWorker); err != nil {
+		t.Fatalf("status --worker printed no report: %v\n%s", err, wr.stdout)
+	}
+	guardDLQ := false
+	for _, d := range fromWorker.DeadLetters {
+		guardDLQ = guardDLQ || (d.Topic == e.shadow+"-dlq" && d.Exists)
+	}
+	if !guardDLQ || fromWorker.Ready == nil {
+		t.Errorf("the worker's report lacks the guard's dead-letter topic %s or readiness: %+v %+v", e.shadow+"-dlq", fromWorker.DeadLetters, fromWorker.Ready)
 	}
 	if u := runEnv(t, time.Minute, nil, "status", "--format", "xml"); u.code != 2 {
 		t.Errorf("status --format xml exited %d, want 2 (usage)", u.code)

@@ -174,6 +174,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	webCfg.Handlers = map[string]http.Handler{"/ws": live.Handler()}
 	sc := cfg.Status
 	sc.Shadow, sc.Visits, sc.Ready = cfg.Shadow, cfg.Visits, webCfg.Ready
+	// Count the guard's dead letters; its groups serve until ClickHouse
+	// names the engines' own.
+	for _, t := range cfg.Guard.Tables {
+		switch t.Store {
+		case "shadow":
+			sc.ShadowDeadLetterTopic, sc.Engines.ShadowTopic, sc.Engines.ShadowGroup = t.DeadLetterTopic, t.Topic, t.Group
+		case "active_visitors":
+			sc.ActiveVisitorsDeadLetterTopic, sc.Engines.ActiveVisitorsTopic, sc.Engines.ActiveVisitorsGroup = t.DeadLetterTopic, t.Topic, t.Group
+		}
+	}
 	watch, err := status.New(sc, admin, chConn, w.metrics.Registry, w.log)
 	if err != nil {
 		return err
