@@ -13,6 +13,7 @@ import (
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/feed"
+	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/query"
 	"github.com/domination/domination/internal/verify"
 )
@@ -137,6 +138,18 @@ var sources = []source{
 		}
 		_, err := s.WindowRows(ctx, -1<<62, 1<<62)
 		return err
+	}},
+	{name: "guard", capture: func(ctx context.Context, conn driver.Conn) error {
+		// Noting a skipped record, then the detach and attach around the
+		// commit that moves the engine's group past it.
+		e := guard.NewEngine(conn, guard.Tables(clickhouse.KafkaSource{}, "", "")[0])
+		if err := e.NoteSkipped(ctx, t0, guard.Skipped{Partition: 1, Offset: 42, Value: []byte("not json"), Reason: "not a JSON object"}); err != nil {
+			return err
+		}
+		if err := e.Detach(ctx); err != nil {
+			return err
+		}
+		return e.Attach(ctx)
 	}},
 }
 
@@ -368,9 +381,14 @@ func newRecorder(t *testing.T, e *Engine, tz string) (*Recorder, driver.Conn) {
 	t.Cleanup(rec.Close)
 	rec.Answer("SELECT currentDatabase()", []string{"String"}, []any{"default"})
 	rec.Answer("SELECT version()", []string{"String"}, []any{e.Version})
+	rec.Answer("SELECT count() FROM system.tables", []string{"UInt64"}, []any{uint64(0)})
 	str := []string{"String", "String", "String", "String", "String", "String", "String"}
 	rec.Answer("DESCRIBE TABLE `default`.schema_migrations", str,
 		[]any{"version", "Int64", "", "", "", "", ""}, []any{"dirty", "UInt8", "", "", "", "", ""}, []any{"sequence", "UInt64", "", "", "", "", ""})
+	col := func(name, typ string) []any { return []any{name, typ, "", "", "", "", ""} }
+	rec.Answer("DESCRIBE TABLE shadow_errors", str,
+		col("kafka_topic", "String"), col("kafka_partition", "Int64"), col("kafka_offset", "Int64"), col("raw_message", "String"),
+		col("error", "String"), col("source", "Enum8('engine' = 1, 'view' = 2, 'guard' = 3)"), col("noticed_at", "DateTime('UTC')"))
 	conn, err := rec.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,10 @@ const (
 	DefaultLeaderTopic                   = "domination-guard"
 	DefaultSkipAfter                     = 25 * time.Second
 	DefaultInterval                      = 2 * time.Second
-	DefaultMaxScan                       = 10000
+	// DefaultMaxScan covers more than one block of the engine
+	// (kafka_max_block_size defaults to max_block_size, 65,536 rows), so
+	// the bad record of a failed block is found in one pass.
+	DefaultMaxScan = 100000
 	// AgentName labels the guard's audit in the agents' metrics.
 	AgentName = "guard"
 )
@@ -89,8 +92,8 @@ type Config struct {
 	Tables []Table
 	// Brokers are the bootstrap addresses. Required.
 	Brokers []string
-	// AuditGroup is the consumer group of the audit; each table's topic is
-	// read in it. Default "domination-guard".
+	// AuditGroup names the audit's consumer groups: each table's topic is
+	// read in AuditGroup-<store>. Default "domination-guard".
 	AuditGroup string
 	// LeaderGroup and LeaderTopic elect the one worker that unsticks.
 	// Defaults "domination-guard-leader" and "domination-guard".
@@ -102,8 +105,9 @@ type Config struct {
 	// Interval is how often the leader reads the engines' offsets.
 	// Default 2s.
 	Interval time.Duration
-	// MaxScan caps the records read forward from a stuck offset when
-	// looking for the bad one. Default 10000.
+	// MaxScan caps the records read forward, per partition and watch, when
+	// looking for the bad record behind a stall; the next watch goes on
+	// from there. Default 100000.
 	MaxScan int
 	// Audit tunes the audit's consumption; Name, Brokers, Topic and GroupID
 	// are filled in.
@@ -284,7 +288,7 @@ func (g *Guard) Run(ctx context.Context) error {
 // its contract.
 func (g *Guard) auditor(t Table) (*stream.Runner, error) {
 	sc := g.cfg.Audit
-	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = AgentName+"-"+t.Store, g.cfg.Brokers, t.Topic, g.cfg.AuditGroup
+	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = AgentName+"-"+t.Store, g.cfg.Brokers, t.Topic, g.cfg.AuditGroup+"-"+t.Store
 	log := g.log.With("table", t.Store)
 	return stream.New(sc, g.d.Dialer, g.d.Admin, g.d.Writer, func(stream.Partition) stream.Processor {
 		return &audit{t: t, log: log, agent: sc.Name}

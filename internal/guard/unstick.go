@@ -88,6 +88,7 @@ type stuckKey struct {
 type stuck struct {
 	offset   int64     // committed offset last seen
 	since    time.Time // when it was first seen at offset with records waiting
+	checked  int64     // records from offset up to here keep the contract
 	reported bool      // the valid stall at offset was logged
 }
 
@@ -158,7 +159,7 @@ func (l *leader) watch(ctx context.Context, t Table, now time.Time) error {
 		}
 		s := l.seen[k]
 		if s == nil || s.offset != c {
-			l.seen[k] = &stuck{offset: c, since: now}
+			l.seen[k] = &stuck{offset: c, since: now, checked: c}
 			continue
 		}
 		if now.Sub(s.since) >= l.g.cfg.SkipAfter {
@@ -172,15 +173,18 @@ func (l *leader) watch(ctx context.Context, t Table, now time.Time) error {
 	var plans []plan
 	for _, p := range due {
 		s := l.seen[stuckKey{t.Store, p}]
-		pl, err := l.find(ctx, t, p, s.offset, end[p])
-		if err != nil {
-			return err
+		var pl *plan
+		if s.checked < end[p] {
+			var err error
+			if pl, s.checked, err = l.find(ctx, t, p, s.offset, s.checked, end[p]); err != nil {
+				return err
+			}
 		}
 		if pl == nil {
-			if !s.reported {
+			if !s.reported && s.checked >= end[p] {
 				s.reported = true
 				l.g.m.validStalls.WithLabelValues(t.Store).Inc()
-				l.g.log.Warn("guard: the engine is stalled on a valid record; not skipping it",
+				l.g.log.Warn("guard: the engine is stalled with only valid records waiting on this partition; not skipping any",
 					"table", t.Store, "topic", t.Topic, "partition", p, "offset", s.offset, "since", s.since)
 			}
 			continue
@@ -207,34 +211,62 @@ type plan struct {
 	before    []kafka.Message // the valid records between the committed offset and bad
 }
 
-// find reads partition p of t from offset from towards end (at most MaxScan
-// records) and returns the plan for its first bad record, or nil when every
-// record read keeps the contract.
-func (l *leader) find(ctx context.Context, t Table, p int, from, end int64) (*plan, error) {
+// find reads partition p of t from offset scan towards end, at most MaxScan
+// records, for the first record that breaks the contract. The records from
+// committed up to scan are known to keep it. It returns the plan for that
+// record, or nil, and the offset up to which every record keeps the
+// contract.
+func (l *leader) find(ctx context.Context, t Table, p int, committed, scan, end int64) (*plan, int64, error) {
+	last := min(end, scan+int64(l.g.cfg.MaxScan))
+	var bad *kafka.Message
+	var why error
+	checked := scan
+	err := l.read(ctx, t.Topic, p, scan, last, func(m kafka.Message) bool {
+		if err := t.Check(m.Value); err != nil {
+			bad, why = &m, err
+			return false
+		}
+		checked = m.Offset + 1
+		return true
+	})
+	if err != nil || bad == nil {
+		return nil, checked, err
+	}
+	pl := &plan{partition: p, bad: *bad, why: why}
+	err = l.read(ctx, t.Topic, p, committed, bad.Offset, func(m kafka.Message) bool {
+		pl.before = append(pl.before, m)
+		return true
+	})
+	return pl, checked, err
+}
+
+// read hands each record of topic's partition p from offset from up to (not
+// including) to to each, until each returns false.
+func (l *leader) read(ctx context.Context, topic string, p int, from, to int64, each func(kafka.Message) bool) error {
+	if from >= to {
+		return nil
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: l.g.cfg.Brokers, Dialer: l.g.d.Dialer, Topic: t.Topic, Partition: p,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond, QueueCapacity: 256,
+		Brokers: l.g.cfg.Brokers, Dialer: l.g.d.Dialer, Topic: topic, Partition: p,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond, QueueCapacity: 1024,
 	})
 	defer r.Close()
 	if err := r.SetOffset(from); err != nil {
-		return nil, fmt.Errorf("read %s/%d at %d: %w", t.Topic, p, from, err)
+		return fmt.Errorf("read %s/%d at %d: %w", topic, p, from, err)
 	}
-	last := min(end, from+int64(l.g.cfg.MaxScan))
-	var before []kafka.Message
-	for off := from; off < last; {
+	for off := from; off < to; {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		m, err := r.ReadMessage(rctx)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("read %s/%d at %d: %w", t.Topic, p, off, err)
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, off, err)
 		}
-		if err := t.Check(m.Value); err != nil {
-			return &plan{partition: p, bad: m, why: err, before: before}, nil
+		if m.Offset >= to || !each(m) {
+			return nil
 		}
-		before = append(before, m)
 		off = m.Offset + 1
 	}
-	return nil, nil
+	return nil
 }
 
 // detachedMark is the leader partition's commit metadata while tables are
@@ -279,25 +311,18 @@ func (l *leader) skip(ctx context.Context, t Table, plans []plan) error {
 // account records each bad record in the errors table and the dead-letter
 // topic, and produces again the valid records before it.
 func (l *leader) account(ctx context.Context, t Table, plans []plan) error {
-	batch, err := l.g.d.CH.PrepareBatch(ctx, "INSERT INTO "+t.Errors+" (kafka_topic, kafka_partition, kafka_offset, raw_message, error, source, noticed_at)")
-	if err != nil {
-		return fmt.Errorf("record skipped records in %s: %w", t.Errors, err)
-	}
 	var out []kafka.Message
-	now := time.Now().UTC().Truncate(time.Second)
+	skipped := make([]Skipped, 0, len(plans))
 	for _, pl := range plans {
 		m := pl.bad
-		if err := batch.Append(t.Topic, int64(pl.partition), m.Offset, string(m.Value), pl.why.Error(), "guard", now); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("record skipped records in %s: %w", t.Errors, err)
-		}
+		skipped = append(skipped, Skipped{Partition: pl.partition, Offset: m.Offset, Value: m.Value, Reason: pl.why.Error()})
 		out = append(out, agents.DeadLetter(t.DeadLetterTopic, AgentName+"-"+t.Store, &m, agents.ReasonContract, pl.why.Error()))
 		for _, v := range pl.before {
 			out = append(out, kafka.Message{Topic: t.Topic, Key: v.Key, Value: v.Value, Headers: v.Headers, Time: v.Time})
 		}
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("record skipped records in %s: %w", t.Errors, err)
+	if err := NewEngine(l.g.d.CH, t).NoteSkipped(ctx, time.Now(), skipped...); err != nil {
+		return err
 	}
 	if err := l.g.d.Writer.WriteMessages(ctx, out...); err != nil {
 		return fmt.Errorf("dead-letter skipped records of %s: %w", t.Topic, err)
@@ -308,10 +333,8 @@ func (l *leader) account(ctx context.Context, t Table, plans []plan) error {
 // detachAndCommit takes the engine out of its group and commits each plan's
 // bad offset + 1.
 func (l *leader) detachAndCommit(ctx context.Context, t Table, plans []plan) error {
-	for _, name := range []string{t.View, t.Engine} {
-		if err := l.g.d.CH.Exec(ctx, "DETACH TABLE "+name); err != nil {
-			return fmt.Errorf("detach %s: %w", name, err)
-		}
+	if err := NewEngine(l.g.d.CH, t).Detach(ctx); err != nil {
+		return err
 	}
 	if err := l.waitEmpty(ctx, t.Group); err != nil {
 		return err
@@ -369,19 +392,7 @@ func describe(res *kafka.DescribeGroupsResponse, err error) string {
 
 // attach attaches t's engine table, then its view, where they are missing.
 func (l *leader) attach(ctx context.Context, t Table) error {
-	for _, name := range []string{t.Engine, t.View} {
-		var n uint64
-		if err := l.g.d.CH.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = ?", name).Scan(&n); err != nil {
-			return fmt.Errorf("look up %s: %w", name, err)
-		}
-		if n > 0 {
-			continue
-		}
-		if err := l.g.d.CH.Exec(ctx, "ATTACH TABLE "+name); err != nil {
-			return fmt.Errorf("attach %s: %w", name, err)
-		}
-	}
-	return nil
+	return NewEngine(l.g.d.CH, t).Attach(ctx)
 }
 
 // mark commits meta as the leader partition's offset metadata.
