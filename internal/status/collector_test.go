@@ -2,8 +2,12 @@ package status
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -347,4 +351,68 @@ func TestDeadLettersAreCountedByReasonReadingOnlyWhatIsNew(t *testing.T) {
 	if cur.next[0] != 5 {
 		t.Errorf("the cursor of %s stands at %d, want 5", dlq, cur.next[0])
 	}
+}
+
+func TestTheHandlerServesTheLatestReportAndTheWindowsStageHasItsSlack(t *testing.T) {
+	w := newWorld(t)
+	h := w.col.Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET /status before the first refresh: %d, want 503", rec.Code)
+	}
+	r := w.collect()
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/status", nil))
+	var got Report
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil || !got.At.Equal(r.At) || len(got.Stages) != 5 {
+		t.Errorf("GET /status after a refresh: %d %s", rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/status", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /status: %d, want 405", rec.Code)
+	}
+	win := stage(t, r, "agent:windows")
+	if want := w.cfg.StallAfter + w.cfg.Visits.Window + w.cfg.Visits.Grace; time.Duration(win.StallAfter) != want || win.Group != w.cfg.Visits.GroupID+"-windows" {
+		t.Errorf("windows stage: stall after %s in group %s; want %s in %s-windows", time.Duration(win.StallAfter), win.Group, want, w.cfg.Visits.GroupID)
+	}
+	if s := stage(t, r, "agent:shadow"); time.Duration(s.StallAfter) != w.cfg.StallAfter || s.Problem != "" || len(s.Partitions) != 4 {
+		t.Errorf("shadow agent stage: %+v", s)
+	}
+}
+
+func TestWithClickHouseDownTheKafkaSideIsStillReported(t *testing.T) {
+	w := newWorld(t)
+	down, err := clickhouse.Connect(clickhouse.Config{Addr: []string{closedAddr(t)}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	// A first look with ClickHouse up learns the engines' own groups.
+	w.collect()
+	col := w.col
+	col.ch = down
+	r, err := col.Collect(context.Background())
+	if err != nil {
+		t.Fatalf("Collect with ClickHouse down failed: %v", err)
+	}
+	s := stage(t, r, "clickhouse:shadow")
+	if !strings.Contains(s.Problem, "clickhouse") || len(s.Partitions) != 4 || !strings.HasSuffix(s.Group, "-ch-shadow") {
+		t.Errorf("shadow engine stage with ClickHouse down: problem %q, %d partitions, group %s", s.Problem, len(s.Partitions), s.Group)
+	}
+	if a := stage(t, r, "agent:shadow"); a.Problem != "" {
+		t.Errorf("the shadow agent stage has a problem with ClickHouse down: %s", a.Problem)
+	}
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
