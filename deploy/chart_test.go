@@ -56,6 +56,7 @@ type manifest struct {
 	Kind     string `yaml:"kind"`
 	Metadata struct {
 		Name        string            `yaml:"name"`
+		Labels      map[string]string `yaml:"labels"`
 		Annotations map[string]string `yaml:"annotations"`
 	} `yaml:"metadata"`
 	Data map[string]string `yaml:"data"`
@@ -66,9 +67,23 @@ type manifest struct {
 				Containers                    []container `yaml:"containers"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		Ports []struct {
+			Name string `yaml:"name"`
+		} `yaml:"ports"`
 		Endpoints []struct {
-			Port string `yaml:"port"`
-			Path string `yaml:"path"`
+			Port          string `yaml:"port"`
+			Path          string `yaml:"path"`
+			Scheme        string `yaml:"scheme"`
+			Authorization *struct {
+				Type        string `yaml:"type"`
+				Credentials struct {
+					Name string `yaml:"name"`
+					Key  string `yaml:"key"`
+				} `yaml:"credentials"`
+			} `yaml:"authorization"`
 		} `yaml:"endpoints"`
 	} `yaml:"spec"`
 }
@@ -417,6 +432,60 @@ func TestChartReadmeDocumentsEveryValue(t *testing.T) {
 		}
 		if !ok {
 			t.Errorf("README.md does not document %s", leaf)
+		}
+	}
+}
+
+// The ServiceMonitor scrapes the chart's Service on its named port, over
+// HTTPS when the worker serves TLS, with the metrics token from the Secret
+// when there is one. (Kubernetes' schemas do not cover it.)
+func TestServiceMonitorScrapesTheService(t *testing.T) {
+	for _, tc := range []struct {
+		values string
+		scheme string
+		token  string
+	}{
+		{"", "", ""},
+		{"ci/full-values.yaml", "https", "domination/metrics-token"},
+		{"ci/existing-secret-values.yaml", "", "domination-passwords/metrics-token"},
+	} {
+		args := []string{"--set", "serviceMonitor.enabled=true"}
+		if tc.values != "" {
+			args = append(args, "-f", filepath.Join(chartDir, tc.values))
+		}
+		rel := render(t, args...)
+		sm, svc := rel.one(t, "ServiceMonitor"), rel.one(t, "Service")
+		for k, v := range sm.Spec.Selector.MatchLabels {
+			if svc.Metadata.Labels[k] != v {
+				t.Errorf("%q: ServiceMonitor selects %s=%s, which Service %s lacks", tc.values, k, v, svc.Metadata.Name)
+			}
+		}
+		if len(sm.Spec.Selector.MatchLabels) == 0 || len(sm.Spec.Endpoints) != 1 {
+			t.Fatalf("%q: ServiceMonitor has selector %v and %d endpoints", tc.values, sm.Spec.Selector.MatchLabels, len(sm.Spec.Endpoints))
+		}
+		ep := sm.Spec.Endpoints[0]
+		ports := map[string]bool{}
+		for _, p := range svc.Spec.Ports {
+			ports[p.Name] = true
+		}
+		if !ports[ep.Port] || ep.Path != "/metrics" || ep.Scheme != tc.scheme {
+			t.Errorf("%q: ServiceMonitor scrapes port %q path %q scheme %q; Service ports %v, want /metrics over %q", tc.values, ep.Port, ep.Path, ep.Scheme, ports, tc.scheme)
+		}
+		token := ""
+		if a := ep.Authorization; a != nil {
+			token = a.Credentials.Name + "/" + a.Credentials.Key
+			if a.Type != "Bearer" {
+				t.Errorf("%q: authorization type %q, want Bearer", tc.values, a.Type)
+			}
+		}
+		if token != tc.token {
+			t.Errorf("%q: ServiceMonitor sends token %q, want %q", tc.values, token, tc.token)
+		}
+		if tc.values != "ci/existing-secret-values.yaml" && token != "" {
+			name, key, _ := strings.Cut(token, "/")
+			if _, ok := rel.secretValue(t, name, key); !ok {
+				t.Errorf("%q: the ServiceMonitor's token %s is in no Secret of the release", tc.values, token)
+			}
 		}
 	}
 }
