@@ -220,8 +220,8 @@ type Runner struct {
 
 // New returns a Runner; it starts nothing until Run. client speaks to the
 // group coordinator (joining, heartbeats, offsets and commit metadata); when
-// nil, the runner makes one with the dialer's address family, TLS and SASL
-// settings.
+// nil, the runner makes one with the dialer's client id, dial timeout, TLS
+// and SASL settings.
 func New(cfg Config, dialer *kafka.Dialer, client *kafka.Client, w Writer, factory Factory, m *metrics.Metrics, log *slog.Logger) (*Runner, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
