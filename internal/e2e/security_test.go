@@ -188,7 +188,8 @@ const (
 
 // args are e's global flags pointed at the secured listeners.
 func (s *secured) args(e *env, via kafkaVia) []string {
-	a := e.args()
+	// Debug level: no secret may appear at any level.
+	a := append(e.args(), "-l", "debug")
 	a = setFlag(a, "--clickhouse-addr", s.chSecure)
 	a = append(a, "--clickhouse-tls-ca", s.ca(), "--clickhouse-user", secCHUser, "--kafka-tls-ca", s.ca())
 	switch via {
@@ -473,12 +474,12 @@ func TestSecuredPipelineOverTLSMutualTLSAndSASLWithScopedFeedAndNoSecretInAnyLog
 	if !strings.Contains(st.stdout, "shadow") {
 		t.Fatalf("status over TLS and SASL printed %s", st.stdout)
 	}
-	workerURL := fmt.Sprintf("http://127.0.0.1:%d", w2.port)
-	st = s.run(e, viaSASL, []string{"DOMINATION_STATUS_WORKER_TOKEN=" + secOpsToken}, "status", "--worker", workerURL, "--format", "json")
+	workerURL := fmt.Sprintf("https://127.0.0.1:%d", w1.port)
+	st = s.run(e, viaSASL, []string{"DOMINATION_TOKEN=" + secOpsToken}, "status", "--worker", workerURL, "--web-tls-ca", s.ca(), "--format", "json")
 	if st.code != 0 || !strings.Contains(st.stdout, "shadow") {
-		t.Fatalf("status --worker with a token: exit %d\n%s\n%s", st.code, st.stdout, st.stderr)
+		t.Fatalf("status --worker over https with a token: exit %d\n%s\n%s", st.code, st.stdout, st.stderr)
 	}
-	st = s.run(e, viaSASL, nil, "status", "--worker", workerURL)
+	st = s.run(e, viaSASL, nil, "status", "--worker", workerURL, "--web-tls-ca", s.ca())
 	refusedOneLine(t, "status --worker without a token", st, "401")
 
 	// The scoped clients got exactly account 1's windows, on both workers.

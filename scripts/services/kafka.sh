@@ -149,6 +149,8 @@ message.max.bytes=4194304
 log.retention.hours=24
 log.segment.bytes=268435456
 PROPS
+	# It holds the SASL and keystore passwords.
+	chmod 600 "$dir/server.properties"
 	cat >"$dir/log4j2.yaml" <<YAML
 Configuration:
   Appenders:
