@@ -83,9 +83,11 @@ func ruleReferences(t *testing.T) []reference {
 		Groups []struct {
 			Name  string `yaml:"name"`
 			Rules []struct {
-				Alert  string `yaml:"alert"`
-				Record string `yaml:"record"`
-				Expr   string `yaml:"expr"`
+				Alert       string            `yaml:"alert"`
+				Record      string            `yaml:"record"`
+				Expr        string            `yaml:"expr"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"rules"`
 		} `yaml:"groups"`
 	}
@@ -94,6 +96,14 @@ func ruleReferences(t *testing.T) []reference {
 	for _, g := range doc.Groups {
 		for _, r := range g.Rules {
 			where := fmt.Sprintf("%s: rule %s%s", rulesFile, r.Alert, r.Record)
+			if r.Alert != "" {
+				if sev := r.Labels["severity"]; sev != "critical" && sev != "warning" {
+					t.Errorf("%s: severity %q, want critical or warning (what routes use)", where, sev)
+				}
+				if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+					t.Errorf("%s: needs a summary and a description", where)
+				}
+			}
 			names, err := exprMetrics(r.Expr)
 			if err != nil {
 				t.Errorf("%s: %v", where, err)
