@@ -6,8 +6,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,26 +123,49 @@ func (e *env) accounted(topic, dlq, errorsTable string) (inDLQ, inTable map[stri
 func (e *env) checkPoisonAccounted(topic, dlq, errorsTable string, check func([]byte) error, want int) int {
 	e.t.Helper()
 	var bad, inDLQ, inTable map[string]bool
-	testenv.WaitFor(e.t, "every poison record accounted for", 90*time.Second, func() bool {
+	var missing []string
+	deadline := time.Now().Add(90 * time.Second)
+	for {
 		bad = e.offsetsBreakingContract(topic, check)
 		inDLQ, inTable = e.accounted(topic, dlq, errorsTable)
+		missing = missing[:0]
 		for at := range bad {
 			if !inDLQ[at] && !inTable[at] {
-				return false
+				missing = append(missing, at)
 			}
 		}
-		return len(bad) == want
-	})
+		if len(missing) == 0 && len(bad) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: %d records break the contract (want %d); not accounted for: %v; dead letters at %v; errors table rows at %v",
+				topic, len(bad), want, missing, keys(inDLQ), keys(inTable))
+		}
+		time.Sleep(2 * time.Second) // polling the topic and the table; nothing to wait on
+	}
 	e.t.Logf("%s: %d poison records; %d in %s, %d in %s", topic, len(bad), len(inDLQ), dlq, len(inTable), errorsTable)
 	return len(bad)
 }
 
-const testSkipAfter = "8s"
+// The guard acts after the status has had time to report the stall.
+const (
+	testSkipAfter  = "8s"
+	testStallAfter = "3s"
+)
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
 
 func TestReliabilityPoisonOnTheShadowTopicNeverStallsIngestion(t *testing.T) {
 	e := newEnv(t)
 	e.migrateUp()
-	w := e.startWorker("--guard-skip-after", testSkipAfter)
+	w := e.startWorker("--guard-skip-after", testSkipAfter, "--stall-after", testStallAfter)
 	const n = 100000
 	wait := e.produceRatingsAsync(1010, n, 20000)
 	// Half way, poison straight on the shadow topic.
@@ -151,25 +177,32 @@ func TestReliabilityPoisonOnTheShadowTopicNeverStallsIngestion(t *testing.T) {
 		t.Fatalf("write poison: %v", err)
 	}
 	poisoned := time.Now()
-	wait()
-	testenv.WaitFor(t, "the stall reported", time.Minute, func() bool {
-		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`) >= 1 ||
-			w.metric(`domination_clickhouse_stalled{table="shadow"}`) >= 1
+	// The stall shows while it lasts, before the guard moves the engine on.
+	testenv.WaitFor(t, "the stall reported in metrics", time.Minute, func() bool {
+		return w.metric(`domination_clickhouse_stalled{table="shadow"}`) >= 1
 	})
+	stalled := time.Since(poisoned)
+	if body := w.get("/status"); !strings.Contains(body, `"stalled":true`) {
+		t.Errorf("/status during the stall does not report it: %.400s", body)
+	}
+	testenv.WaitFor(t, "the guard to move the engine past the poison", 2*time.Minute, func() bool {
+		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`) >= 1
+	})
+	firstSkip := time.Since(poisoned)
+	wait()
 	r := e.reconcileRatings(3 * time.Minute)
 	resumed := time.Since(poisoned)
 	accounted := e.checkPoisonAccounted(e.shadow, e.shadow+"-dlq", "shadow_errors", agents.CheckShadow, len(bad))
 	skipped := w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`)
-	t.Logf("poison to every rating stored: %s; guard skips: %.0f", resumed.Round(time.Second), skipped)
-	fmt.Fprintf(os.Stdout, "poison-shadow: %d poison records accounted for, %.0f skipped by the guard, all ratings stored %s after the poison\n",
-		accounted, skipped, resumed.Round(time.Second))
+	fmt.Fprintf(os.Stdout, "poison-shadow: %d poison records accounted for, %.0f skipped by the guard; stall reported %s after the poison, first skip after %s, every rating stored after %s\n",
+		accounted, skipped, stalled.Round(time.Second), firstSkip.Round(time.Second), resumed.Round(time.Second))
 	printScenario(t, "poison-shadow", r)
 }
 
 func TestReliabilityPoisonOnTheActiveVisitorsTopicNeverStallsIngestion(t *testing.T) {
 	e := newEnv(t)
 	e.migrateUp()
-	w := e.startWorker("--guard-skip-after", testSkipAfter, "--window", "2s", "--grace", "1s")
+	w := e.startWorker("--guard-skip-after", testSkipAfter, "--stall-after", testStallAfter, "--window", "2s", "--grace", "1s")
 	produce := func() {
 		r := e.cli("produce", "visits", "--account-id", "1", "--account-id", "2", "--store-id", "uk", "--store-id", "us",
 			"--frequency", "500", "--max-messages", "1500", "--seed", "11")
@@ -183,9 +216,8 @@ func TestReliabilityPoisonOnTheActiveVisitorsTopicNeverStallsIngestion(t *testin
 		t.Fatalf("write poison: %v", err)
 	}
 	produce()
-	testenv.WaitFor(t, "the stall reported", 2*time.Minute, func() bool {
-		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="active_visitors"}`) >= 1 ||
-			w.metric(`domination_clickhouse_stalled{table="active_visitors"}`) >= 1
+	testenv.WaitFor(t, "the guard to move the engine past the poison", 2*time.Minute, func() bool {
+		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="active_visitors"}`) >= 1
 	})
 	r := e.reconcileVisits(2*time.Second, 3*time.Minute)
 	e.checkPoisonAccounted(e.active, e.active+"-dlq", "active_visitors_errors", agents.CheckActiveVisitors, len(bad))
@@ -195,7 +227,7 @@ func TestReliabilityPoisonOnTheActiveVisitorsTopicNeverStallsIngestion(t *testin
 func TestReliabilityStallOnValidRecordsIsReportedAndNeverSkipped(t *testing.T) {
 	e := newEnv(t)
 	e.migrateUp()
-	w := e.startWorker("--guard-skip-after", testSkipAfter)
+	w := e.startWorker("--guard-skip-after", testSkipAfter, "--stall-after", testStallAfter)
 	ctx := context.Background()
 	// The store refuses inserts: the engine stalls on valid events.
 	if err := e.conn.Exec(ctx, "DETACH TABLE "+e.database+".shadow"); err != nil {
@@ -209,6 +241,12 @@ func TestReliabilityStallOnValidRecordsIsReportedAndNeverSkipped(t *testing.T) {
 	if got := w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`); got != 0 {
 		t.Errorf("the guard skipped %.0f valid records", got)
 	}
+	if w.metric(`domination_clickhouse_stalled{table="shadow"}`) != 1 {
+		t.Errorf("the stall on valid records is not in domination_clickhouse_stalled")
+	}
+	if r := e.cli("status", "--stall-after", testStallAfter, "--format", "json"); r.code != 1 || !strings.Contains(r.stderr+r.stdout, "shadow") {
+		t.Errorf("status during a stall exited %d, want 1 naming the table: %s %s", r.code, r.stdout, r.stderr)
+	}
 	if err := e.conn.Exec(ctx, "ATTACH TABLE "+e.database+".shadow"); err != nil {
 		t.Fatal(err)
 	}
@@ -217,4 +255,16 @@ func TestReliabilityStallOnValidRecordsIsReportedAndNeverSkipped(t *testing.T) {
 		t.Errorf("the guard skipped %.0f valid records", got)
 	}
 	printScenario(t, "valid-stall-store-detached", r)
+}
+
+// get returns the body of the worker's path.
+func (w *worker) get(path string) string {
+	w.t.Helper()
+	res, err := http.Get(w.url(path))
+	if err != nil {
+		w.t.Fatalf("get %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }
