@@ -108,9 +108,6 @@ func formatSeconds(s float64) string {
 	return strconv.FormatFloat(s, 'g', -1, 64) + " s"
 }
 
-// Time returns the visit's timestamp.
-func (v Visit) Time() time.Time { return time.UnixMilli(int64(math.Floor(v.Timestamp * 1000))) }
-
 // Visit is a validated visit.
 type Visit struct {
 	ID        string  `json:"id"`
@@ -119,6 +116,9 @@ type Visit struct {
 	// Timestamp is unix seconds with a fraction.
 	Timestamp float64 `json:"timestamp"`
 }
+
+// Time returns the visit's timestamp, to the millisecond.
+func (v Visit) Time() time.Time { return time.UnixMilli(int64(math.Floor(v.Timestamp * 1000))) }
 
 // GroupKey is the repartition key of the visit's (account_id, store_id):
 // `352:"uk"`, or `352:null` without a store.

@@ -65,6 +65,11 @@ func newWindower(cfg VisitsConfig, p stream.Partition, dead map[Reason]prometheu
 	if wm, next, ok := parseWindowMeta(p.Metadata); ok {
 		w.watermark, w.replayMark, w.replayUntil = wm, wm, next
 		w.log.Info("rebuilding windows", "from_offset", p.Offset, "replay_until", next, "watermark", time.UnixMilli(wm).UTC())
+	} else if p.Metadata != "" {
+		// Written by something else than this version: the state cannot be
+		// rebuilt, and the counts of the windows open at the offset may
+		// differ from a recomputation. Say so loudly.
+		w.log.Error("commit metadata not understood; counting from the committed offset without the window state", "metadata", p.Metadata, "offset", p.Offset)
 	}
 	return w
 }
