@@ -67,6 +67,12 @@ fetch_jars() {
 	local want
 	want="$(sha256sum "$pom" | cut -d' ' -f1)"
 	if [ -s "$libs/.pom.sha" ] && [ "$(cat "$libs/.pom.sha")" = "$want" ]; then return 0; fi
+	# The single-node script may have fetched the same pom already: link its jars.
+	local single="$SERVICES_DIR/$1/libs"
+	if [ -s "$single/.pom.sha" ] && [ "$(cat "$single/.pom.sha")" = "$want" ]; then
+		rm -rf "$libs"
+		if cp -al "$single" "$libs" 2>/dev/null || cp -a "$single" "$libs"; then return 0; fi
+	fi
 	command -v java >/dev/null || apt_install openjdk-17-jre-headless
 	command -v mvn >/dev/null || apt_install maven
 	log "fetching the $1 jars from Maven Central"
@@ -198,6 +204,32 @@ kafka_java() {
 	java $heap -Dlog4j2.configurationFile="$node/log4j2.yaml" -cp "$dir/kafka-libs/*" "$@"
 }
 
+# kafka_format ID formats broker ID's storage once, with the cluster's id.
+kafka_format() {
+	local node
+	node="$(kafka_node_dir "$1")"
+	if [ -e "$node/data/meta.properties" ]; then return 0; fi
+	kafka_config "$1"
+	kafka_java "$node" kafka.tools.StorageTool format -t "$(cat "$dir/kafka-cluster.id")" -c "$node/server.properties" \
+		>"$node/log/format.log" 2>&1
+}
+
+# kafka_format_all formats every broker not formatted yet, in parallel: each
+# is a JVM start.
+kafka_format_all() {
+	if [ ! -s "$dir/kafka-cluster.id" ]; then
+		# A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+		head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$dir/kafka-cluster.id"
+	fi
+	# Waits on these pids only: the servers started so far are children too.
+	local i pids=()
+	for i in "${!kafka_ports[@]}"; do
+		kafka_format $((i + 1)) &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || true; done
+}
+
 kafka_up() {
 	local id="$1" node
 	node="$(kafka_node_dir "$id")"
@@ -205,13 +237,7 @@ kafka_up() {
 	port_free "${kafka_ports[id - 1]}" "kafka-$id"
 	port_free "${controller_ports[id - 1]}" "kafka-$id controller"
 	kafka_config "$id"
-	if [ ! -s "$dir/kafka-cluster.id" ]; then
-		kafka_java "$node" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1 >"$dir/kafka-cluster.id"
-	fi
-	if [ ! -e "$node/data/meta.properties" ]; then
-		kafka_java "$node" kafka.tools.StorageTool format -t "$(cat "$dir/kafka-cluster.id")" -c "$node/server.properties" \
-			>"$node/log/format.log" 2>&1 || { cat "$node/log/format.log" >&2; die "formatting kafka-$id storage failed"; }
-	fi
+	kafka_format "$id" || { cat "$node/log/format.log" >&2; die "formatting kafka-$id storage failed"; }
 	: >"$node/log/server.log"
 	log "starting kafka-$id on 127.0.0.1:${kafka_ports[id - 1]}"
 	start_java "$node/pid" "$node/log/stdout.log" -Dlog4j2.configurationFile="$node/log4j2.yaml" \
@@ -396,6 +422,7 @@ up() {
 	for i in "${!ch_ports[@]}"; do ch_up $((i + 1)); done
 	# Every broker is a KRaft voter: none is ready before a quorum runs, so
 	# all start before any wait.
+	kafka_format_all
 	for i in "${!kafka_ports[@]}"; do kafka_up $((i + 1)); done
 	for m in $(members); do
 		wait_until "$m" "$wait_seconds" member_ready "$m" || {
@@ -410,8 +437,12 @@ down() {
 	local m
 	# In parallel: a KRaft broker's controlled shutdown needs the quorum that
 	# stopping the others one by one would take away.
-	for m in $(members | grep '^kafka-'); do stop_pidfile "$m" "$(pidfile_of "$m")" & done
-	wait
+	local pids=() p
+	for m in $(members | grep '^kafka-'); do
+		stop_pidfile "$m" "$(pidfile_of "$m")" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
 	for m in $(members | grep -v '^kafka-' | grep -v '^zookeeper$'); do stop_pidfile "$m" "$(pidfile_of "$m")"; done
 	stop_pidfile zookeeper "$(pidfile_of zookeeper)"
 }
