@@ -236,3 +236,32 @@ func TestAFailingStageStopsTheOtherStage(t *testing.T) {
 		t.Fatal("the other stage was not stopped")
 	}
 }
+
+func TestTheOldestAcceptedTimestampIsTheStartOfTheWindowHoldingWatermarkMinusGrace(t *testing.T) {
+	// 10s windows, 5s grace: at watermark base+27s, w - Grace = base+22s
+	// lies in [base+20, base+30), so base+20 is accepted and base+19.999 late.
+	base := int64(1_800_000_000)
+	for _, tc := range []struct {
+		ts   float64
+		late bool
+	}{
+		{float64(base) + 20, false},
+		{float64(base) + 25, false},
+		{float64(base) + 19.999, true},
+		{float64(base) + 10, true},
+	} {
+		w := newTestWindower(stream.Partition{})
+		var out stream.Output
+		lead := Visit{ID: "lead", AccountID: 1, Timestamp: float64(base) + 27}
+		w.Process(&kafka.Message{Offset: 0, Value: lead.AppendJSON(nil)}, &out)
+		v := Visit{ID: "v", AccountID: 2, Timestamp: tc.ts}
+		w.Process(&kafka.Message{Offset: 1, Value: v.AppendJSON(nil)}, &out)
+		late := false
+		for _, m := range outputMessages(&out) {
+			late = late || HeaderValue(m.Headers, HeaderReason) == string(ReasonLate)
+		}
+		if late != tc.late {
+			t.Errorf("a visit at %.3f with the watermark at %d: late %v, want %v", tc.ts, base+27, late, tc.late)
+		}
+	}
+}

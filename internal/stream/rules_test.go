@@ -307,3 +307,26 @@ func TestRunLeavesNoGoroutineBehind(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestTheLeaderRejoinsWhenTheTopicGainsPartitions(t *testing.T) {
+	c := newCluster(t, 1, "in", "out")
+	addr := c.ListenAddrs()[0]
+	aw := newAcks(addr)
+	defer aw.w.Close()
+	r := runnerWith(t, addr, aw, Config{}, func(Partition) Processor { return echo{topic: "out"} })
+	stop := start(r)
+	defer stop()
+	testenv.WaitFor(t, "partition 0 owned", 20*time.Second, func() bool { return len(r.Owned()) == 1 })
+	cl := &kafka.Client{Addr: kafka.TCP(addr)}
+	res, err := cl.CreatePartitions(context.Background(), &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: "in", Count: 2}}})
+	if err == nil {
+		err = res.Errors["in"]
+	}
+	if err != nil {
+		t.Fatalf("add a partition: %v", err)
+	}
+	testenv.WaitFor(t, "both partitions owned", 30*time.Second, func() bool { return len(r.Owned()) == 2 })
+	if n := counterValue(r.rebalances); n != 2 {
+		t.Fatalf("joined %v generations, want 2", n)
+	}
+}
