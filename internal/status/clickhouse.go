@@ -132,3 +132,26 @@ func storeStats(ctx context.Context, conn driver.Conn, s engineStage, tables tab
 	}
 	return st, nil
 }
+
+// ReadStores reads, with the statements Collect sends to ClickHouse, each
+// store's rows, newest event time and errors rows (FreshnessSeconds and
+// NewestOnTopic need Kafka and stay zero). A store whose table does not
+// exist is left out; a statement that fails is an error.
+func ReadStores(ctx context.Context, conn driver.Conn) ([]Store, error) {
+	tables, err := readTables(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	var out []Store
+	for _, es := range []engineStage{shadowStore, activeVisitorsStore} {
+		if !tables.exists[es.store] {
+			continue
+		}
+		st, err := storeStats(ctx, conn, es, tables)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *st)
+	}
+	return out, nil
+}

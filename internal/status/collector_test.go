@@ -416,3 +416,42 @@ func closedAddr(t *testing.T) string {
 	_ = ln.Close()
 	return addr
 }
+
+func TestReadStoresReadsWhatCollectReports(t *testing.T) {
+	w := newWorld(t)
+	newest := time.Date(2029, 12, 31, 23, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	// Two rows in two months, so two partitions. INSERT … SELECT: on 18.16
+	// an INSERT with inline VALUES over the native protocol hangs.
+	old := newest.Add(-40 * 24 * time.Hour)
+	for _, at := range []time.Time{old, newest} {
+		if err := w.conn.Exec(ctx, "INSERT INTO shadow (type, unique_id, emit_timestamp, rating) SELECT 'Sha', ?, toDateTime(?), 3",
+			fmt.Sprint(at.Unix()), at.Unix()); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.conn.Exec(ctx, "INSERT INTO active_visitors (account_id, store_id, window_start, window_end, count) SELECT 1, 'uk', toDateTime(?), toDateTime(?), 2",
+			at.Unix(), at.Add(10*time.Second).Unix()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stores, err := ReadStores(ctx, w.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stores) != 2 {
+		t.Fatalf("ReadStores found %d stores, want 2: %+v", len(stores), stores)
+	}
+	for _, s := range stores {
+		want := newest
+		if s.Table == "active_visitors" {
+			want = newest.Add(10 * time.Second) // the window's end
+		}
+		if s.Rows != 2 || s.NewestEvent == nil || !s.NewestEvent.Equal(want) || s.ErrorsRows != 0 {
+			t.Errorf("%s: rows %d, newest %v, errors %d; want 2 rows, newest %v, no errors", s.Table, s.Rows, s.NewestEvent, s.ErrorsRows, want)
+		}
+	}
+	r := w.collect()
+	if got := stage(t, r, "clickhouse:active_visitors").Store; got.NewestEvent == nil || !got.NewestEvent.Equal(newest.Add(10*time.Second)) || got.Rows != 2 {
+		t.Errorf("Collect's active_visitors store: %+v", got)
+	}
+}
