@@ -2,9 +2,10 @@
 // on /ready and Prometheus metrics on /metrics. Other packages mount more
 // handlers (the live feed on /ws) through Config.Handlers.
 //
-// With Config.Tokens set, every route but /healthz and /ready needs a bearer
-// token (see internal/auth): none or an unknown one is answered 401, a token
-// whose scope does not cover the route 403. /metrics needs the metrics
+// With Config.Tokens set, every route but /healthz, /ready and Config.Public
+// (pages that hold no data) needs a bearer token (see internal/auth): none
+// or an unknown one is answered 401, a token whose scope does not cover the
+// route 403. /metrics needs the metrics
 // scope; the other handlers need an accounts scope, and find the token in
 // the request's context (auth.FromContext) to limit their data to it. With
 // no tokens every route is open, as before; a server that then listens
@@ -44,6 +45,10 @@ type Config struct {
 	// Handlers are extra routes, for example "/ws". With Tokens, each needs
 	// a token with an accounts scope.
 	Handlers map[string]http.Handler
+	// Public are extra routes served without a token even with Tokens:
+	// only for what holds no data, such as the dashboard's page and assets
+	// (whose own requests for data go to Handlers with a token).
+	Public map[string]http.Handler
 	// Tokens authenticate the requests when not empty. Default: none, every
 	// route open.
 	Tokens *auth.Tokens
@@ -101,6 +106,9 @@ func New(cfg Config, reg *prometheus.Registry, log *slog.Logger) (*Server, error
 	mux.Handle("GET /metrics", s.guard(needMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	for path, h := range cfg.Handlers {
 		mux.Handle(path, s.guard(needAccounts, h))
+	}
+	for path, h := range cfg.Public {
+		mux.Handle(path, h)
 	}
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)

@@ -18,6 +18,7 @@ import (
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/backoff"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/dashboard"
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/metrics"
@@ -189,6 +190,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	webCfg.Handlers["/status"] = watch.Handler()
+	// The page is static and public; its data calls need a token, as /status.
+	webCfg.Handlers["/api/shadow"] = dashboard.ShadowHandler(chConn, w.log)
+	webCfg.Public = map[string]http.Handler{"/": dashboard.Handler()}
 	srv, err := web.New(webCfg, w.metrics.Registry, w.log)
 	if err != nil {
 		return err
