@@ -9,6 +9,7 @@ import (
 
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/feed"
+	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/internal/web"
 	"github.com/domination/domination/internal/worker"
@@ -40,6 +41,7 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.DurationFlag{Name: "max-wait", Value: stream.Config{}.WithDefaults().MaxWait, Usage: "how long a batch gathers after its first record", EnvVars: env("MAX_WAIT")},
 			&cli.StringSliceFlag{Name: "allowed-origin", Usage: "origin allowed to open the WebSocket feed besides the worker's own host (repeatable; * for any)", EnvVars: env("ALLOWED_ORIGINS")},
 			&cli.IntFlag{Name: "max-clients", Value: 1000, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
+			&cli.DurationFlag{Name: "stall-after", Value: status.DefaultStallAfter, Usage: "how long records may wait with the committed offset unmoved before /status and the metrics call a stage stalled", EnvVars: env("STALL_AFTER")},
 			&cli.IntFlag{Name: "history", Value: 30, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.Config{}.WithDefaults().ShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
 		}, append(guardFlags(), webSecurityFlags()...)...),
@@ -82,6 +84,7 @@ func runWorker(c *cli.Context) error {
 			Stream:                stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
 		},
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
+		Status:          status.Config{StallAfter: c.Duration("stall-after")},
 		ShutdownTimeout: c.Duration("shutdown-timeout"),
 	}
 	cfg.Guard = guardConfig(c)
