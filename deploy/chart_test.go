@@ -313,7 +313,7 @@ func TestChartMapsEveryVariableTheBinaryReads(t *testing.T) {
 			}
 			for _, n := range sortedKeys(reads) {
 				if _, skip := notMapped[n]; !set[n] && !skip {
-					t.Errorf("no value of the chart sets %s for `domination %s` (%s)", n, strings.Join(tc.command, " "), tc.kind)
+					t.Errorf("no value of the chart sets %s for `domination %s` (%s): give it a value in %s (values.yaml, the %s template, README.md and ci/full-values.yaml), or say in notMapped why not", n, strings.Join(tc.command, " "), tc.kind, chartDir, tc.kind)
 				}
 			}
 		}
