@@ -51,7 +51,7 @@ install_helm() {
 	minor="${minor%%.*}"
 	# The ldflags of helm's own release build: without them helm reports
 	# version "v3.22" and assumes a Kubernetes 1.20 cluster.
-	GOBIN="$(dirname "$helm")" GOFLAGS="${GOFLAGS:-} -trimpath" "$GO" install -ldflags "-s -w \
+	GOBIN="$(dirname "$helm")" "$GO" install -trimpath -ldflags "-s -w \
 		-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
 		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor \
 		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor" \
