@@ -15,6 +15,7 @@ import (
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/query"
+	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/verify"
 )
 
@@ -150,6 +151,11 @@ var sources = []source{
 			return err
 		}
 		return e.Attach(ctx)
+	}},
+	{name: "status", capture: func(ctx context.Context, conn driver.Conn) error {
+		// The stores' rows, newest event times and errors-table counts.
+		_, err := status.ReadStores(ctx, conn)
+		return err
 	}},
 }
 
@@ -382,6 +388,13 @@ func newRecorder(t *testing.T, e *Engine, tz string) (*Recorder, driver.Conn) {
 	rec.Answer("SELECT currentDatabase()", []string{"String"}, []any{"default"})
 	rec.Answer("SELECT version()", []string{"String"}, []any{e.Version})
 	rec.Answer("SELECT count() FROM system.tables", []string{"UInt64"}, []any{uint64(0)})
+	rec.Answer("SELECT name, engine, engine_full FROM system.tables", []string{"String", "String", "String"},
+		[]any{"shadow", "ReplacingMergeTree", ""}, []any{"shadow_errors", "ReplacingMergeTree", ""},
+		[]any{"active_visitors", "ReplacingMergeTree", ""}, []any{"active_visitors_errors", "ReplacingMergeTree", ""})
+	rec.Answer("SELECT toUInt64(sum(rows)), max(max_time) FROM system.parts", []string{"UInt64", "DateTime"}, []any{uint64(6), t0})
+	rec.Answer("SELECT max(window_end)", []string{"DateTime"}, []any{t0})
+	rec.Answer("SELECT count() FROM shadow_errors", []string{"UInt64"}, []any{uint64(0)})
+	rec.Answer("SELECT count() FROM active_visitors_errors", []string{"UInt64"}, []any{uint64(0)})
 	str := []string{"String", "String", "String", "String", "String", "String", "String"}
 	rec.Answer("DESCRIBE TABLE `default`.schema_migrations", str,
 		[]any{"version", "Int64", "", "", "", "", ""}, []any{"dirty", "UInt8", "", "", "", "", ""}, []any{"sequence", "UInt64", "", "", "", "", ""})
