@@ -128,8 +128,10 @@ h_count 2
 
 // A worker configured by the chart, as a pod would run it, exports every
 // metric that an alert rule or a dashboard panel names, once it has seen
-// ratings, a bad rating and visits. The chart's probe and ServiceMonitor
-// paths are the ones the check uses.
+// ratings, a bad rating and visits. The check reaches the worker as the
+// kubelet and Prometheus would: through the chart's probe paths, and through
+// the ServiceMonitor's path with the metrics token of its Secret, which the
+// worker must demand.
 func TestEveryMetricNamedByRulesAndDashboardIsExported(t *testing.T) {
 	refs := append(ruleReferences(t), dashboardReferences(t)...)
 	brokers := service(t, "DOMINATION_TEST_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka")
@@ -151,7 +153,7 @@ func TestEveryMetricNamedByRulesAndDashboardIsExported(t *testing.T) {
 		"consumerGroups.clickhouseShadow=" + base + "-ch-shadow",
 		"consumerGroups.clickhouseActiveVisitors=" + base + "-ch-av", "guard.group=" + base + "-guard",
 		"worker.webPort=" + strconv.Itoa(port), "worker.window=1s", "worker.grace=1s", "worker.logFormat=text",
-		"serviceMonitor.enabled=true",
+		"serviceMonitor.enabled=true", "web.metricsToken=" + hex.EncodeToString(rnd[:]) + "-metrics-token",
 	}
 	for k, v := range topics {
 		sets = append(sets, "topics."+k+"="+v)
@@ -204,6 +206,25 @@ func TestEveryMetricNamedByRulesAndDashboardIsExported(t *testing.T) {
 	live := url(dep.LivenessProbe.HTTPGet.Port, dep.LivenessProbe.HTTPGet.Path)
 	ready := url(dep.ReadinessProbe.HTTPGet.Port, dep.ReadinessProbe.HTTPGet.Path)
 	metrics := url("http", sm.Spec.Endpoints[0].Path)
+	// Prometheus scrapes with the token the ServiceMonitor names.
+	auth := sm.Spec.Endpoints[0].Authorization
+	if auth == nil {
+		t.Fatal("with web.metricsToken the ServiceMonitor sends no token")
+	}
+	token, ok := rel.secretValue(t, auth.Credentials.Name, auth.Credentials.Key)
+	if !ok {
+		t.Fatalf("the ServiceMonitor's token %s/%s is in no Secret of the release", auth.Credentials.Name, auth.Credentials.Key)
+	}
+	scrape := func(bearer string) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodGet, metrics, nil)
+		if err != nil {
+			return nil, err
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		return http.DefaultClient.Do(req)
+	}
 
 	w := exec.Command(binary, dep.Args...)
 	w.Env = append(baseEnviron(), workerEnv...)
@@ -247,11 +268,14 @@ func TestEveryMetricNamedByRulesAndDashboardIsExported(t *testing.T) {
 	var have map[string]float64
 	var missing []string
 	done := func() bool {
-		res, err := http.Get(metrics)
+		res, err := scrape(token)
 		if err != nil {
 			return false
 		}
 		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("scrape %s with the ServiceMonitor's token: %s", metrics, res.Status)
+		}
 		var body bytes.Buffer
 		if _, err := body.ReadFrom(res.Body); err != nil {
 			return false
@@ -279,6 +303,14 @@ func TestEveryMetricNamedByRulesAndDashboardIsExported(t *testing.T) {
 		time.Sleep(pause)
 	}
 	t.Logf("%d references to %d metrics, all exported", len(refs), countNames(refs))
+	if res, err := scrape(""); err != nil {
+		t.Errorf("scrape %s without a token: %v", metrics, err)
+	} else {
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("scrape %s without a token: %s, want 401: the chart's metrics token is not enforced", metrics, res.Status)
+		}
+	}
 
 	if err := w.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
