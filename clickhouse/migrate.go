@@ -39,6 +39,13 @@ var Objects = []string{
 	"active_visitors",
 	"active_visitors_consumer",
 	"active_visitors_errors",
+	"shadow_arrivals",
+	"shadow_minutes",
+	"shadow_arrivals_consumer",
+	"active_visitors_arrivals",
+	"active_visitors_sealed",
+	"active_visitors_seals",
+	"active_visitors_arrivals_consumer",
 }
 
 // ErrorStreamObjects are the views Up creates besides Objects on a server

@@ -240,14 +240,21 @@ func TestMigratorUpDownUp(t *testing.T) {
 		t.Fatalf("Up: %v", err)
 	}
 	wantEngines := map[string]string{
-		"shadow_stream":            "Kafka",
-		"shadow":                   "ReplacingMergeTree",
-		"shadow_consumer":          "MaterializedView",
-		"active_visitors_stream":   "Kafka",
-		"active_visitors":          "ReplacingMergeTree",
-		"active_visitors_consumer": "MaterializedView",
-		"shadow_errors":            "ReplacingMergeTree",
-		"active_visitors_errors":   "ReplacingMergeTree",
+		"shadow_stream":                     "Kafka",
+		"shadow":                            "ReplacingMergeTree",
+		"shadow_consumer":                   "MaterializedView",
+		"active_visitors_stream":            "Kafka",
+		"active_visitors":                   "ReplacingMergeTree",
+		"active_visitors_consumer":          "MaterializedView",
+		"shadow_errors":                     "ReplacingMergeTree",
+		"active_visitors_errors":            "ReplacingMergeTree",
+		"shadow_arrivals":                   "SummingMergeTree",
+		"shadow_minutes":                    "ReplacingMergeTree",
+		"shadow_arrivals_consumer":          "MaterializedView",
+		"active_visitors_arrivals":          "SummingMergeTree",
+		"active_visitors_sealed":            "MergeTree",
+		"active_visitors_seals":             "ReplacingMergeTree",
+		"active_visitors_arrivals_consumer": "MaterializedView",
 	}
 	got := tables(t, conn, cfg.Database)
 	if len(got) != len(wantEngines) {
@@ -265,12 +272,12 @@ func TestMigratorUpDownUp(t *testing.T) {
 	if slices.Sort(names); !slices.Equal(names, slices.Sorted(slices.Values(Objects))) {
 		t.Errorf("after Up: objects %v, want Objects %v", names, Objects)
 	}
-	mustVersion(t, m, 3, false)
+	mustVersion(t, m, 4, false)
 
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("second Up: %v", err)
 	}
-	mustVersion(t, m, 3, false)
+	mustVersion(t, m, 4, false)
 	if got := tables(t, conn, cfg.Database); len(got) != len(Objects) {
 		t.Errorf("after second Up: tables %v", got)
 	}
@@ -291,7 +298,7 @@ func TestMigratorUpDownUp(t *testing.T) {
 	if err := m.Up(ctx); err != nil {
 		t.Fatalf("Up after Down: %v", err)
 	}
-	mustVersion(t, m, 3, false)
+	mustVersion(t, m, 4, false)
 	if got := tables(t, conn, cfg.Database); len(got) != len(Objects) {
 		t.Errorf("after Up after Down: tables %v", got)
 	}

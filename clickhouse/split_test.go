@@ -74,6 +74,8 @@ func TestSplitStatementsOfShippedMigrations(t *testing.T) {
 		"000002_active_visitors.down.sql": {3, 3},
 		"000003_errors.up.sql":            {6, 12},
 		"000003_errors.down.sql":          {8, 12},
+		"000004_rollups.up.sql":           {7, 7},
+		"000004_rollups.down.sql":         {7, 7},
 	}
 	for i, v := range []Version{Oldest, {26, 9, 0}} {
 		src, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.withDefaults(), v)

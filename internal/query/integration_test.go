@@ -14,10 +14,14 @@ import (
 	"github.com/domination/domination/internal/testenv"
 )
 
-// testDB creates a database of its own for t with both tables and returns
-// a connection whose default database it is.
+// testDB creates a database of its own for t with both stores and their
+// rollups, as the migrations create them, and returns a connection whose
+// default database it is.
 func testDB(t *testing.T) (driver.Conn, string) {
-	return testenv.ClickHouseDatabase(t, "q", testenv.CreateShadow, testenv.CreateActiveVisitors)
+	t.Helper()
+	conn, db := testenv.ClickHouseDatabase(t, "q", testenv.CreateShadow, testenv.CreateActiveVisitors)
+	createRollups(t, conn)
+	return conn, db
 }
 
 type rating struct {

@@ -19,10 +19,11 @@ var ShadowTypes = []string{"Incompatible", "Sha", "Dow", "ShaDow"}
 var ShadowGroupings = []string{"type", "minute", "hour", "day"}
 
 // bucketSQL is the whole whitelist of SQL text that By may choose.
+// Each is taken of t, the start of a minute.
 var bucketSQL = map[string]string{
-	"minute": "toStartOfMinute(emit_timestamp)",
-	"hour":   "toStartOfHour(emit_timestamp)",
-	"day":    "toStartOfDay(emit_timestamp)",
+	"minute": "t",
+	"hour":   "toStartOfHour(t)",
+	"day":    "toStartOfDay(t)",
 }
 
 // ShadowQuery counts the classified ratings in the shadow table.
@@ -63,14 +64,20 @@ func (q ShadowQuery) Validate() error {
 	return checkLimit(q.Limit)
 }
 
-// Shadow runs q against the shadow table of conn's database, reading with
-// FINAL so that re-delivered ratings count once. It validates q first and
-// sends nothing if q is invalid.
+// Shadow runs q against the shadow table of conn's database. Whole minutes
+// with a clean seal are answered from shadow_minutes, everything else from
+// shadow read with FINAL, so that re-delivered ratings count once (see the
+// package doc). It validates q first and sends nothing if q is invalid.
 func Shadow(ctx context.Context, conn driver.Conn, q ShadowQuery) (*Result, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	sql, args := shadowSQL(q)
+	lo, hi := sealedRange(q.Since, q.Until)
+	clean, err := cleanMinutes(ctx, conn, "shadow_arrivals", "shadow_minutes", lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("query shadow: %w", err)
+	}
+	sql, args := shadowSQL(q, clean)
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query shadow: %w", err)
@@ -109,26 +116,47 @@ func Shadow(ctx context.Context, conn driver.Conn, q ShadowQuery) (*Result, erro
 	return res, nil
 }
 
-// shadowSQL builds the statement for a valid q: fixed text with `?`
-// placeholders, and the values for them.
-func shadowSQL(q ShadowQuery) (string, []any) {
-	var w where
-	w.timeRange("emit_timestamp", q.Since, q.Until)
-	if len(q.Types) > 0 {
-		w.add("type IN ("+placeholders(len(q.Types))+")", anys(q.Types)...)
+// shadowSQL builds the statement for a valid q, given the clean minutes
+// of its range: fixed text with `?` placeholders, and the values for them.
+// Both branches count per minute (t), and the buckets are taken of t.
+func shadowSQL(q ShadowQuery, clean []time.Time) (string, []any) {
+	lo, hi, store := plan(q.Since, q.Until, clean)
+	typeFilter := func(w *where) {
+		if len(q.Types) > 0 {
+			w.add("type IN ("+placeholders(len(q.Types))+")", anys(q.Types)...)
+		}
 	}
+	var (
+		branches []string
+		args     []any
+	)
+	if lo.Before(hi) {
+		var w where
+		c, a := sealedCond("minute", lo, hi, store)
+		w.add(c, a...)
+		typeFilter(&w)
+		branches = append(branches, "SELECT minute AS t, type, events AS n FROM shadow_minutes FINAL"+w.String())
+		args = append(args, w.args...)
+	}
+	if len(store) > 0 {
+		var w where
+		c, a := spansCond("emit_timestamp", store)
+		w.add(c, a...)
+		typeFilter(&w)
+		branches = append(branches, "SELECT toStartOfMinute(emit_timestamp) AS t, type, count() AS n FROM shadow FINAL"+w.String()+" GROUP BY t, type")
+		args = append(args, w.args...)
+	}
+	from := " FROM (" + strings.Join(branches, " UNION ALL ") + ")"
 
 	var b strings.Builder
 	if bucket, ok := bucketSQL[q.By]; ok {
-		b.WriteString("SELECT " + bucket + " AS bucket, type, count() AS n FROM shadow FINAL")
-		b.WriteString(w.String())
-		b.WriteString(" GROUP BY bucket, type ORDER BY bucket, type")
+		b.WriteString("SELECT " + bucket + " AS bucket, type, sum(n) AS total" + from)
+		b.WriteString(" GROUP BY bucket, type HAVING total > 0 ORDER BY bucket, type")
 	} else {
-		b.WriteString("SELECT type, count() AS n FROM shadow FINAL")
-		b.WriteString(w.String())
-		b.WriteString(" GROUP BY type ORDER BY n DESC, type")
+		b.WriteString("SELECT type, sum(n) AS total" + from)
+		b.WriteString(" GROUP BY type HAVING total > 0 ORDER BY total DESC, type")
 	}
-	limit, args := limitClause(q.Limit, w.args)
+	limit, args := limitClause(q.Limit, args)
 	b.WriteString(limit)
 	return b.String(), args
 }

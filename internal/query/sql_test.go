@@ -72,98 +72,123 @@ func TestQueriesValidateBeforeQuerying(t *testing.T) {
 	}
 }
 
-func TestShadowSQL(t *testing.T) {
-	half := t0.Add(500 * time.Millisecond)
+func TestShadowSQLReadsSealsForCleanMinutesAndTheStoreForTheRest(t *testing.T) {
+	half := t0.Add(90*time.Second + 500*time.Millisecond)
+	clean := []time.Time{t0.Add(2 * time.Minute), t0.Add(3 * time.Minute)}
+	sql, args := shadowSQL(ShadowQuery{Since: half, Until: t0.Add(5 * time.Minute), Types: []string{"Sha"}, By: "hour", Limit: 3}, clean)
+	want := "SELECT toStartOfHour(t) AS bucket, type, sum(n) AS total FROM (" +
+		"SELECT minute AS t, type, events AS n FROM shadow_minutes FINAL WHERE minute >= ? AND minute < ? AND NOT ((minute >= ? AND minute < ?) OR (minute >= ? AND minute < ?)) AND type IN (?)" +
+		" UNION ALL SELECT toStartOfMinute(emit_timestamp) AS t, type, count() AS n FROM shadow FINAL WHERE ((emit_timestamp >= ? AND emit_timestamp < ?) OR (emit_timestamp >= ? AND emit_timestamp < ?)) AND type IN (?) GROUP BY t, type" +
+		") GROUP BY bucket, type HAVING total > 0 ORDER BY bucket, type LIMIT ?"
+	if sql != want {
+		t.Errorf("SQL\n got: %s\nwant: %s", sql, want)
+	}
+	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+	half = half.Add(500 * time.Millisecond) // rounded up to the second
+	wantArgs := []any{m(2), m(5), half, m(2), m(4), m(5), "Sha", half, m(2), m(4), m(5), "Sha", 3}
+	if !reflect.DeepEqual(args, wantArgs) {
+		t.Errorf("args\n got: %v\nwant: %v", args, wantArgs)
+	}
+}
+
+func TestShadowSQLHasOnePlaceholderPerValue(t *testing.T) {
+	for _, q := range []ShadowQuery{
+		{},
+		{By: "day"},
+		{Since: t0, Until: t1, Types: []string{"Sha", "ShaDow"}, By: "type", Limit: 2},
+		{Since: t0.Add(500 * time.Millisecond), By: "minute"},
+		{Since: t0.Add(time.Second), Until: t0.Add(2 * time.Second)}, // within one minute: the store only
+	} {
+		for _, clean := range [][]time.Time{nil, {t0}, {t0, t0.Add(30 * time.Minute)}} {
+			sql, args := shadowSQL(q, clean)
+			if n := strings.Count(sql, "?"); n != len(args) {
+				t.Errorf("%+v, clean %v: %d placeholders for %d args: %s", q, clean, n, len(args), sql)
+			}
+			if !strings.Contains(sql, "FROM shadow FINAL") && len(clean) == 0 {
+				t.Errorf("%+v without seals does not read the store: %s", q, sql)
+			}
+		}
+	}
+}
+
+func TestActiveVisitorsSQLBindsEveryValue(t *testing.T) {
+	const evil = "x' OR 1=1 --"
+	for _, q := range []ActiveVisitorsQuery{
+		{},
+		{Since: t0, Until: t1, AccountIDs: []int64{1, 2}, StoreIDs: []string{"s1", evil}, NullStore: true, Limit: 10},
+		{StoreIDs: []string{evil}},
+		{NullStore: true},
+		{StoreIDs: []string{"null"}},
+	} {
+		for _, clean := range [][]time.Time{nil, {t0}} {
+			sql, args := activeVisitorsSQL(q, clean)
+			if n := strings.Count(sql, "?"); n != len(args) {
+				t.Errorf("%+v: %d placeholders for %d args: %s", q, n, len(args), sql)
+			}
+			for _, s := range q.StoreIDs {
+				if strings.Contains(sql, s) {
+					t.Errorf("SQL text contains the store id %q: %s", s, sql)
+				}
+			}
+			if !strings.HasSuffix(strings.TrimSuffix(sql, " LIMIT ?"), " ORDER BY window_start, account_id, store_id") {
+				t.Errorf("not ordered as documented: %s", sql)
+			}
+		}
+	}
+}
+
+func TestPlanSplitsTheRangeBetweenSealsAndStore(t *testing.T) {
+	m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
 	tests := []struct {
-		name     string
-		q        ShadowQuery
-		wantSQL  string
-		wantArgs []any
+		name         string
+		since, until time.Time
+		clean        []time.Time
+		lo, hi       time.Time
+		store        []span
 	}{
-		{
-			name:    "by type, everything",
-			q:       ShadowQuery{},
-			wantSQL: "SELECT type, count() AS n FROM shadow FINAL GROUP BY type ORDER BY n DESC, type",
-		},
-		{
-			name:     "by type, every filter",
-			q:        ShadowQuery{Since: t0, Until: t1, Types: []string{"Sha", "ShaDow"}, By: "type", Limit: 2},
-			wantSQL:  "SELECT type, count() AS n FROM shadow FINAL WHERE emit_timestamp >= ? AND emit_timestamp < ? AND type IN (?, ?) GROUP BY type ORDER BY n DESC, type LIMIT ?",
-			wantArgs: []any{t0, t1, "Sha", "ShaDow", 2},
-		},
-		{
-			name:     "by minute since, fraction rounded up",
-			q:        ShadowQuery{Since: half, By: "minute"},
-			wantSQL:  "SELECT toStartOfMinute(emit_timestamp) AS bucket, type, count() AS n FROM shadow FINAL WHERE emit_timestamp >= ? GROUP BY bucket, type ORDER BY bucket, type",
-			wantArgs: []any{t0.Add(time.Second)},
-		},
-		{
-			name:     "by hour until, one type",
-			q:        ShadowQuery{Until: t1, By: "hour", Types: []string{"Dow"}},
-			wantSQL:  "SELECT toStartOfHour(emit_timestamp) AS bucket, type, count() AS n FROM shadow FINAL WHERE emit_timestamp < ? AND type IN (?) GROUP BY bucket, type ORDER BY bucket, type",
-			wantArgs: []any{t1, "Dow"},
-		},
-		{
-			name:     "by day with limit",
-			q:        ShadowQuery{By: "day", Limit: 7},
-			wantSQL:  "SELECT toStartOfDay(emit_timestamp) AS bucket, type, count() AS n FROM shadow FINAL GROUP BY bucket, type ORDER BY bucket, type LIMIT ?",
-			wantArgs: []any{7},
-		},
+		{"nothing sealed", m(0), m(10), nil, m(0), m(10), []span{{m(0), m(10)}}},
+		{"all sealed", m(0), m(3), []time.Time{m(0), m(1), m(2)}, m(0), m(3), nil},
+		{"partial minutes at both ends", m(0).Add(time.Second), m(3).Add(time.Second), []time.Time{m(1), m(2)}, m(1), m(3),
+			[]span{{m(0).Add(time.Second), m(1)}, {m(3), m(3).Add(time.Second)}}},
+		{"a dirty minute between clean ones", m(0), m(3), []time.Time{m(0), m(2)}, m(0), m(3), []span{{m(1), m(2)}}},
+		{"unbounded: the tail after the last seal", m(0), time.Time{}, []time.Time{m(0)}, m(0), MaxTime.Truncate(time.Minute),
+			[]span{{m(1), MaxTime.Truncate(time.Minute)}, {MaxTime.Truncate(time.Minute), time.Time{}}}},
+		{"within one minute", m(0).Add(time.Second), m(0).Add(2 * time.Second), nil, m(1), m(1), []span{{m(0).Add(time.Second), m(0).Add(2 * time.Second)}}},
+		{"clean minutes outside the range are ignored", m(1), m(2), []time.Time{m(0), m(1), m(5)}, m(1), m(2), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.q.Validate(); err != nil {
-				t.Fatalf("Validate: %v", err)
-			}
-			sql, args := shadowSQL(tt.q)
-			if sql != tt.wantSQL {
-				t.Errorf("SQL\n got: %s\nwant: %s", sql, tt.wantSQL)
-			}
-			if !reflect.DeepEqual(args, tt.wantArgs) && (len(args) != 0 || len(tt.wantArgs) != 0) {
-				t.Errorf("args = %#v, want %#v", args, tt.wantArgs)
-			}
-			if n := strings.Count(sql, "?"); n != len(args) {
-				t.Errorf("%d placeholders for %d args", n, len(args))
+			lo, hi, store := plan(tt.since, tt.until, tt.clean)
+			if !lo.Equal(tt.lo) || !hi.Equal(tt.hi) || !reflect.DeepEqual(store, tt.store) {
+				t.Errorf("plan = %v, %v, %v; want %v, %v, %v", lo, hi, store, tt.lo, tt.hi, tt.store)
 			}
 		})
 	}
 }
 
-func TestActiveVisitorsSQL(t *testing.T) {
-	const evil = "x' OR 1=1 --"
-	const base = "SELECT account_id, store_id, window_start, window_end, count FROM active_visitors FINAL"
-	const order = " ORDER BY window_start, account_id, store_id"
-	tests := []struct {
-		name     string
-		q        ActiveVisitorsQuery
-		wantSQL  string
-		wantArgs []any
-	}{
-		{"everything", ActiveVisitorsQuery{}, base + order, nil},
-		{
-			"every filter",
-			ActiveVisitorsQuery{Since: t0, Until: t1, AccountIDs: []int64{1, 2}, StoreIDs: []string{"s1", evil}, NullStore: true, Limit: 10},
-			base + " WHERE window_start >= ? AND window_start < ? AND account_id IN (?, ?) AND (store_id IN (?, ?) OR store_id IS NULL)" + order + " LIMIT ?",
-			[]any{t0, t1, int64(1), int64(2), "s1", evil, 10},
-		},
-		{"stores only", ActiveVisitorsQuery{StoreIDs: []string{evil}}, base + " WHERE store_id IN (?)" + order, []any{evil}},
-		{"null store only", ActiveVisitorsQuery{NullStore: true}, base + " WHERE store_id IS NULL" + order, nil},
-		{"store named null is a value", ActiveVisitorsQuery{StoreIDs: []string{"null"}}, base + " WHERE store_id IN (?)" + order, []any{"null"}},
+func TestPlanKeepsFewStoreSpansAndCoversEachMinuteOnce(t *testing.T) {
+	// Every other minute clean: 100 gaps, merged down to maxStoreSpans.
+	var clean []time.Time
+	for i := 0; i < 200; i += 2 {
+		clean = append(clean, t0.Add(time.Duration(i)*time.Minute))
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			sql, args := activeVisitorsSQL(tt.q)
-			if sql != tt.wantSQL {
-				t.Errorf("SQL\n got: %s\nwant: %s", sql, tt.wantSQL)
+	lo, hi, store := plan(t0, t0.Add(200*time.Minute), clean)
+	if len(store) > maxStoreSpans {
+		t.Fatalf("%d store spans, want at most %d", len(store), maxStoreSpans)
+	}
+	for m := lo; m.Before(hi); m = m.Add(time.Minute) {
+		inStore := false
+		for _, s := range store {
+			if !m.Before(s.from) && m.Before(s.to) {
+				inStore = true
 			}
-			if !reflect.DeepEqual(args, tt.wantArgs) && (len(args) != 0 || len(tt.wantArgs) != 0) {
-				t.Errorf("args = %#v, want %#v", args, tt.wantArgs)
-			}
-			for _, s := range tt.q.StoreIDs {
-				if strings.Contains(sql, s) {
-					t.Errorf("SQL text contains the store id %q: %s", s, sql)
-				}
-			}
-		})
+		}
+		isClean := false
+		for _, c := range clean {
+			isClean = isClean || c.Equal(m)
+		}
+		if !inStore && !isClean {
+			t.Fatalf("minute %s is neither clean nor read from the store", m)
+		}
 	}
 }

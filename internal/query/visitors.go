@@ -40,7 +40,10 @@ func (q ActiveVisitorsQuery) Validate() error {
 }
 
 // ActiveVisitors runs q against the active_visitors table of conn's
-// database, reading with FINAL so that a window emitted again counts once.
+// database. The windows of whole minutes with a clean seal are read from
+// their copy in active_visitors_sealed, everything else from
+// active_visitors with FINAL, so that a window emitted again is listed
+// once (see the package doc).
 // The result's columns are account_id, store_id (nil for NULL),
 // window_start, window_end and count, ordered by window_start, account_id
 // and store_id, NULL stores last. It validates q first and sends nothing if
@@ -49,7 +52,12 @@ func ActiveVisitors(ctx context.Context, conn driver.Conn, q ActiveVisitorsQuery
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	sql, args := activeVisitorsSQL(q)
+	lo, hi := sealedRange(q.Since, q.Until)
+	clean, err := cleanMinutes(ctx, conn, "active_visitors_arrivals", "active_visitors_seals", lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("query active_visitors: %w", err)
+	}
+	sql, args := activeVisitorsSQL(q, clean)
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query active_visitors: %w", err)
@@ -82,28 +90,53 @@ func ActiveVisitors(ctx context.Context, conn driver.Conn, q ActiveVisitorsQuery
 	return res, nil
 }
 
-// activeVisitorsSQL builds the statement for a valid q: fixed text with `?`
-// placeholders, and the values for them.
-func activeVisitorsSQL(q ActiveVisitorsQuery) (string, []any) {
-	var w where
-	w.timeRange("window_start", q.Since, q.Until)
-	if len(q.AccountIDs) > 0 {
-		w.add("account_id IN ("+placeholders(len(q.AccountIDs))+")", anys(q.AccountIDs)...)
+// activeVisitorsSQL builds the statement for a valid q, given the clean
+// minutes of its range: fixed text with `?` placeholders, and the values
+// for them.
+func activeVisitorsSQL(q ActiveVisitorsQuery, clean []time.Time) (string, []any) {
+	lo, hi, store := plan(q.Since, q.Until, clean)
+	filters := func(w *where) {
+		if len(q.AccountIDs) > 0 {
+			w.add("account_id IN ("+placeholders(len(q.AccountIDs))+")", anys(q.AccountIDs)...)
+		}
+		switch stores := "store_id IN (" + placeholders(len(q.StoreIDs)) + ")"; {
+		case len(q.StoreIDs) > 0 && q.NullStore:
+			w.add("("+stores+" OR store_id IS NULL)", anys(q.StoreIDs)...)
+		case len(q.StoreIDs) > 0:
+			w.add(stores, anys(q.StoreIDs)...)
+		case q.NullStore:
+			w.add("store_id IS NULL")
+		}
 	}
-	switch stores := "store_id IN (" + placeholders(len(q.StoreIDs)) + ")"; {
-	case len(q.StoreIDs) > 0 && q.NullStore:
-		w.add("("+stores+" OR store_id IS NULL)", anys(q.StoreIDs)...)
-	case len(q.StoreIDs) > 0:
-		w.add(stores, anys(q.StoreIDs)...)
-	case q.NullStore:
-		w.add("store_id IS NULL")
+	const columns = "SELECT account_id, store_id, window_start, window_end, `count` FROM "
+	var (
+		branches []string
+		args     []any
+	)
+	if lo.Before(hi) {
+		// The copy each clean minute's seal names; a copy still being
+		// written has no seal naming it yet.
+		var w where
+		c, a := sealedCond("window_start", lo, hi, store)
+		w.add(c, a...)
+		w.add("(toStartOfMinute(window_start), sealed) IN (SELECT minute, sealed FROM active_visitors_seals FINAL WHERE minute >= ? AND minute < ?)", lo, hi)
+		filters(&w)
+		branches = append(branches, columns+"active_visitors_sealed"+w.String())
+		args = append(args, w.args...)
+	}
+	if len(store) > 0 {
+		var w where
+		c, a := spansCond("window_start", store)
+		w.add(c, a...)
+		filters(&w)
+		branches = append(branches, columns+"active_visitors FINAL"+w.String())
+		args = append(args, w.args...)
 	}
 
 	var b strings.Builder
-	b.WriteString("SELECT account_id, store_id, window_start, window_end, count FROM active_visitors FINAL")
-	b.WriteString(w.String())
+	b.WriteString(columns + "(" + strings.Join(branches, " UNION ALL ") + ")")
 	b.WriteString(" ORDER BY window_start, account_id, store_id")
-	limit, args := limitClause(q.Limit, w.args)
+	limit, args := limitClause(q.Limit, args)
 	b.WriteString(limit)
 	return b.String(), args
 }
