@@ -38,7 +38,11 @@
 //
 // The visits agent validates each visit (DecodeVisit) and re-keys it by
 // (account_id, store_id) onto the repartition topic, stamping the record
-// with the time it re-keyed it. The windows agent counts, per repartition
+// with the time it re-keyed it. DecodeVisit is DecodeRating's scanner with
+// DecodeRating's rules: key names matched exactly, none of its keys twice,
+// other keys (such as the Faust producer's "__faust" metadata) skipped. The
+// windows agent reads the repartition topic with the same decoder, and
+// neither stage allocates per visit on its hot path. The windows agent counts, per repartition
 // partition, the distinct visit ids per key in tumbling windows [s, s+Window)
 // of the visit's own timestamp, and emits each window's count when it
 // closes.

@@ -96,7 +96,8 @@ const (
 	ReasonTooLarge Reason = "message_too_large"
 	// ReasonMalformedJSON: not a JSON object, a syntax error, trailing
 	// bytes after the object, invalid UTF-8 in a string, nesting deeper
-	// than 32, or a second "rating" or "unique_id" key.
+	// than 32, or a second "rating" or "unique_id" key (for a visit: a
+	// second "id", "account_id", "store_id" or "timestamp").
 	ReasonMalformedJSON Reason = "malformed_json"
 	// ReasonMissingField: "rating" or "unique_id" is absent or null.
 	ReasonMissingField Reason = "missing_field"
@@ -237,9 +238,8 @@ func DecodeRating(value []byte, lim RatingLimits) (Rating, error) {
 	if len(value) > lim.MaxMessageBytes {
 		return Rating{}, decodeErr(ReasonTooLarge, "message is %d bytes, limit %d", len(value), lim.MaxMessageBytes)
 	}
-	s := scanner{buf: value}
-	var f fields
-	if err := s.document(&f); err != nil {
+	f, err := scanFields(value, ratingKeys)
+	if err != nil {
 		return Rating{}, err
 	}
 	r, err := f.rating(value, lim)
@@ -300,41 +300,67 @@ type span struct {
 	plain bool
 }
 
-// fields holds the values of the keys DecodeRating looks for.
+// maxFields is how many keys of the message's own object one decoder can
+// look for.
+const maxFields = 4
+
+// fields holds the values of the keys of the message's own object that a
+// decoder looks for: vals[i] is the value of the key names[i], kindAbsent
+// when the key did not appear. Names are at most 16 bytes.
 type fields struct {
-	ratingVal, idVal span
+	names []string
+	vals  [maxFields]span
 }
+
+// scanFields scans value, one JSON object, and returns the values of its
+// keys names.
+func scanFields(value []byte, names []string) (fields, *DecodeError) {
+	s := scanner{buf: value}
+	f := fields{names: names}
+	err := s.document(&f)
+	return f, err
+}
+
+// ratingKeys are the keys DecodeRating looks for, indexed by ratingField
+// and idField.
+var ratingKeys = []string{"rating", "unique_id"}
+
+const (
+	ratingField = iota
+	idField
+)
 
 // rating checks the scanned fields against lim and builds the Rating.
 func (f *fields) rating(buf []byte, lim RatingLimits) (Rating, *DecodeError) {
-	switch f.ratingVal.kind {
+	ratingVal, idVal := f.vals[ratingField], f.vals[idField]
+	switch ratingVal.kind {
 	case kindAbsent:
 		return Rating{}, decodeErr(ReasonMissingField, `missing field "rating"`)
 	case kindNull:
 		return Rating{}, decodeErr(ReasonMissingField, `field "rating" is null`)
 	}
-	switch f.idVal.kind {
+	switch idVal.kind {
 	case kindAbsent:
 		return Rating{}, decodeErr(ReasonMissingField, `missing field "unique_id"`)
 	case kindNull:
 		return Rating{}, decodeErr(ReasonMissingField, `field "unique_id" is null`)
 	}
-	tok := buf[f.ratingVal.start:f.ratingVal.end]
-	if f.ratingVal.kind != kindNumber {
-		return Rating{}, decodeErr(ReasonWrongType, "rating is %s, want an integer", f.ratingVal.kind)
+	tok := buf[ratingVal.start:ratingVal.end]
+	if ratingVal.kind != kindNumber {
+		return Rating{}, decodeErr(ReasonWrongType, "rating is %s, want an integer", ratingVal.kind)
 	}
-	if !f.ratingVal.plain {
+	if !ratingVal.plain {
 		return Rating{}, decodeErr(ReasonWrongType, "rating %s is not a plain integer", clip(tok))
 	}
-	if f.idVal.kind != kindString {
-		return Rating{}, decodeErr(ReasonWrongType, "unique_id is %s, want a string", f.idVal.kind)
+	if idVal.kind != kindString {
+		return Rating{}, decodeErr(ReasonWrongType, "unique_id is %s, want a string", idVal.kind)
 	}
 	n, ok := parseInt(tok)
 	if !ok || n < lim.MinRating || n > lim.MaxRating {
 		return Rating{}, decodeErr(ReasonOutOfRange, "rating %s outside %d..%d", clip(tok), lim.MinRating, lim.MaxRating)
 	}
-	id := buf[f.idVal.start:f.idVal.end]
-	if f.idVal.escaped {
+	id := buf[idVal.start:idVal.end]
+	if idVal.escaped {
 		var p unescapeProblem
 		id, p = appendUnescaped(make([]byte, 0, min(len(id), max(lim.MaxIDLen, 0))), id, lim.MaxIDLen)
 		switch p {
@@ -344,7 +370,7 @@ func (f *fields) rating(buf []byte, lim RatingLimits) (Rating, *DecodeError) {
 			return Rating{}, decodeErr(ReasonBadID, "unique_id has an unpaired UTF-16 surrogate escape")
 		}
 	}
-	if err := checkID(id, lim.MaxIDLen, f.idVal.escaped || f.idVal.unusual); err != nil {
+	if err := checkID(id, lim.MaxIDLen, idVal.escaped || idVal.unusual); err != nil {
 		return Rating{}, err
 	}
 	return Rating{Rating: n, UniqueID: id}, nil
@@ -472,8 +498,8 @@ func describeByte(c byte) string {
 }
 
 // object scans an object starting at '{', at nesting depth depth. When f is
-// not nil this is the message's own object and the values of "rating" and
-// "unique_id" are recorded in f.
+// not nil this is the message's own object and the values of f's keys are
+// recorded in f; a second occurrence of one of them is malformed_json.
 func (s *scanner) object(depth int, f *fields) *DecodeError {
 	s.pos++ // '{'
 	s.skipSpace()
@@ -501,18 +527,11 @@ func (s *scanner) object(depth int, f *fields) *DecodeError {
 			return err
 		}
 		if f != nil {
-			var dst *span
-			switch s.keyName(key) {
-			case "rating":
-				dst = &f.ratingVal
-			case "unique_id":
-				dst = &f.idVal
-			}
-			if dst != nil {
-				if dst.kind != kindAbsent {
-					return decodeErr(ReasonMalformedJSON, "duplicate key %q at offset %d", s.keyName(key), keyAt)
+			if i := s.field(key, f.names); i >= 0 {
+				if f.vals[i].kind != kindAbsent {
+					return decodeErr(ReasonMalformedJSON, "duplicate key %q at offset %d", f.names[i], keyAt)
 				}
-				*dst = v
+				f.vals[i] = v
 			}
 		}
 		s.skipSpace()
@@ -532,25 +551,24 @@ func (s *scanner) object(depth int, f *fields) *DecodeError {
 	}
 }
 
-// keyName returns "rating" or "unique_id" when the key k is one of them,
-// else "".
-func (s *scanner) keyName(k span) string {
+// field returns the index in names of the key k, or -1. Keys are compared
+// exactly after unescaping.
+func (s *scanner) field(k span, names []string) int {
 	raw := s.buf[k.start:k.end]
 	if k.escaped {
 		var tmp [16]byte
 		var p unescapeProblem
-		raw, p = appendUnescaped(tmp[:0], raw, len("unique_id"))
+		raw, p = appendUnescaped(tmp[:0], raw, len(tmp))
 		if p != 0 {
-			return ""
+			return -1
 		}
 	}
-	switch string(raw) {
-	case "rating":
-		return "rating"
-	case "unique_id":
-		return "unique_id"
+	for i, name := range names {
+		if string(raw) == name {
+			return i
+		}
 	}
-	return ""
+	return -1
 }
 
 // array scans an array starting at '[', at nesting depth depth.

@@ -1,15 +1,12 @@
 package agents
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
@@ -126,113 +123,20 @@ func (v Visit) GroupKey() []byte { return AppendGroupKey(nil, v.AccountID, v.Sto
 
 // AppendGroupKey appends the repartition key of (account, store) to dst.
 func AppendGroupKey(dst []byte, account int64, store *string) []byte {
-	dst = strconv.AppendInt(dst, account, 10)
-	dst = append(dst, ':')
 	if store == nil {
-		return append(dst, "null"...)
+		return appendGroupKey(dst, account, nil)
 	}
-	return strconv.AppendQuote(dst, *store)
+	return appendGroupKey(dst, account, []byte(*store))
 }
 
 // AppendJSON appends the visit's canonical JSON, the repartition topic's
 // value.
 func (v Visit) AppendJSON(dst []byte) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = AppendJSONString(dst, []byte(v.ID))
-	dst = append(dst, `,"account_id":`...)
-	dst = strconv.AppendInt(dst, v.AccountID, 10)
-	dst = append(dst, `,"store_id":`...)
-	if v.StoreID == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = AppendJSONString(dst, []byte(*v.StoreID))
+	f := visitFields{id: []byte(v.ID), account: v.AccountID, ts: v.Timestamp}
+	if v.StoreID != nil {
+		f.store = []byte(*v.StoreID)
 	}
-	dst = append(dst, `,"timestamp":`...)
-	dst = strconv.AppendFloat(dst, v.Timestamp, 'f', -1, 64)
-	return append(dst, '}')
-}
-
-type rawVisit struct {
-	ID        json.RawMessage `json:"id"`
-	AccountID json.RawMessage `json:"account_id"`
-	StoreID   json.RawMessage `json:"store_id"`
-	Timestamp json.RawMessage `json:"timestamp"`
-}
-
-var null = []byte("null")
-
-// DecodeVisit parses and checks one visit. recorded is the message's Kafka
-// timestamp, against which the visit's own timestamp is judged, so that the
-// verdict does not depend on when the message is processed.
-func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *DecodeError) {
-	lim = lim.withDefaults()
-	if len(value) > lim.MaxMessageBytes {
-		return Visit{}, decodeErr(ReasonTooLarge, "message of %d bytes exceeds %d", len(value), lim.MaxMessageBytes)
-	}
-	trimmed := bytes.TrimSpace(value)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return Visit{}, decodeErr(ReasonMalformedJSON, "want a JSON object")
-	}
-	var raw rawVisit
-	if err := json.Unmarshal(trimmed, &raw); err != nil {
-		return Visit{}, decodeErr(ReasonMalformedJSON, "%s", err.Error())
-	}
-	var v Visit
-	switch {
-	case raw.ID == nil || bytes.Equal(raw.ID, null):
-		return Visit{}, decodeErr(ReasonMissingField, "id is missing")
-	case raw.ID[0] != '"':
-		return Visit{}, decodeErr(ReasonWrongType, "id is not a string")
-	}
-	if err := json.Unmarshal(raw.ID, &v.ID); err != nil {
-		return Visit{}, decodeErr(ReasonMalformedJSON, "id: %s", err.Error())
-	}
-	if v.ID == "" || len(v.ID) > lim.MaxIDLen || !utf8.ValidString(v.ID) {
-		return Visit{}, decodeErr(ReasonBadID, "id of %d bytes (want 1..%d of text)", len(v.ID), lim.MaxIDLen)
-	}
-
-	if raw.AccountID == nil || bytes.Equal(raw.AccountID, null) {
-		return Visit{}, decodeErr(ReasonMissingField, "account_id is missing")
-	}
-	acc, ok := jsonInt(raw.AccountID)
-	if !ok {
-		return Visit{}, decodeErr(ReasonWrongType, "account_id is not an integer: %s", clip(raw.AccountID))
-	}
-	v.AccountID = acc
-
-	if raw.StoreID != nil && !bytes.Equal(raw.StoreID, null) {
-		if raw.StoreID[0] != '"' {
-			return Visit{}, decodeErr(ReasonWrongType, "store_id is not a string or null")
-		}
-		var s string
-		if err := json.Unmarshal(raw.StoreID, &s); err != nil {
-			return Visit{}, decodeErr(ReasonMalformedJSON, "store_id: %s", err.Error())
-		}
-		if s == "" || len(s) > lim.MaxIDLen || !utf8.ValidString(s) {
-			return Visit{}, decodeErr(ReasonBadStoreID, "store_id of %d bytes (want 1..%d of text, or null)", len(s), lim.MaxIDLen)
-		}
-		v.StoreID = &s
-	}
-
-	if raw.Timestamp == nil || bytes.Equal(raw.Timestamp, null) {
-		return Visit{}, decodeErr(ReasonMissingField, "timestamp is missing")
-	}
-	ts, err := strconv.ParseFloat(string(raw.Timestamp), 64)
-	if err != nil || raw.Timestamp[0] == '"' || math.IsInf(ts, 0) || math.IsNaN(ts) {
-		return Visit{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(raw.Timestamp))
-	}
-	// Compared as seconds, before any conversion: 1e20 seconds would
-	// overflow a time.Time.
-	switch rec := float64(recorded.UnixMilli()) / 1000; {
-	case ts < minVisitSeconds:
-		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", formatSeconds(ts), minVisitTime.Format("2006"))
-	case !recorded.IsZero() && ts > rec+lim.MaxFuture.Seconds():
-		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", formatSeconds(ts), lim.MaxFuture)
-	case !recorded.IsZero() && ts < rec-lim.MaxPast.Seconds():
-		return Visit{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", formatSeconds(ts), lim.MaxPast)
-	}
-	v.Timestamp = ts
-	return v, nil
+	return appendVisitJSON(dst, f)
 }
 
 // VisitsConfig configures the two visit stages.
@@ -409,13 +313,15 @@ type repartitioner struct {
 	dead map[Reason]prometheus.Counter
 	// now is the wall clock (time.Now when nil).
 	now func() time.Time
+	// arena holds encoded keys and values, as the shadow agent's does.
+	arena []byte
 }
 
 func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
-	v, derr := DecodeVisit(m.Value, m.Time, p.cfg.Limits)
+	v, derr := decodeVisit(m.Value, m.Time, p.cfg.Limits)
 	now := clock(p.now)
 	if derr == nil {
-		derr = checkAhead("visit", v.Timestamp, now, maxClockSkew(p.cfg.MaxClockSkew))
+		derr = checkAhead("visit", v.ts, now, maxClockSkew(p.cfg.MaxClockSkew))
 	}
 	if derr != nil {
 		p.dead[derr.Reason].Inc()
@@ -424,10 +330,19 @@ func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	}
 	// The record's timestamp is the re-keying time: the windows agent never
 	// lets event time pass it (see the package doc).
+	// Escaping grows a byte to at most 6 (\u00XX), quoting a key's store
+	// to 10 (\U0010ffff).
+	if need := 10*len(v.store) + 6*len(v.id) + 128; cap(p.arena)-len(p.arena) < need {
+		p.arena = make([]byte, 0, max(arenaSize, need))
+	}
+	start := len(p.arena)
+	p.arena = appendGroupKey(p.arena, v.account, v.store)
+	mid := len(p.arena)
+	p.arena = appendVisitJSON(p.arena, v)
 	out.Emit(kafka.Message{
 		Topic: p.cfg.RepartitionTopic,
-		Key:   v.GroupKey(),
-		Value: v.AppendJSON(make([]byte, 0, 128)),
+		Key:   p.arena[start:mid:mid],
+		Value: p.arena[mid:len(p.arena):len(p.arena)],
 		Time:  now,
 	})
 }
@@ -452,24 +367,6 @@ func checkAhead(what string, ts float64, now time.Time, skew time.Duration) *Dec
 func (p *repartitioner) Rejected(m kafka.Message, in *kafka.Message, cause error, out *stream.Output) {
 	p.dead[ReasonTooLarge].Inc()
 	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, m, in, ReasonTooLarge, cause, DefaultMaxDeadLetterBytes))
-}
-
-// jsonInt parses a JSON integer token (no fraction, no exponent) that fits
-// an int64.
-func jsonInt(tok []byte) (int64, bool) {
-	digits := tok
-	if len(digits) > 0 && digits[0] == '-' {
-		digits = digits[1:]
-	}
-	if len(digits) == 0 || len(digits) > 19 || (digits[0] == '0' && len(digits) > 1) {
-		return 0, false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	return parseInt(tok)
 }
 
 // AppendJSONString appends s as a JSON string, escaped as encoding/json

@@ -1,7 +1,6 @@
 package agents
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -52,7 +51,9 @@ type windower struct {
 	dead      map[Reason]prometheus.Counter
 	open      prometheus.Gauge
 	openIDs   int
-	log       *slog.Logger
+	// stores interns the store ids of windowKey (see storeName).
+	stores map[string]string
+	log    *slog.Logger
 }
 
 func newWindower(cfg VisitsConfig, p stream.Partition, dead map[Reason]prometheus.Counter, open prometheus.Gauge, log *slog.Logger) *windower {
@@ -88,13 +89,15 @@ func parseWindowMeta(s string) (wm, next int64, ok bool) {
 // Process counts one visit of the repartition topic.
 func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 	w.next = m.Offset + 1
-	var v Visit
-	if err := json.Unmarshal(m.Value, &v); err != nil || v.ID == "" {
-		w.dead[ReasonMalformedJSON].Inc()
-		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, ReasonMalformedJSON, fmt.Sprintf("repartitioned visit: %v", err), DefaultMaxDeadLetterBytes))
+	// The repartition topic's records were checked once already; the zero
+	// time skips only the bounds against the visits record's timestamp.
+	v, derr := decodeVisit(m.Value, time.Time{}, w.cfg.Limits)
+	if derr != nil {
+		w.dead[derr.Reason].Inc()
+		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, derr.Reason, "repartitioned visit: "+derr.Detail, DefaultMaxDeadLetterBytes))
 		return
 	}
-	ts := v.Time().UnixMilli()
+	ts := int64(math.Floor(v.ts * 1000))
 	start := floorDiv(ts, w.size) * w.size
 	end := start + w.size
 	if m.Offset < w.replayUntil && end+w.grace <= w.replayMark {
@@ -109,11 +112,9 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, ReasonLate, detail, DefaultMaxDeadLetterBytes))
 		return
 	}
-	k := windowKey{account: v.AccountID, start: start / 1000}
-	if v.StoreID == nil {
-		k.null = true
-	} else {
-		k.store = *v.StoreID
+	k := windowKey{account: v.account, start: start / 1000, null: v.store == nil}
+	if v.store != nil {
+		k.store = w.storeName(v.store)
 	}
 	win := w.windows[k]
 	if win == nil {
@@ -121,7 +122,7 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		w.windows[k] = win
 		w.nextClose = min(w.nextClose, end+w.grace)
 	}
-	if win.ids.add(fnv64a(v.ID)) {
+	if win.ids.add(fnv64a(v.id)) {
 		w.openIDs++
 		w.open.Inc()
 	}
@@ -148,8 +149,23 @@ func (w *windower) Close() {
 	w.windows = nil
 }
 
+// storeName returns store as a string, the same string for the same bytes,
+// so that looking up a window allocates nothing. The table is dropped when
+// it holds many more stores than there are open windows.
+func (w *windower) storeName(store []byte) string {
+	if s, ok := w.stores[string(store)]; ok {
+		return s
+	}
+	if w.stores == nil || len(w.stores) > 2*len(w.windows)+1024 {
+		w.stores = map[string]string{}
+	}
+	s := string(store)
+	w.stores[s] = s
+	return s
+}
+
 // fnv64a is the 64-bit FNV-1a hash of s, without hash.Hash's allocation.
-func fnv64a(s string) uint64 {
+func fnv64a[S string | []byte](s S) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])

@@ -1,0 +1,216 @@
+package agents
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// visitKeys are the keys of a visit, indexed by the visit*Field constants:
+// the order in which DecodeVisit checks them.
+var visitKeys = []string{"id", "account_id", "store_id", "timestamp"}
+
+const (
+	visitIDField = iota
+	visitAccountField
+	visitStoreField
+	visitTimestampField
+)
+
+// visitFields is a decoded, checked visit. id and store alias the decoded
+// message when their JSON strings had no escapes, so a visitFields is
+// valid only as long as the message's bytes are.
+type visitFields struct {
+	id      []byte
+	account int64
+	// store is nil for store_id null or absent.
+	store []byte
+	// ts is unix seconds with a fraction.
+	ts float64
+}
+
+// DecodeVisit parses and checks one visit. recorded is the message's Kafka
+// timestamp, against which the visit's own timestamp is judged, so that the
+// verdict does not depend on when the message is processed; the zero time
+// skips those two bounds.
+//
+// The rules are DecodeRating's, applied to the keys "id", "account_id",
+// "store_id" and "timestamp":
+//   - the message is one JSON object (RFC 8259, UTF-8), optionally between
+//     whitespace, nested at most 32 deep; anything else, invalid UTF-8 in a
+//     string included, is malformed_json;
+//   - keys are compared exactly after unescaping: "ID" or "Id" is not "id"
+//     but an unknown key;
+//   - each of the four may appear only once: a repeat is malformed_json
+//     ("duplicate key"), so no reader of the same record can see another
+//     value than the agents do;
+//   - other keys are skipped with their values, which must still be valid
+//     JSON. So is the original Faust producer's record metadata,
+//     "__faust": {"ns": "…"}.
+//
+// Then, in this order, the first problem found is reported:
+//   - id: absent or null is missing_field, not a string wrong_type; empty,
+//     over VisitLimits.MaxIDLen bytes once unescaped, or holding an unpaired
+//     UTF-16 surrogate escape is bad_unique_id;
+//   - account_id: absent or null is missing_field; anything but a plain
+//     JSON integer that fits an int64 (1.0, 1e3, "1") is wrong_type;
+//   - store_id: absent or null means no store; not a string is wrong_type;
+//     empty, over MaxIDLen bytes or an unpaired surrogate is bad_store_id;
+//   - timestamp: absent or null is missing_field; not a JSON number, or one
+//     too large for a float64, is wrong_type. Integers and fractions
+//     (1606470000.123456, as Faust sends them) and exponents are numbers.
+//     One before 2000, or more than VisitLimits.MaxFuture after or MaxPast
+//     before recorded, is bad_timestamp.
+func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *DecodeError) {
+	f, err := decodeVisit(value, recorded, lim.withDefaults())
+	if err != nil {
+		return Visit{}, err
+	}
+	v := Visit{ID: string(f.id), AccountID: f.account, Timestamp: f.ts}
+	if f.store != nil {
+		s := string(f.store)
+		v.StoreID = &s
+	}
+	return v, nil
+}
+
+// decodeVisit is DecodeVisit without the copies, for limits that have
+// their defaults: it allocates only to unescape a string that has escapes.
+func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields, *DecodeError) {
+	if len(value) > lim.MaxMessageBytes {
+		return visitFields{}, decodeErr(ReasonTooLarge, "message of %d bytes exceeds %d", len(value), lim.MaxMessageBytes)
+	}
+	f, err := scanFields(value, visitKeys)
+	if err != nil {
+		return visitFields{}, err
+	}
+	var v visitFields
+
+	idVal := f.vals[visitIDField]
+	if err := required(idVal, "id", kindString, "a string"); err != nil {
+		return visitFields{}, err
+	}
+	id, p := visitString(value, idVal, lim.MaxIDLen)
+	if p != 0 || len(id) == 0 {
+		return visitFields{}, decodeErr(ReasonBadID, "id %s (want 1..%d bytes of text)", describeString(id, p, lim.MaxIDLen), lim.MaxIDLen)
+	}
+	v.id = id
+
+	accVal := f.vals[visitAccountField]
+	if err := required(accVal, "account_id", kindNumber, "an integer"); err != nil {
+		return visitFields{}, err
+	}
+	tok := value[accVal.start:accVal.end]
+	acc, ok := parseInt(tok)
+	if !accVal.plain || !ok {
+		return visitFields{}, decodeErr(ReasonWrongType, "account_id is not an integer: %s", clip(tok))
+	}
+	v.account = acc
+
+	switch storeVal := f.vals[visitStoreField]; storeVal.kind {
+	case kindAbsent, kindNull:
+	case kindString:
+		store, p := visitString(value, storeVal, lim.MaxIDLen)
+		if p != 0 || len(store) == 0 {
+			return visitFields{}, decodeErr(ReasonBadStoreID, "store_id %s (want 1..%d bytes of text, or null)", describeString(store, p, lim.MaxIDLen), lim.MaxIDLen)
+		}
+		v.store = store
+	default:
+		return visitFields{}, decodeErr(ReasonWrongType, "store_id is %s, want a string or null", storeVal.kind)
+	}
+
+	tsVal := f.vals[visitTimestampField]
+	if err := required(tsVal, "timestamp", kindNumber, "a number of seconds"); err != nil {
+		return visitFields{}, err
+	}
+	tok = value[tsVal.start:tsVal.end]
+	ts, perr := strconv.ParseFloat(string(tok), 64)
+	if perr != nil || math.IsInf(ts, 0) {
+		return visitFields{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(tok))
+	}
+	// Compared as seconds, before any conversion: 1e20 seconds would
+	// overflow a time.Time.
+	switch rec := float64(recorded.UnixMilli()) / 1000; {
+	case ts < minVisitSeconds:
+		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", formatSeconds(ts), minVisitTime.Format("2006"))
+	case !recorded.IsZero() && ts > rec+lim.MaxFuture.Seconds():
+		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", formatSeconds(ts), lim.MaxFuture)
+	case !recorded.IsZero() && ts < rec-lim.MaxPast.Seconds():
+		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", formatSeconds(ts), lim.MaxPast)
+	}
+	v.ts = ts
+	return v, nil
+}
+
+// required reports a field that is absent or null (missing_field) or not
+// of kind k (wrong_type, saying what it should be).
+func required(sp span, name string, k kind, want string) *DecodeError {
+	switch sp.kind {
+	case k:
+		return nil
+	case kindAbsent, kindNull:
+		return decodeErr(ReasonMissingField, "%s is missing", name)
+	}
+	return decodeErr(ReasonWrongType, "%s is %s, want %s", name, sp.kind, want)
+}
+
+// visitString returns the contents of the scanned string sp, unescaped
+// into a new slice when it has escapes, else aliasing buf. It stops at
+// maxLen bytes or an unpaired surrogate escape and says which.
+func visitString(buf []byte, sp span, maxLen int) ([]byte, unescapeProblem) {
+	raw := buf[sp.start:sp.end]
+	if !sp.escaped {
+		if len(raw) > maxLen {
+			return raw, tooLong
+		}
+		return raw, 0
+	}
+	return appendUnescaped(make([]byte, 0, min(len(raw), maxLen)), raw, maxLen)
+}
+
+// describeString says what is wrong with a string visitString returned:
+// never its contents, which may be anything.
+func describeString(s []byte, p unescapeProblem, maxLen int) string {
+	switch p {
+	case tooLong:
+		return "is over " + strconv.Itoa(maxLen) + " bytes"
+	case unpairedSurrogate:
+		return "has an unpaired UTF-16 surrogate escape"
+	}
+	return "is empty"
+}
+
+// appendVisitJSON appends the canonical JSON of a visit, the repartition
+// topic's value: keys in the order of visitKeys, strings escaped as
+// encoding/json would, the timestamp in the shortest decimal form that
+// reads back as the same float64.
+func appendVisitJSON(dst []byte, v visitFields) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = AppendJSONString(dst, v.id)
+	dst = append(dst, `,"account_id":`...)
+	dst = strconv.AppendInt(dst, v.account, 10)
+	dst = append(dst, `,"store_id":`...)
+	dst = appendStoreJSON(dst, v.store)
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendFloat(dst, v.ts, 'f', -1, 64)
+	return append(dst, '}')
+}
+
+// appendStoreJSON appends a store_id: the JSON string, or null for nil.
+func appendStoreJSON(dst, store []byte) []byte {
+	if store == nil {
+		return append(dst, "null"...)
+	}
+	return AppendJSONString(dst, store)
+}
+
+// appendGroupKey appends the repartition key of (account, store), as
+// AppendGroupKey does.
+func appendGroupKey(dst []byte, account int64, store []byte) []byte {
+	dst = strconv.AppendInt(dst, account, 10)
+	dst = append(dst, ':')
+	if store == nil {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendQuote(dst, string(store))
+}

@@ -1,0 +1,427 @@
+package agents
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/stream"
+)
+
+// visitRecorded is the Kafka timestamp the visit tests decode against.
+var visitRecorded = time.Unix(1_700_000_000, 0)
+
+// faustVisit is a visit as the original Faust producer sent it: Python's
+// json.dumps spacing, the record's namespace under "__faust", a float
+// timestamp.
+const faustVisit = `{"id": "` + exampleUUID + `", "account_id": 352, "store_id": "uk", "timestamp": 1700000000.123456, "__faust": {"ns": "visit_aggregator.models.Visit"}}`
+
+func storePtr(s string) *string { return &s }
+
+func TestDecodeVisitAcceptsTheFaustProducersShapes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Visit
+	}{
+		{faustVisit, Visit{ID: exampleUUID, AccountID: 352, StoreID: storePtr("uk"), Timestamp: 1700000000.123456}},
+		{`{"id": "a", "account_id": 352, "store_id": null, "timestamp": 1700000000.5, "__faust": {"ns": "visit_aggregator.models.Visit"}}`,
+			Visit{ID: "a", AccountID: 352, Timestamp: 1700000000.5}},
+		{`{"__faust": {"ns": "visit_aggregator.models.Visit"}, "timestamp": 1700000000, "store_id": "us", "account_id": -1, "id": "a"}`,
+			Visit{ID: "a", AccountID: -1, StoreID: storePtr("us"), Timestamp: 1700000000}},
+		// Python's default ensure_ascii escapes every non-ASCII character.
+		{`{"id": "caf\u00e9 \ud83d\ude00", "account_id": 1, "store_id": "m\u00fcnchen", "timestamp": 1.7e9, "__faust": {"ns": "x"}}`,
+			Visit{ID: "café 😀", AccountID: 1, StoreID: storePtr("münchen"), Timestamp: 1.7e9}},
+		{`{"id":"a","account_id":1,"timestamp":1700000000}`, Visit{ID: "a", AccountID: 1, Timestamp: 1700000000}},
+		{" \n{\"\\u0069d\":\"a\",\"account_id\":0,\"timestamp\":1700000000E0,\"extra\":[1,{\"id\":2}]}\t", Visit{ID: "a", Timestamp: 1700000000}},
+	} {
+		got, err := DecodeVisit([]byte(tc.in), visitRecorded, VisitLimits{})
+		switch {
+		case err != nil:
+			t.Errorf("DecodeVisit(%s) = %v, want it accepted", tc.in, err)
+		case !sameVisit(got, tc.want):
+			t.Errorf("DecodeVisit(%s) = %s, want %s", tc.in, showVisit(got), showVisit(tc.want))
+		}
+	}
+}
+
+func TestDecodeVisitRejectsDuplicateAndMisspeltKeys(t *testing.T) {
+	const base = `"account_id":1,"store_id":"uk","timestamp":1700000000`
+	for _, tc := range []struct {
+		in     string
+		reason Reason
+		detail string
+	}{
+		{`{"id":"a","id":"b",` + base + `}`, ReasonMalformedJSON, `duplicate key "id"`},
+		{`{"id":"a",` + base + `,"account_id":2}`, ReasonMalformedJSON, `duplicate key "account_id"`},
+		{`{"id":"a",` + base + `,"store_id":null}`, ReasonMalformedJSON, `duplicate key "store_id"`},
+		{`{"id":"a",` + base + `,"timestamp":1700000001}`, ReasonMalformedJSON, `duplicate key "timestamp"`},
+		{`{"id":"a",` + base + `,"tim\u0065stamp":1700000001}`, ReasonMalformedJSON, `duplicate key "timestamp"`},
+		{`{"id":"a","id":7,` + base + `}`, ReasonMalformedJSON, `duplicate key "id"`},
+		{`{"ID":"a",` + base + `}`, ReasonMissingField, "id is missing"},
+		{`{"id":"a","Account_ID":1,"store_id":"uk","timestamp":1700000000}`, ReasonMissingField, "account_id is missing"},
+		{`{"id":"a","account_id":1,"store_id":"uk","Timestamp":1700000000}`, ReasonMissingField, "timestamp is missing"},
+		// A misspelt store_id is an unknown key, and the visit has no store.
+	} {
+		_, err := DecodeVisit([]byte(tc.in), visitRecorded, VisitLimits{})
+		if err == nil || err.Reason != tc.reason || !strings.Contains(err.Detail, tc.detail) {
+			t.Errorf("DecodeVisit(%s) = %v, want %s containing %q", tc.in, err, tc.reason, tc.detail)
+		}
+	}
+	v, err := DecodeVisit([]byte(`{"id":"a","account_id":1,"Store_Id":"uk","timestamp":1700000000}`), visitRecorded, VisitLimits{})
+	if err != nil || v.StoreID != nil {
+		t.Errorf("a misspelt store_id gave %s, %v; want a visit without a store", showVisit(v), err)
+	}
+}
+
+func TestDecodeVisitRejectsBadValuesWithMeaningfulReasons(t *testing.T) {
+	long := strings.Repeat("x", 129)
+	for _, tc := range []struct {
+		in     string
+		reason Reason
+		detail string
+	}{
+		{``, ReasonMalformedJSON, "want an object"},
+		{`[{"id":"a"}]`, ReasonMalformedJSON, "want an object"},
+		{`{"id":"a","account_id":1,"timestamp":1700000000}{}`, ReasonMalformedJSON, "after the object"},
+		{"{\"id\":\"a\xff\",\"account_id\":1,\"timestamp\":1700000000}", ReasonMalformedJSON, "invalid UTF-8"},
+		{`{"id":"a","account_id":1,"timestamp":NaN}`, ReasonMalformedJSON, "want a value"},
+		{`{"id":"a","account_id":01,"timestamp":1700000000}`, ReasonMalformedJSON, "unexpected"},
+		{`{"id":"a","account_id":1,"timestamp":1700000000,"x":` + strings.Repeat("[", 32) + strings.Repeat("]", 32) + `}`, ReasonMalformedJSON, "nesting deeper"},
+		{`{"id":null,"account_id":1,"timestamp":1700000000}`, ReasonMissingField, "id is missing"},
+		{`{"id":["a"],"account_id":1,"timestamp":1700000000}`, ReasonWrongType, "id is an array, want a string"},
+		{`{"id":"","account_id":1,"timestamp":1700000000}`, ReasonBadID, "id is empty"},
+		{`{"id":"` + long + `","account_id":1,"timestamp":1700000000}`, ReasonBadID, "id is over 128 bytes"},
+		{`{"id":"` + strings.Repeat(`\u0078`, 129) + `","account_id":1,"timestamp":1700000000}`, ReasonBadID, "id is over 128 bytes"},
+		{`{"id":"\ud800","account_id":1,"timestamp":1700000000}`, ReasonBadID, "unpaired UTF-16 surrogate"},
+		{`{"id":"a","account_id":null,"timestamp":1700000000}`, ReasonMissingField, "account_id is missing"},
+		{`{"id":"a","account_id":true,"timestamp":1700000000}`, ReasonWrongType, "account_id is a boolean"},
+		{`{"id":"a","account_id":1e3,"timestamp":1700000000}`, ReasonWrongType, "not an integer: 1e3"},
+		{`{"id":"a","account_id":9223372036854775808,"timestamp":1700000000}`, ReasonWrongType, "not an integer"},
+		{`{"id":"a","account_id":1,"store_id":["uk"],"timestamp":1700000000}`, ReasonWrongType, "store_id is an array, want a string or null"},
+		{`{"id":"a","account_id":1,"store_id":"","timestamp":1700000000}`, ReasonBadStoreID, "store_id is empty"},
+		{`{"id":"a","account_id":1,"store_id":"` + long + `","timestamp":1700000000}`, ReasonBadStoreID, "store_id is over 128 bytes"},
+		{`{"id":"a","account_id":1,"store_id":"\udc00x","timestamp":1700000000}`, ReasonBadStoreID, "unpaired"},
+		{`{"id":"a","account_id":1,"timestamp":null}`, ReasonMissingField, "timestamp is missing"},
+		{`{"id":"a","account_id":1,"timestamp":"1700000000"}`, ReasonWrongType, "timestamp is a string"},
+		{`{"id":"a","account_id":1,"timestamp":1e400}`, ReasonWrongType, "not a number of seconds: 1e400"},
+		{`{"id":"a","account_id":1,"timestamp":946684799.999}`, ReasonBadTimestamp, "before 2000"},
+		{`{"id":"a","account_id":1,"timestamp":1700003601}`, ReasonBadTimestamp, "after the message was recorded"},
+		{`{"id":"a","account_id":1,"timestamp":1699395199}`, ReasonBadTimestamp, "before the message was recorded"},
+	} {
+		_, err := DecodeVisit([]byte(tc.in), visitRecorded, VisitLimits{})
+		if err == nil || err.Reason != tc.reason || !strings.Contains(err.Detail, tc.detail) {
+			t.Errorf("DecodeVisit(%.80s) = %v, want %s containing %q", tc.in, err, tc.reason, tc.detail)
+		}
+	}
+}
+
+func TestDecodeVisitRejectsOversizedMessagesBeforeParsing(t *testing.T) {
+	in := []byte(`{"id":` + strings.Repeat(" ", 100))
+	_, err := DecodeVisit(in, visitRecorded, VisitLimits{MaxMessageBytes: 64})
+	if err == nil || err.Reason != ReasonTooLarge {
+		t.Errorf("DecodeVisit of a %d-byte message, limit 64 = %v, want %s", len(in), err, ReasonTooLarge)
+	}
+}
+
+func TestDecodeVisitChecksInTheDocumentedOrder(t *testing.T) {
+	// Each message is wrong in every field from the one named on.
+	for _, tc := range []struct {
+		in   string
+		want Reason
+	}{
+		{`{"id":"","account_id":"1","store_id":5,"timestamp":"x"}x`, ReasonMalformedJSON},
+		{`{"id":"","account_id":"1","store_id":5,"timestamp":"x"}`, ReasonBadID},
+		{`{"id":"a","account_id":"1","store_id":5,"timestamp":"x"}`, ReasonWrongType},
+		{`{"id":"a","account_id":1,"store_id":"","timestamp":"x"}`, ReasonBadStoreID},
+		{`{"id":"a","account_id":1,"store_id":"s","timestamp":"x"}`, ReasonWrongType},
+		{`{"id":"a","account_id":1,"store_id":"s","timestamp":1}`, ReasonBadTimestamp},
+	} {
+		_, err := DecodeVisit([]byte(tc.in), visitRecorded, VisitLimits{})
+		if err == nil || err.Reason != tc.want {
+			t.Errorf("DecodeVisit(%s) = %v, want %s", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestDecodeVisitDetailsNeverQuoteTheIDOrStore(t *testing.T) {
+	const secret = "s3cr3t"
+	for _, in := range []string{
+		`{"id":"` + secret + strings.Repeat("x", 200) + `","account_id":1,"timestamp":1700000000}`,
+		`{"id":"a","account_id":1,"store_id":"` + secret + strings.Repeat("x", 200) + `","timestamp":1700000000}`,
+		`{"id":"` + secret + `","account_id":1,"store_id":"` + secret + `\ud800","timestamp":1700000000}`,
+	} {
+		_, err := DecodeVisit([]byte(in), visitRecorded, VisitLimits{})
+		if err == nil || strings.Contains(err.Detail, secret) {
+			t.Errorf("DecodeVisit(%.60s…) = %v, want an error that does not quote the value", in, err)
+		}
+	}
+}
+
+func TestDecodeVisitSkipsTheBoundsAgainstAZeroRecordedTime(t *testing.T) {
+	in := []byte(`{"id":"a","account_id":1,"timestamp":4000000000}`)
+	if _, err := DecodeVisit(in, time.Time{}, VisitLimits{}); err != nil {
+		t.Errorf("DecodeVisit without a recorded time = %v, want it accepted", err)
+	}
+	if _, err := DecodeVisit(in, visitRecorded, VisitLimits{}); err == nil || err.Reason != ReasonBadTimestamp {
+		t.Errorf("DecodeVisit recorded at %s = %v, want %s", visitRecorded, err, ReasonBadTimestamp)
+	}
+}
+
+func TestVisitJSONRoundTripsThroughDecodeVisit(t *testing.T) {
+	for _, v := range []Visit{
+		{ID: exampleUUID, AccountID: 352, StoreID: storePtr("uk"), Timestamp: 1700000000.123456},
+		{ID: "a", AccountID: -9223372036854775808, Timestamp: 1700000000},
+		{ID: "q\"b\\s/\x01\x1f\u007f\u2028é😀", AccountID: 9223372036854775807, StoreID: storePtr("<&>\t\u2029"), Timestamp: 1699999999.999999},
+		{ID: strings.Repeat("é", 64), AccountID: 0, StoreID: storePtr(strings.Repeat("z", 128)), Timestamp: 1.7e9 + 1.0/3},
+	} {
+		enc := v.AppendJSON(nil)
+		got, err := DecodeVisit(enc, visitRecorded, VisitLimits{})
+		if err != nil || !sameVisit(got, v) {
+			t.Errorf("DecodeVisit(%s) = %s, %v; want %s", enc, showVisit(got), err, showVisit(v))
+		}
+		var std Visit
+		if err := json.Unmarshal(enc, &std); err != nil || !sameVisit(std, v) {
+			t.Errorf("encoding/json reads %s as %s, %v; want %s", enc, showVisit(std), err, showVisit(v))
+		}
+		if key, want := v.GroupKey(), AppendGroupKey(nil, v.AccountID, v.StoreID); string(key) != string(want) {
+			t.Errorf("GroupKey %s, AppendGroupKey %s", key, want)
+		}
+	}
+}
+
+func TestVisitsHotPathDoesNotAllocate(t *testing.T) {
+	in := []byte(faustVisit)
+	dst := make([]byte, 0, 512)
+	allocs := testing.AllocsPerRun(100, func() {
+		v, err := decodeVisit(in, visitRecorded, VisitLimits{}.withDefaults())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst = appendGroupKey(dst[:0], v.account, v.store)
+		dst = appendVisitJSON(dst, v)
+	})
+	if allocs != 0 {
+		t.Errorf("decoding and re-encoding a visit made %v allocations, want 0", allocs)
+	}
+}
+
+func TestWindowerDeadLettersABadRepartitionedVisitWithItsReason(t *testing.T) {
+	w := newTestWindower(stream.Partition{})
+	var out stream.Output
+	w.Process(&kafka.Message{Offset: 0, Value: []byte(`{"id":"a","id":"b","account_id":1,"store_id":null,"timestamp":1700000000}`)}, &out)
+	w.Process(&kafka.Message{Offset: 1, Value: []byte(`{"id":"a","account_id":1,"store_id":null}`)}, &out)
+	msgs := outputMessages(&out)
+	if len(msgs) != 2 {
+		t.Fatalf("windower emitted %d records, want 2 dead letters", len(msgs))
+	}
+	for i, want := range []Reason{ReasonMalformedJSON, ReasonMissingField} {
+		if got := HeaderValue(msgs[i].Headers, HeaderReason); got != string(want) || !strings.HasPrefix(HeaderValue(msgs[i].Headers, HeaderDetail), "repartitioned visit: ") {
+			t.Errorf("dead letter %d: reason %s, detail %q; want %s and a detail naming the repartitioned visit", i, got, HeaderValue(msgs[i].Headers, HeaderDetail), want)
+		}
+	}
+}
+
+func TestWindowerCountsOneStoreAsOneKeyWhateverItsBuffer(t *testing.T) {
+	w := newTestWindower(stream.Partition{})
+	var out stream.Output
+	for i := range 3 {
+		// A new buffer per record: the interned store must not alias one.
+		v := Visit{ID: fmt.Sprint("v", i), AccountID: 1, StoreID: storePtr("uk"), Timestamp: 1700000000 + float64(i)}
+		w.Process(&kafka.Message{Offset: int64(i), Value: v.AppendJSON(nil)}, &out)
+	}
+	v := Visit{ID: "v9", AccountID: 1, StoreID: storePtr("us"), Timestamp: 1700000100}
+	w.Process(&kafka.Message{Offset: 3, Value: v.AppendJSON(nil)}, &out)
+	var got []string
+	for _, m := range outputMessages(&out) {
+		got = append(got, string(m.Key)+" "+string(m.Value))
+	}
+	want := []string{`1:"uk" {"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("windower emitted %q, want %q", got, want)
+	}
+}
+
+// visitFuzzSeeds are inputs near the edges of what DecodeVisit accepts.
+var visitFuzzSeeds = []string{
+	faustVisit,
+	`{"id": "a", "account_id": 1, "store_id": null, "timestamp": 1700000000.5, "__faust": {"ns": "m.Visit"}}`,
+	`{"id":"a","account_id":1,"timestamp":1700000000}`,
+	`{"\u0069d":"caf\u00e9","account_id":-0,"store_id":"\ud83d\ude00","timestamp":1.7e9}`,
+	`{"id":"a","id":"b","account_id":1,"timestamp":1700000000}`,
+	`{"ID":"a","account_id":1,"timestamp":1700000000}`,
+	`{"id":"\ud800","account_id":1,"timestamp":1700000000}`,
+	`{"id":"a","account_id":1.0,"timestamp":1700000000}`,
+	`{"id":"a","account_id":1,"store_id":"","timestamp":1700000000}`,
+	`{"id":"a","account_id":1,"timestamp":1e400}`,
+	`{"id":"a","account_id":1,"timestamp":"1700000000"}`,
+	"{\"id\":\"a\xff\",\"account_id\":1,\"timestamp\":1700000000}",
+	`{"id":"a","account_id":1,"timestamp":1700000000}x`,
+	`{}`,
+	``,
+}
+
+// FuzzDecodeVisit checks DecodeVisit against encoding/json: it never
+// panics, it accepts only valid JSON and then agrees with encoding/json on
+// every field, it rejects valid JSON as malformed only for its documented
+// strictness, and what it accepts round-trips through the repartition
+// topic's encoding.
+func FuzzDecodeVisit(f *testing.F) {
+	for _, s := range visitFuzzSeeds {
+		f.Add([]byte(s))
+	}
+	lim := VisitLimits{}.withDefaults()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		v, err := DecodeVisit(in, visitRecorded, VisitLimits{})
+		valid := json.Valid(in)
+		if err != nil {
+			if !slices.Contains(VisitReasons, err.Reason) || err.Detail == "" {
+				t.Fatalf("DecodeVisit(%q) error %#v, want a visit reason and a detail", in, err)
+			}
+			if err.Reason == ReasonMalformedJSON && valid && utf8.Valid(in) && !strictBeyondJSON(err.Detail) {
+				t.Fatalf("DecodeVisit(%q) = %v, but the input is valid JSON", in, err)
+			}
+			return
+		}
+		if !valid {
+			t.Fatalf("DecodeVisit(%q) accepted invalid JSON", in)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(in, &m); err != nil {
+			t.Fatalf("DecodeVisit(%q) accepted what encoding/json rejects: %v", in, err)
+		}
+		var std Visit
+		for key, dst := range map[string]any{"id": &std.ID, "account_id": &std.AccountID, "store_id": &std.StoreID, "timestamp": &std.Timestamp} {
+			if raw, ok := m[key]; ok {
+				if err := json.Unmarshal(raw, dst); err != nil {
+					t.Fatalf("DecodeVisit(%q) accepted %s, which encoding/json cannot read: %v", in, key, err)
+				}
+			}
+		}
+		if !sameVisit(v, std) {
+			t.Fatalf("DecodeVisit(%q) = %s, encoding/json %s", in, showVisit(v), showVisit(std))
+		}
+		if len(v.ID) == 0 || len(v.ID) > lim.MaxIDLen || (v.StoreID != nil && (len(*v.StoreID) == 0 || len(*v.StoreID) > lim.MaxIDLen)) {
+			t.Fatalf("DecodeVisit(%q) accepted %s outside the limits", in, showVisit(v))
+		}
+		enc := v.AppendJSON(nil)
+		again, err := DecodeVisit(enc, visitRecorded, VisitLimits{})
+		if err != nil || !sameVisit(again, v) {
+			t.Fatalf("DecodeVisit(%q) = %s, but its encoding %s reads back as %s, %v", in, showVisit(v), enc, showVisit(again), err)
+		}
+	})
+}
+
+func sameVisit(a, b Visit) bool {
+	return a.ID == b.ID && a.AccountID == b.AccountID && a.Timestamp == b.Timestamp &&
+		(a.StoreID == nil) == (b.StoreID == nil) && (a.StoreID == nil || *a.StoreID == *b.StoreID)
+}
+
+func showVisit(v Visit) string {
+	store := "null"
+	if v.StoreID != nil {
+		store = fmt.Sprintf("%q", *v.StoreID)
+	}
+	return fmt.Sprintf("{id %q, account %d, store %s, ts %v}", v.ID, v.AccountID, store, v.Timestamp)
+}
+
+var (
+	benchVisit        = []byte(`{"id":"` + exampleUUID + `","account_id":42,"store_id":"s3","timestamp":1700000000.123456}`)
+	benchVisitFaust   = []byte(faustVisit)
+	benchVisitEscaped = []byte(`{"id": "0b8c9f0e\/3a6f\u002d4c55-9b1e-8d7c2f1a0e11", "account_id": 42, "store_id": "m\u00fcnchen", "timestamp": 1700000000.123456}`)
+	visitBenchSink    visitFields
+)
+
+func BenchmarkDecodeVisit(b *testing.B) {
+	lim := VisitLimits{}.withDefaults()
+	for _, bm := range []struct {
+		name string
+		in   []byte
+	}{
+		{"plain", benchVisit},
+		{"faust", benchVisitFaust},
+		{"escaped", benchVisitEscaped},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bm.in)))
+			for b.Loop() {
+				v, err := decodeVisit(bm.in, visitRecorded, lim)
+				if err != nil {
+					b.Fatal(err)
+				}
+				visitBenchSink = v
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeVisitEncodingJSON is the reference: encoding/json into a
+// Visit, which is neither strict nor checked.
+func BenchmarkDecodeVisitEncodingJSON(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchVisit)))
+	for b.Loop() {
+		var v Visit
+		if err := json.Unmarshal(benchVisit, &v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRepartitionProcess is the visits agent's work per record:
+// decode, check, re-key and encode, emitting into a batch's Output.
+func BenchmarkRepartitionProcess(b *testing.B) {
+	p := &repartitioner{cfg: VisitsConfig{}.WithDefaults(), dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), now: func() time.Time { return visitRecorded }}
+	m := kafka.Message{Value: benchVisit, Time: visitRecorded}
+	var out stream.Output
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p.Process(&m, &out)
+		if i%4096 == 4095 {
+			out = stream.Output{}
+		}
+	}
+}
+
+// BenchmarkWindowerProcess counts distinct visits over 250 keys (one
+// repartition partition's share of 1,000), 10,000 visits per second of
+// event time, in runs of 65,536 visits, each with a fresh windower.
+func BenchmarkWindowerProcess(b *testing.B) {
+	cfg := VisitsConfig{}.WithDefaults()
+	m := metrics.New()
+	fresh := func() *windower {
+		return newWindower(cfg, stream.Partition{}, deadCounters(m, WindowsAgentName, VisitReasons), m.OpenWindows.WithLabelValues(WindowsAgentName), slog.New(slog.DiscardHandler))
+	}
+	const n = 1 << 16
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		v := Visit{ID: fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i), AccountID: int64(i % 25), Timestamp: 1700000000 + float64(i)/10000}
+		if s := i % 10; s > 0 {
+			v.StoreID = storePtr(fmt.Sprint("s", s))
+		}
+		msgs[i] = kafka.Message{Value: v.AppendJSON(nil), Time: visitRecorded.Add(time.Hour)}
+	}
+	w := fresh()
+	var out stream.Output
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		j := i % n
+		if j == 0 && i > 0 {
+			w = fresh() // event time restarts with the same visits
+		}
+		msg := msgs[j]
+		msg.Offset = int64(i)
+		w.Process(&msg, &out)
+		if out.Len() > 4096 {
+			out = stream.Output{}
+		}
+	}
+}
