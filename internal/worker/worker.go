@@ -22,6 +22,7 @@ import (
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/internal/rollup"
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/web"
 )
@@ -48,6 +49,9 @@ type Config struct {
 	// they cannot store; its Brokers are filled in by the worker, and its
 	// Tables default to the two the migrations create.
 	Guard guard.Config
+	// Rollup keeps the seals that answer queries without FINAL over
+	// history (see internal/rollup); every worker runs it.
+	Rollup rollup.Config
 	// ShutdownTimeout bounds the whole stop: draining batches, committing,
 	// leaving the groups and closing the server. Overrunning it is an
 	// error. Default 30s.
@@ -86,6 +90,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.ClickHouse.Validate(); err != nil {
+		return err
+	}
+	if err := c.Rollup.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()
@@ -209,8 +216,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 
+	sealer, err := rollup.New(cfg.Rollup, chConn, w.log)
+	if err != nil {
+		return err
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return sealer.Run(gctx) })
 	g.Go(func() error { return watch.Run(gctx) })
 	// Kafka may not be up yet: say so and wait for it, rather than exit.
 	topics := make(chan struct{})
