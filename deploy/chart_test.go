@@ -63,8 +63,12 @@ type manifest struct {
 	Spec struct {
 		Template struct {
 			Spec struct {
-				TerminationGracePeriodSeconds int         `yaml:"terminationGracePeriodSeconds"`
-				Containers                    []container `yaml:"containers"`
+				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
+				SecurityContext               struct {
+					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+					RunAsUser    int   `yaml:"runAsUser"`
+				} `yaml:"securityContext"`
+				Containers []container `yaml:"containers"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
 		Selector struct {
@@ -99,8 +103,16 @@ type container struct {
 	LivenessProbe  probe `yaml:"livenessProbe"`
 	ReadinessProbe probe `yaml:"readinessProbe"`
 	Resources      struct {
-		Limits map[string]string `yaml:"limits"`
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
 	} `yaml:"resources"`
+	SecurityContext struct {
+		ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+		AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		Capabilities             struct {
+			Drop []string `yaml:"drop"`
+		} `yaml:"capabilities"`
+	} `yaml:"securityContext"`
 }
 
 type probe struct {
@@ -487,5 +499,35 @@ func TestServiceMonitorScrapesTheService(t *testing.T) {
 				t.Errorf("%q: the ServiceMonitor's token %s is in no Secret of the release", tc.values, token)
 			}
 		}
+	}
+}
+
+// Both pods run as a non-root user on a read-only root filesystem with no
+// capability, and the worker's memory request covers the measured peak.
+func TestChartRunsNonRootOnAReadOnlyRoot(t *testing.T) {
+	// The largest worker RSS of the benchmark runs (bench/README.md).
+	const measuredPeakRSS = 132_000_000
+	rel := render(t)
+	for _, kind := range []string{"Deployment", "Job"} {
+		m := rel.one(t, kind)
+		pod, c := m.Spec.Template.Spec.SecurityContext, m.container(t)
+		if pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot || pod.RunAsUser == 0 {
+			t.Errorf("%s: pod security context %+v does not run as a non-root user", kind, pod)
+		}
+		sc := c.SecurityContext
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: the root filesystem is writable", kind)
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: privilege escalation is allowed", kind)
+		}
+		if strings.Join(sc.Capabilities.Drop, ",") != "ALL" {
+			t.Errorf("%s: drops capabilities %v, want ALL", kind, sc.Capabilities.Drop)
+		}
+	}
+	c := rel.one(t, "Deployment").container(t)
+	req, limit := quantityBytes(t, c.Resources.Requests["memory"]), quantityBytes(t, c.Resources.Limits["memory"])
+	if req < measuredPeakRSS || limit < req {
+		t.Errorf("worker memory request %d and limit %d bytes: want request >= the measured peak %d, limit >= request", req, limit, measuredPeakRSS)
 	}
 }
