@@ -92,10 +92,24 @@ func (c Config) Validate() error {
 	if err := c.ClickHouse.Validate(); err != nil {
 		return err
 	}
+	if err := c.guard().Validate(); err != nil {
+		return err
+	}
 	if err := c.Rollup.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()
+}
+
+// guard is the guard's configuration with what the worker fills in: the
+// brokers, and the migrations' two engine tables unless Tables are set.
+func (c Config) guard() guard.Config {
+	gc := c.Guard
+	gc.Brokers = c.Kafka.Brokers
+	if len(gc.Tables) == 0 {
+		gc.Tables = guard.Tables(clickhouse.KafkaSource{}, "", "")
+	}
+	return gc
 }
 
 // Worker runs every agent and the web server.
@@ -205,12 +219,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 
-	gc := cfg.Guard
-	gc.Brokers = cfg.Kafka.Brokers
-	if len(gc.Tables) == 0 {
-		gc.Tables = guard.Tables(clickhouse.KafkaSource{}, "", "")
-	}
-	grd, err := guard.New(gc, guard.Deps{Dialer: dialer, Admin: admin, Writer: writer, CH: chConn,
+	grd, err := guard.New(cfg.guard(), guard.Deps{Dialer: dialer, Admin: admin, Writer: writer, CH: chConn,
 		Metrics: w.metrics, Registry: w.metrics.Registry, Log: w.log})
 	if err != nil {
 		return err
