@@ -26,11 +26,12 @@ for raw in sys.stdin:
     if action == "output":
         outputs.setdefault((pkg, test), []).append(ev.get("Output", ""))
         line = ev.get("Output", "")
-        # Lines the tests print on purpose (scenario summaries) and package
+        # Lines the tests print on purpose (scenario summaries, where an
+        # artifact such as a screenshot was saved) and package
         # results are shown as they come.
         if test is None and (line.startswith("ok ") or line.startswith("FAIL") or line.startswith("---")):
             continue
-        if line.startswith("scenario="):
+        if line.startswith("scenario=") or line.startswith("artifact="):
             print(line, end="")
         continue
     if test is None:

@@ -195,6 +195,7 @@
         cell(clock(w.from) + "–" + clock(w.to)), cell(String(w.count), "num"));
       return tr;
     }));
+    $("visitors-note").dataset.windows = String(state.windows.size);
     $("visitors-note").textContent = rows.length ? state.windows.size + " windows received" +
       (state.filter === null ? "" : " for account " + state.filter) : "no window yet";
 
@@ -379,7 +380,7 @@
   // first and last times; it returns the plot area.
   function frame(svg, max, [t0, t1]) {
     svg.replaceChildren();
-    const g = { x0: 40, y0: 160, w: 550, h: 145 };
+    const g = { x0: 50, y0: 160, w: 540, h: 145 };
     svg.append(el("line", { x1: g.x0, y1: g.y0, x2: g.x0 + g.w, y2: g.y0, class: "axis" }));
     svg.append(el("line", { x1: g.x0, y1: g.y0, x2: g.x0, y2: g.y0 - g.h, class: "axis" }));
     const label = (x, y, text, anchor) => {
