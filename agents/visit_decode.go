@@ -124,7 +124,7 @@ func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields
 		return visitFields{}, err
 	}
 	tok = value[tsVal.start:tsVal.end]
-	ts, perr := strconv.ParseFloat(string(tok), 64)
+	ts, perr := parseSeconds(tok)
 	if perr != nil || math.IsInf(ts, 0) {
 		return visitFields{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(tok))
 	}
@@ -140,6 +140,48 @@ func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields
 	}
 	v.ts = ts
 	return v, nil
+}
+
+// exactPow10 holds the powers of ten a float64 represents exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseSeconds converts a syntax-checked JSON number as
+// strconv.ParseFloat does. A plain decimal of at most 15 significant
+// digits, such as 1700000000.123456, takes a short cut: its digits make an
+// integer that a float64 holds exactly, and dividing it by an exact power
+// of ten rounds correctly, so the result is ParseFloat's.
+func parseSeconds(tok []byte) (float64, error) {
+	var m uint64
+	digits, frac, dot := 0, 0, false
+	for i, c := range tok {
+		switch {
+		case c >= '0' && c <= '9':
+			if m == 0 && c == '0' {
+				if dot {
+					frac++
+				}
+				continue
+			}
+			m = m*10 + uint64(c-'0')
+			digits++
+			if dot {
+				frac++
+			}
+		case c == '.':
+			dot = true
+		case c == '-' && i == 0:
+		default: // an exponent
+			return strconv.ParseFloat(string(tok), 64)
+		}
+	}
+	if digits > 15 || frac >= len(exactPow10) {
+		return strconv.ParseFloat(string(tok), 64)
+	}
+	f := float64(m) / exactPow10[frac]
+	if tok[0] == '-' {
+		f = -f
+	}
+	return f, nil
 }
 
 // required reports a field that is absent or null (missing_field) or not

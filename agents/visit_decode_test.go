@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,6 +249,24 @@ func TestWindowerCountsOneStoreAsOneKeyWhateverItsBuffer(t *testing.T) {
 	want := []string{`1:"uk" {"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}`}
 	if !slices.Equal(got, want) {
 		t.Errorf("windower emitted %q, want %q", got, want)
+	}
+}
+
+func TestParseSecondsAgreesWithParseFloat(t *testing.T) {
+	toks := []string{"0", "-0", "0.0", "1700000000", "1700000000.123456", "1700000000.1234567", "1606470000.123456789",
+		"999999999999999", "9999999999999999", "0.000000000000000000000123", "1.5e9", "1E9", "-1700000000.5", "123456789012345.6",
+		"1.0000000000000000000000001", "17000000000000000000000000000000.5"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		// Unix seconds with 0 to 9 decimals, as producers write them.
+		toks = append(toks, strconv.FormatFloat(1.7e9+rng.Float64()*1e8, 'f', rng.IntN(10), 64))
+	}
+	for _, tok := range toks {
+		want, werr := strconv.ParseFloat(tok, 64)
+		got, err := parseSeconds([]byte(tok))
+		if got != want || math.Signbit(got) != math.Signbit(want) || (err == nil) != (werr == nil) {
+			t.Errorf("parseSeconds(%s) = %v, %v; ParseFloat %v, %v", tok, got, err, want, werr)
+		}
 	}
 }
 
