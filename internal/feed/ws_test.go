@@ -230,21 +230,37 @@ func TestSlowClientIsDroppedWhileOthersKeepReceiving(t *testing.T) {
 	testenv.WaitFor(t, "two clients", 2*time.Second, func() bool { return f.Clients() == 2 })
 
 	var received atomic.Int64
+	var live atomic.Bool
 	errc := make(chan error, 1)
 	go func() {
-		for want := int64(0); ; want++ {
+		for want := int64(0); ; {
 			_, data, err := good.ReadMessage()
 			if err != nil {
 				errc <- err
 				return
 			}
-			if got := decodeFrame(t, data); got.TsFrom != want*10 {
+			got := decodeFrame(t, data)
+			if got.AccountID == 2 { // a probe
+				live.Store(true)
+				continue
+			}
+			if got.TsFrom != want*10 {
 				errc <- errors.New("good client got window " + string(data) + " out of order")
 				return
 			}
-			received.Store(want + 1)
+			want++
+			received.Store(want)
 		}
 	}()
+	// A registered client receives the counts published once its
+	// subscription has settled; probes (account 2) until one arrives say
+	// when that is.
+	probe := int64(0)
+	testenv.WaitFor(t, "the good client to receive live counts", 10*time.Second, func() bool {
+		probe++
+		f.receive(Count{AccountID: 2, Start: -probe * 10, End: -probe*10 + 10, Count: 1})
+		return live.Load()
+	})
 
 	big := strings.Repeat("s", 2048) // fills the slow client's socket sooner
 	var sent int64
