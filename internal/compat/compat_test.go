@@ -3,6 +3,7 @@ package compat
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/query"
+	"github.com/domination/domination/internal/rollup"
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/verify"
 )
@@ -138,6 +140,20 @@ var sources = []source{
 			return err
 		}
 		_, err := s.WindowRows(ctx, -1<<62, 1<<62)
+		return err
+	}},
+	{name: "rollup pass", capture: func(ctx context.Context, conn driver.Conn) error {
+		// Finding the minutes to seal; the Recorder names none, so the
+		// seals themselves are not sent.
+		s, err := rollup.New(rollup.Config{}, conn, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		_, err = s.Pass(ctx, t0.Add(48*time.Hour))
+		return err
+	}},
+	{name: "verify rollup", capture: func(ctx context.Context, conn driver.Conn) error {
+		_, err := (&verify.Source{Conn: conn}).Rollup(ctx, t0.Add(-time.Hour), time.Time{})
 		return err
 	}},
 	{name: "guard", capture: func(ctx context.Context, conn driver.Conn) error {
