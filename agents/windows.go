@@ -222,20 +222,20 @@ func (w *windower) closeUpTo(out *stream.Output) {
 // countMessage is the active-visitors record of a closed window: a pure
 // function of the key, the window and the count.
 func (w *windower) countMessage(k windowKey, n int) kafka.Message {
-	var store *string
+	var store []byte
 	if !k.null {
-		store = &k.store
+		store = []byte(k.store)
 	}
 	end := k.start + w.size/1000
-	v := make([]byte, 0, 96)
+	// Key and value share one buffer: the key, then the value.
+	buf := make([]byte, 0, 16*len(store)+128)
+	buf = appendGroupKey(buf, k.account, store)
+	key := buf[:len(buf):len(buf)]
+	v := buf[len(buf):]
 	v = append(v, `{"account_id":`...)
 	v = strconv.AppendInt(v, k.account, 10)
 	v = append(v, `,"store_id":`...)
-	if store == nil {
-		v = append(v, "null"...)
-	} else {
-		v = AppendJSONString(v, []byte(*store))
-	}
+	v = appendStoreJSON(v, store)
 	v = append(v, `,"window":[`...)
 	v = strconv.AppendInt(v, k.start, 10)
 	v = append(v, ',')
@@ -243,7 +243,7 @@ func (w *windower) countMessage(k windowKey, n int) kafka.Message {
 	v = append(v, `],"count":`...)
 	v = strconv.AppendInt(v, int64(n), 10)
 	v = append(v, '}')
-	return kafka.Message{Topic: w.cfg.OutputTopic, Key: AppendGroupKey(nil, k.account, store), Value: v, Time: time.Unix(end, 0)}
+	return kafka.Message{Topic: w.cfg.OutputTopic, Key: key, Value: v, Time: time.Unix(end, 0)}
 }
 
 // Commit keeps every record of every open window uncommitted, and stores
