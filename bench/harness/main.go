@@ -45,6 +45,9 @@ type config struct {
 	// parts and contenders select what runs.
 	parts      map[string]bool
 	contenders []string
+	// scaleRows and scaleWindows are the ratings and windows bulk-loaded
+	// for the query-at-scale part.
+	scaleRows, scaleWindows int64
 	// timeout bounds one contender run.
 	timeout time.Duration
 	// profile runs the first domination run of the ratings and visits
@@ -103,6 +106,8 @@ func loadConfig() (config, error) {
 		{"BENCH_FAUST_RATINGS", 50_000, &c.faustRatings},
 		{"BENCH_VISITS", 1_000_000, &c.visits},
 		{"BENCH_E2E_RATINGS", 1_000_000, &c.e2eRatings},
+		{"BENCH_SCALE_ROWS", 50_000_000, &c.scaleRows},
+		{"BENCH_SCALE_WINDOWS", 2_000_000, &c.scaleWindows},
 	}
 	for _, i := range ints {
 		v, err := strconv.ParseInt(env(i.name, strconv.FormatInt(i.def, 10)), 10, 64)
@@ -126,13 +131,13 @@ func loadConfig() (config, error) {
 	if c.timeout, err = time.ParseDuration(env("BENCH_RUN_TIMEOUT", "3m")); err != nil || c.timeout <= 0 {
 		return c, fmt.Errorf("BENCH_RUN_TIMEOUT must be a positive duration")
 	}
-	for _, p := range strings.Split(env("BENCH_PARTS", "ratings,visits,e2e"), ",") {
+	for _, p := range strings.Split(env("BENCH_PARTS", "ratings,visits,e2e,scale"), ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "ratings", "visits", "e2e":
+		case "ratings", "visits", "e2e", "scale":
 			c.parts[p] = true
 		case "":
 		default:
-			return c, fmt.Errorf("BENCH_PARTS: unknown part %q (ratings, visits, e2e)", p)
+			return c, fmt.Errorf("BENCH_PARTS: unknown part %q (ratings, visits, e2e, scale)", p)
 		}
 	}
 	for _, n := range strings.Split(env("BENCH_CONTENDERS", "domination,goka,faust,passthrough"), ",") {
@@ -192,6 +197,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if cfg.parts["e2e"] && ctx.Err() == nil {
 		b.endToEnd(ctx)
+	}
+	if cfg.parts["scale"] && ctx.Err() == nil {
+		b.scale(ctx)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

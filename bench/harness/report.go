@@ -24,6 +24,7 @@ type report struct {
 	VisitsRuns     []visitsRun      `json:"visits_runs"`
 	Visits         *visitsSummary   `json:"visits,omitempty"`
 	EndToEnd       *e2eResult       `json:"end_to_end,omitempty"`
+	Scale          *scaleResult     `json:"query_at_scale,omitempty"`
 	Targets        []target         `json:"targets"`
 	Notes          []string         `json:"notes"`
 	FinishedSecond float64          `json:"elapsed_seconds"`
@@ -69,6 +70,7 @@ func newReport(cfg config) *report {
 			"runs": cfg.runs, "ratings": cfg.ratings, "faust_ratings": cfg.faustRatings, "visits": cfg.visits,
 			"e2e_ratings": cfg.e2eRatings, "steady_rate": cfg.rate, "steady_seconds": cfg.steady.Seconds(),
 			"contenders": cfg.contenders, "run_timeout_seconds": cfg.timeout.Seconds(),
+			"scale_rows": cfg.scaleRows, "scale_windows": cfg.scaleWindows,
 		},
 	}
 }
@@ -216,6 +218,7 @@ func (r *report) targets() {
 	} else {
 		add(fmt.Sprintf("p99 produce→shadow at %d/s", r.cfg.rate), "≤ 100 ms", "not measured", nil)
 	}
+	r.scaleTargets(add)
 }
 
 func commas(f float64) string {
@@ -334,6 +337,7 @@ func (r *report) print(w io.Writer) {
 			}
 		}
 	}
+	r.printScale(w)
 	if len(r.Targets) > 0 {
 		fmt.Fprintf(w, "\nTargets\n\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -9,12 +9,32 @@
 //
 // # Exact answers
 //
-// The pipeline delivers at least once, so the tables may hold the same row
-// more than once until ClickHouse merges their parts. Both tables are
-// ReplacingMergeTree, whose sort key identifies an event (shadow) or a window
-// of a key (active_visitors); every query reads with FINAL, which collapses
-// rows with equal sort keys at read time, so a repeated event is counted once
-// whether or not the parts have merged.
+// The pipeline delivers at least once, so the stores may hold the same row
+// more than once until ClickHouse merges their parts. Both are
+// ReplacingMergeTree, whose sort key identifies an event (shadow) or a
+// window of a key (active_visitors); FINAL collapses rows with equal sort
+// keys at read time, so a repeated event counts once whether or not the
+// parts have merged. But FINAL re-reads and re-merges the whole range on
+// every query, so the queries use it only where they must:
+//
+//  1. cleanMinutes reads, for the range's whole minutes, which have a clean
+//     seal: a seal (shadow_minutes, active_visitors_seals) whose arrival
+//     count equals the minute's arrival counter now. Why such a seal is
+//     the minute's exact answer is argued in internal/rollup.
+//  2. plan splits the range: clean whole minutes are answered from their
+//     seals; every other instant (the partial minutes at both ends, minutes
+//     never sealed or whose counter moved since, such as the newest ones)
+//     lies in a store span, read from the store with FINAL. Spans are
+//     merged down to maxStoreSpans, the closest first; the seals' branch
+//     selects the range's minutes outside every span with the spans'
+//     condition negated, so each instant is read by exactly one branch.
+//  3. One statement adds both branches up (UNION ALL), per minute first,
+//     then per bucket, so hour and day buckets are sums of minutes.
+//
+// With no seals at all (no worker has run a rollup pass yet) the store
+// span is the whole range and the statement reads the store with FINAL,
+// as before the rollups. A seal is never read for a minute it does not
+// cover, so a range reaching past the newest seal is exact too.
 //
 // # User values never become SQL
 //
