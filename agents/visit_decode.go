@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"time"
@@ -27,6 +28,9 @@ type visitFields struct {
 	store []byte
 	// ts is unix seconds with a fraction.
 	ts float64
+	// tsText, when not nil, is ts written as strconv.AppendFloat(ts, 'f',
+	// -1) would write it, taken from the message.
+	tsText []byte
 }
 
 // DecodeVisit parses and checks one visit. recorded is the message's Kafka
@@ -124,7 +128,7 @@ func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields
 		return visitFields{}, err
 	}
 	tok = value[tsVal.start:tsVal.end]
-	ts, perr := parseSeconds(tok)
+	ts, tsText, perr := parseSeconds(tok)
 	if perr != nil || math.IsInf(ts, 0) {
 		return visitFields{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(tok))
 	}
@@ -138,7 +142,7 @@ func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields
 	case !recorded.IsZero() && ts < rec-lim.MaxPast.Seconds():
 		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", formatSeconds(ts), lim.MaxPast)
 	}
-	v.ts = ts
+	v.ts, v.tsText = ts, tsText
 	return v, nil
 }
 
@@ -149,8 +153,12 @@ var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 
 // strconv.ParseFloat does. A plain decimal of at most 15 significant
 // digits, such as 1700000000.123456, takes a short cut: its digits make an
 // integer that a float64 holds exactly, and dividing it by an exact power
-// of ten rounds correctly, so the result is ParseFloat's.
-func parseSeconds(tok []byte) (float64, error) {
+// of ten rounds correctly, so the result is ParseFloat's. Such a decimal
+// is also, without its fraction's trailing zeros, the shortest decimal that
+// reads back as the same float64 (any two decimals of at most 15 digits
+// are different float64s), which is what strconv.AppendFloat writes: that
+// text is returned as short, nil when the short cut was not taken.
+func parseSeconds(tok []byte) (f float64, short []byte, err error) {
 	var m uint64
 	digits, frac, dot := 0, 0, false
 	for i, c := range tok {
@@ -171,17 +179,27 @@ func parseSeconds(tok []byte) (float64, error) {
 			dot = true
 		case c == '-' && i == 0:
 		default: // an exponent
-			return strconv.ParseFloat(string(tok), 64)
+			f, err = strconv.ParseFloat(string(tok), 64)
+			return f, nil, err
 		}
 	}
 	if digits > 15 || frac >= len(exactPow10) {
-		return strconv.ParseFloat(string(tok), 64)
+		f, err = strconv.ParseFloat(string(tok), 64)
+		return f, nil, err
 	}
-	f := float64(m) / exactPow10[frac]
+	f = float64(m) / exactPow10[frac]
 	if tok[0] == '-' {
 		f = -f
 	}
-	return f, nil
+	short = tok
+	if dot {
+		// Trailing zeros go, and then the point if nothing is left after it.
+		short = bytes.TrimRight(short, "0")
+		if short[len(short)-1] == '.' {
+			short = short[:len(short)-1]
+		}
+	}
+	return f, short, nil
 }
 
 // required reports a field that is absent or null (missing_field) or not
@@ -234,7 +252,11 @@ func appendVisitJSON(dst []byte, v visitFields) []byte {
 	dst = append(dst, `,"store_id":`...)
 	dst = appendStoreJSON(dst, v.store)
 	dst = append(dst, `,"timestamp":`...)
-	dst = strconv.AppendFloat(dst, v.ts, 'f', -1, 64)
+	if v.tsText != nil {
+		dst = append(dst, v.tsText...)
+	} else {
+		dst = strconv.AppendFloat(dst, v.ts, 'f', -1, 64)
+	}
 	return append(dst, '}')
 }
 

@@ -253,7 +253,7 @@ func TestWindowerCountsOneStoreAsOneKeyWhateverItsBuffer(t *testing.T) {
 }
 
 func TestParseSecondsAgreesWithParseFloat(t *testing.T) {
-	toks := []string{"0", "-0", "0.0", "1700000000", "1700000000.123456", "1700000000.1234567", "1606470000.123456789",
+	toks := []string{"0", "-0", "0.0", "-0.000", "10.50", "100.0", "0.0000001", "1700000000", "1700000000.000", "1700000000.123456", "1700000000.1234567", "1606470000.123456789",
 		"999999999999999", "9999999999999999", "0.000000000000000000000123", "1.5e9", "1E9", "-1700000000.5", "123456789012345.6",
 		"1.0000000000000000000000001", "17000000000000000000000000000000.5"}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -263,9 +263,12 @@ func TestParseSecondsAgreesWithParseFloat(t *testing.T) {
 	}
 	for _, tok := range toks {
 		want, werr := strconv.ParseFloat(tok, 64)
-		got, err := parseSeconds([]byte(tok))
+		got, short, err := parseSeconds([]byte(tok))
 		if got != want || math.Signbit(got) != math.Signbit(want) || (err == nil) != (werr == nil) {
 			t.Errorf("parseSeconds(%s) = %v, %v; ParseFloat %v, %v", tok, got, err, want, werr)
+		}
+		if f := strconv.FormatFloat(want, 'f', -1, 64); short != nil && string(short) != f {
+			t.Errorf("parseSeconds(%s) gave the text %s, AppendFloat writes %s", tok, short, f)
 		}
 	}
 }
@@ -333,6 +336,9 @@ func FuzzDecodeVisit(f *testing.F) {
 			t.Fatalf("DecodeVisit(%q) accepted %s outside the limits", in, showVisit(v))
 		}
 		enc := v.AppendJSON(nil)
+		if fv, _ := decodeVisit(in, visitRecorded, lim); string(appendVisitJSON(nil, fv)) != string(enc) {
+			t.Fatalf("DecodeVisit(%q): the visits agent writes %s, Visit.AppendJSON %s", in, appendVisitJSON(nil, fv), enc)
+		}
 		again, err := DecodeVisit(enc, visitRecorded, VisitLimits{})
 		if err != nil || !sameVisit(again, v) {
 			t.Fatalf("DecodeVisit(%q) = %s, but its encoding %s reads back as %s, %v", in, showVisit(v), enc, showVisit(again), err)
