@@ -47,8 +47,9 @@
 //   - A generation ends only when the coordinator says so (a heartbeat or
 //     commit answered REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION,
 //     UNKNOWN_MEMBER_ID), when the leader sees the topic gain partitions,
-//     or when the runner stops. A partition goroutine returns only after
-//     its generation has ended.
+//     or when the runner stops. A partition is never given up alone: a
+//     partition goroutine that returns ends its generation, so the next
+//     one assigns the partition again.
 //   - A stop is bounded. When Run's context ends (or the generation does),
 //     each partition finishes the batch it holds, produce and commit, within
 //     Config.DrainTimeout; writes and commits still blocked then are
