@@ -266,7 +266,7 @@ func (c *cluster) scenarioWith(t *testing.T, name string, seed int64, engineMayD
 	if !w.alive() {
 		t.Fatalf("the worker exited:\n%s", w.logs.String())
 	}
-	rep := e.reconcileRatings(5 * time.Minute)
+	rep := e.reconcileRatings(2 * time.Minute)
 	if engineMayDropABlock && rep.Missing > 0 && rep.Missing <= engineBlockRows && rep.Duplicated == 0 && engineCommitsAsync(t, e) {
 		// Known, and kept visible: the line goes to the report marked so.
 		line := rep.Line(name) + " known_loss=clickhouse-kafka-engine-block"
@@ -280,7 +280,7 @@ func (c *cluster) scenarioWith(t *testing.T, name string, seed int64, engineMayD
 		t.Errorf("produced %d input records (%d acknowledged), landed %d", rep.Produced, n, rep.Landed)
 	}
 	// The other replica holds the same rows.
-	other := e.on(c.chAddrs[1]).reconcileRatings(3 * time.Minute)
+	other := e.on(c.chAddrs[1]).reconcileRatings(2 * time.Minute)
 	if other.Missing != 0 || other.Duplicated != 0 || other.Landed != rep.Landed {
 		t.Errorf("through replica 2: %s; through replica 1: %s", other, rep)
 	}
