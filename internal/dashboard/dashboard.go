@@ -43,7 +43,7 @@ func Handler() http.Handler {
 		switch {
 		case r.URL.Path == "/":
 			http.ServeFileFS(w, r, sub, "index.html")
-		case strings.HasPrefix(r.URL.Path, "/assets/") && r.URL.Path != "/assets/index.html":
+		case strings.HasPrefix(r.URL.Path, "/assets/") && !strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/assets/index.html":
 			r2 := r.Clone(r.Context())
 			r2.URL.Path = strings.TrimPrefix(r.URL.Path, "/assets")
 			files.ServeHTTP(w, r2)

@@ -97,7 +97,7 @@ func TestThePageLoadsWithoutATokenAndItsDataNeedsOne(t *testing.T) {
 			t.Errorf("GET %s: %d %q, %d bytes", path, res.StatusCode, res.Header.Get("Content-Type"), len(body))
 		}
 	}
-	for _, path := range []string{"/nothing-here", "/assets/no-such-file.js"} {
+	for _, path := range []string{"/nothing-here", "/assets/no-such-file.js", "/assets/", "/assets/index.html"} {
 		if res, _ := get(t, base+path, ""); res.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, res.StatusCode)
 		}

@@ -265,7 +265,9 @@ func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *test
 	testenv.WaitFor(t, "the worker ready", 30*time.Second, w.ready)
 
 	const ratings, visits = 1000, 900
+	const refused = 20 // out of range: dead-lettered
 	e.cli("produce", "ratings", "--count", fmt.Sprint(ratings), "--seed", "41")
+	e.cli("produce", "ratings", "--count", fmt.Sprint(refused), "--min", "101", "--max", "120", "--seed", "41")
 	e.cli(visitArgs(visits, 41)...)
 	windows := e.offlineWindows(visits, visitWindow)
 	testenv.WaitFor(t, "every window in active_visitors", 90*time.Second, func() bool { return len(e.storedWindows()) >= len(windows) })
@@ -303,6 +305,10 @@ func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *test
 	b.waitFor("the health panel to show no stall once drained", time.Minute, func() (bool, string) {
 		h = eval[health](b, jsHealth)
 		return strings.HasPrefix(h.Summary, "No stage is stalled") && h.StalledRows == 0, fmt.Sprintf("%+v", h)
+	})
+	b.waitFor("the dead letters by reason", 30*time.Second, func() (bool, string) {
+		n := eval[string](b, fmt.Sprintf(`(r => r ? r.cells[2].textContent : '')(document.querySelector('#dead-letters tr[data-topic=%q][data-reason="out_of_range"]'))`, e.dlq))
+		return n == fmt.Sprint(refused), n
 	})
 	b.screenshot("dashboard-desktop.png")
 	b.do("phone width", chromedp.EmulateViewport(390, 844))

@@ -6,8 +6,9 @@
 
 (() => {
   const HISTORY = 500;            // windows the feed sends first
-  const MAX_WINDOWS = 5000;       // windows kept in the page
+  const MAX_WINDOWS = 5000;       // windows kept in the page (pruned 500 at a time)
   const CHART_WINDOWS = 40;       // windows per account in the chart
+  const CHART_ACCOUNTS = 8;       // accounts in the chart: the busiest
   const SHADOW_EVERY_MS = 10000;  // dashboard.ShadowRefresh
   const STATUS_EVERY_MS = 5000;   // the worker refreshes /status every 5 s
   const TOKEN_KEY = "domination.token";
@@ -139,7 +140,7 @@
       state.accounts.add(m.account_id);
       accountOptions();
     }
-    if (state.windows.size > MAX_WINDOWS) {
+    if (state.windows.size > MAX_WINDOWS + 500) {
       const oldest = [...state.windows.entries()].sort((a, b) => a[1].from - b[1].from);
       for (const [k] of oldest.slice(0, state.windows.size - MAX_WINDOWS)) state.windows.delete(k);
     }
@@ -207,11 +208,18 @@
       m.set(w.from, (m.get(w.from) || 0) + w.count);
     }
     const starts = [...new Set([...state.windows.values()].map((w) => w.from))].sort((a, b) => a - b).slice(-CHART_WINDOWS);
-    const series = [...byAccount.keys()].sort((a, b) => a - b).map((a) => ({
+    const total = (a) => starts.reduce((n, s) => n + (byAccount.get(a).get(s) || 0), 0);
+    const shown = [...byAccount.keys()].sort((a, b) => total(b) - total(a) || a - b).slice(0, CHART_ACCOUNTS);
+    const series = shown.sort((a, b) => a - b).map((a) => ({
       name: "account " + a, cls: colour(a), points: starts.map((s) => [s, byAccount.get(a).get(s) || 0]),
     }));
     lineChart($("visitors-chart"), starts, series);
     legend($("visitors-legend"), series.map((s) => [s.cls, s.name]));
+    if (byAccount.size > shown.length) {
+      const more = document.createElement("span");
+      more.textContent = "(the busiest " + shown.length + " of " + byAccount.size + " accounts)";
+      $("visitors-legend").append(more);
+    }
   }
 
   // ---- shadow events ------------------------------------------------------
