@@ -66,7 +66,7 @@ type visitFields struct {
 //     One before 2000, or more than VisitLimits.MaxFuture after or MaxPast
 //     before recorded, is bad_timestamp.
 func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *DecodeError) {
-	f, err := decodeVisit(value, recorded, lim.withDefaults())
+	f, err := decodeVisit(value, recorded, lim)
 	if err != nil {
 		return Visit{}, err
 	}
@@ -78,9 +78,10 @@ func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *Dec
 	return v, nil
 }
 
-// decodeVisit is DecodeVisit without the copies, for limits that have
-// their defaults: it allocates only to unescape a string that has escapes.
+// decodeVisit is DecodeVisit without the copies: it allocates only to
+// unescape a string that has escapes.
 func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields, *DecodeError) {
+	lim = lim.withDefaults()
 	if len(value) > lim.MaxMessageBytes {
 		return visitFields{}, decodeErr(ReasonTooLarge, "message of %d bytes exceeds %d", len(value), lim.MaxMessageBytes)
 	}
