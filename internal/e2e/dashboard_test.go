@@ -259,6 +259,7 @@ func sortedRows(b *browser) []string {
 }
 
 func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *testing.T) {
+	b := newBrowser(t) // first: without chromium, fail before any work
 	e := newEnv(t)
 	e.migrateUp()
 	w := e.startWorker("--window", fmt.Sprintf("%ds", visitWindow), "--grace", "1s", "--stall-after", "5s")
@@ -273,7 +274,6 @@ func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *test
 	testenv.WaitFor(t, "every window in active_visitors", 90*time.Second, func() bool { return len(e.storedWindows()) >= len(windows) })
 	testenv.WaitFor(t, "every rating in shadow", 90*time.Second, func() bool { return e.count("SELECT count() FROM shadow FINAL") == ratings })
 
-	b := newBrowser(t)
 	b.do("open the dashboard", chromedp.Navigate(w.url("/")), chromedp.WaitVisible(chromedp.CSS("#visitors-table tbody tr")))
 
 	// The counts shown are what ClickHouse holds: each key's newest
@@ -387,6 +387,7 @@ func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *test
 }
 
 func TestDashboardWithTokensLoadsThePageAndShowsAScopedTokenOnlyItsAccounts(t *testing.T) {
+	b := newBrowser(t)
 	e := newEnv(t)
 	e.migrateUp()
 	const scoped = "dashboard-scoped-token-1"
@@ -397,7 +398,6 @@ func TestDashboardWithTokensLoadsThePageAndShowsAScopedTokenOnlyItsAccounts(t *t
 	windows := e.offlineWindows(visits, visitWindow)
 	testenv.WaitFor(t, "every window in active_visitors", 90*time.Second, func() bool { return len(e.storedWindows()) >= len(windows) })
 
-	b := newBrowser(t)
 	b.do("open the dashboard without a token", chromedp.Navigate(w.url("/")), chromedp.WaitVisible(chromedp.CSS("#token-form")))
 	b.do("give the token", chromedp.SendKeys(chromedp.CSS("#token"), scoped), chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
 	wantOne := e.latestWindows(1)
