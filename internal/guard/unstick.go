@@ -149,27 +149,10 @@ func (l *leader) watch(ctx context.Context, t Table, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	var due []int
-	for p, e := range end {
-		c, ok := committed[p]
-		k := stuckKey{t.Store, p}
-		if !ok || c < 0 || c >= e {
-			delete(l.seen, k)
-			continue
-		}
-		s := l.seen[k]
-		if s == nil || s.offset != c {
-			l.seen[k] = &stuck{offset: c, since: now, checked: c}
-			continue
-		}
-		if now.Sub(s.since) >= l.g.cfg.SkipAfter {
-			due = append(due, p)
-		}
-	}
+	due := l.track(t.Store, committed, end, now)
 	if len(due) == 0 {
 		return nil
 	}
-	slices.Sort(due)
 	var plans []plan
 	for _, p := range due {
 		s := l.seen[stuckKey{t.Store, p}]
@@ -201,6 +184,32 @@ func (l *leader) watch(ctx context.Context, t Table, now time.Time) error {
 		delete(l.seen, stuckKey{t.Store, pl.partition})
 	}
 	return nil
+}
+
+// track records one reading of a table's engine offsets and returns, in
+// order, the partitions that have had records waiting at the same committed
+// offset for SkipAfter. A partition that moved, or has nothing waiting,
+// starts over.
+func (l *leader) track(store string, committed, end map[int]int64, now time.Time) []int {
+	var due []int
+	for p, e := range end {
+		c, ok := committed[p]
+		k := stuckKey{store, p}
+		if !ok || c < 0 || c >= e {
+			delete(l.seen, k)
+			continue
+		}
+		s := l.seen[k]
+		if s == nil || s.offset != c {
+			l.seen[k] = &stuck{offset: c, since: now, checked: c}
+			continue
+		}
+		if now.Sub(s.since) >= l.g.cfg.SkipAfter {
+			due = append(due, p)
+		}
+	}
+	slices.Sort(due)
+	return due
 }
 
 // plan is how to move one partition past its bad record.
