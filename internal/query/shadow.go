@@ -135,7 +135,7 @@ func shadowSQL(q ShadowQuery, clean []time.Time) (string, []any) {
 		c, a := sealedCond("minute", lo, hi, store)
 		w.add(c, a...)
 		typeFilter(&w)
-		branches = append(branches, "SELECT minute AS t, type, events AS n FROM shadow_minutes FINAL"+w.String())
+		branches = append(branches, "SELECT minute AS t, type, argMax(events, sealed) AS n FROM shadow_minutes"+w.String()+" GROUP BY t, type")
 		args = append(args, w.args...)
 	}
 	if len(store) > 0 {

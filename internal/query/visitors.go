@@ -119,7 +119,7 @@ func activeVisitorsSQL(q ActiveVisitorsQuery, clean []time.Time) (string, []any)
 		var w where
 		c, a := sealedCond("window_start", lo, hi, store)
 		w.add(c, a...)
-		w.add("(toStartOfMinute(window_start), sealed) IN (SELECT minute, sealed FROM active_visitors_seals FINAL WHERE minute >= ? AND minute < ?)", lo, hi)
+		w.add("(toStartOfMinute(window_start), sealed) IN (SELECT minute, max(sealed) FROM active_visitors_seals WHERE minute >= ? AND minute < ? GROUP BY minute)", lo, hi)
 		filters(&w)
 		branches = append(branches, columns+"active_visitors_sealed"+w.String())
 		args = append(args, w.args...)

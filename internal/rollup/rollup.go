@@ -218,11 +218,12 @@ type store struct {
 }
 
 // staleSQL finds the minutes of arrivals whose seal in seals is missing or
-// names another arrival count.
+// names another arrival count. A minute's seal is its row (rows, for
+// shadow's types, all alike) with the highest version, what FINAL keeps.
 func staleSQL(arrivals, seals string) string {
 	return "SELECT minute, arrived FROM (SELECT minute, sum(arrived) AS arrived FROM " + arrivals +
-		" WHERE minute < ? GROUP BY minute) AS arrivals ANY LEFT JOIN (SELECT minute, any(arrived) AS sealed_arrived, toUInt8(1) AS has_seal FROM " + seals +
-		" FINAL WHERE minute < ? GROUP BY minute) AS seals USING minute WHERE has_seal = 0 OR sealed_arrived != arrived ORDER BY minute LIMIT ?"
+		" WHERE minute < ? GROUP BY minute) AS arrivals ANY LEFT JOIN (SELECT minute, argMax(arrived, sealed) AS sealed_arrived, toUInt8(1) AS has_seal FROM " + seals +
+		" WHERE minute < ? GROUP BY minute) AS seals USING minute WHERE has_seal = 0 OR sealed_arrived != arrived ORDER BY minute LIMIT ?"
 }
 
 // unsealedSQL finds the minutes of store (by its time column) with neither
