@@ -238,8 +238,8 @@ func DecodeRating(value []byte, lim RatingLimits) (Rating, error) {
 	if len(value) > lim.MaxMessageBytes {
 		return Rating{}, decodeErr(ReasonTooLarge, "message is %d bytes, limit %d", len(value), lim.MaxMessageBytes)
 	}
-	f, err := scanFields(value, ratingKeys)
-	if err != nil {
+	f := fields{names: ratingKeys}
+	if err := f.scan(value); err != nil {
 		return Rating{}, err
 	}
 	r, err := f.rating(value, lim)
@@ -312,13 +312,10 @@ type fields struct {
 	vals  [maxFields]span
 }
 
-// scanFields scans value, one JSON object, and returns the values of its
-// keys names.
-func scanFields(value []byte, names []string) (fields, *DecodeError) {
+// scan scans value, one JSON object, recording the values of f's keys.
+func (f *fields) scan(value []byte) *DecodeError {
 	s := scanner{buf: value}
-	f := fields{names: names}
-	err := s.document(&f)
-	return f, err
+	return s.document(f)
 }
 
 // ratingKeys are the keys DecodeRating looks for, indexed by ratingField

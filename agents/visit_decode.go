@@ -85,8 +85,8 @@ func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields
 	if len(value) > lim.MaxMessageBytes {
 		return visitFields{}, decodeErr(ReasonTooLarge, "message of %d bytes exceeds %d", len(value), lim.MaxMessageBytes)
 	}
-	f, err := scanFields(value, visitKeys)
-	if err != nil {
+	f := fields{names: visitKeys}
+	if err := f.scan(value); err != nil {
 		return visitFields{}, err
 	}
 	var v visitFields
