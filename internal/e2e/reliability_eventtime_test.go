@@ -96,6 +96,10 @@ func TestReliabilityVisitsStampedAheadLeaveOnTimeCountsUntouched(t *testing.T) {
 	e := newEnv(t)
 	e.migrateUp()
 	w := e.startWorker("--window", "2s", "--grace", "1s")
+	// The agents start once the worker has created their topics.
+	testenv.WaitFor(t, "both visit stages in a generation", 2*time.Minute, func() bool {
+		return w.metric(`domination_rebalances_total{agent="visits"}`) >= 1 && w.metric(`domination_rebalances_total{agent="windows"}`) >= 1
+	})
 	now := time.Now()
 	sec := func(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
 	aheads := []struct {
