@@ -235,11 +235,8 @@ func (l RatingLimits) Validate() error {
 // slice.
 func DecodeRating(value []byte, lim RatingLimits) (Rating, error) {
 	lim = lim.withDefaults()
-	if len(value) > lim.MaxMessageBytes {
-		return Rating{}, decodeErr(ReasonTooLarge, "message is %d bytes, limit %d", len(value), lim.MaxMessageBytes)
-	}
 	f := fields{names: ratingKeys}
-	if err := f.scan(value); err != nil {
+	if err := f.scan(value, lim.MaxMessageBytes); err != nil {
 		return Rating{}, err
 	}
 	r, err := f.rating(value, lim)
@@ -312,8 +309,12 @@ type fields struct {
 	vals  [maxFields]span
 }
 
-// scan scans value, one JSON object, recording the values of f's keys.
-func (f *fields) scan(value []byte) *DecodeError {
+// scan scans value, one JSON object of at most maxBytes, recording the
+// values of f's keys.
+func (f *fields) scan(value []byte, maxBytes int) *DecodeError {
+	if len(value) > maxBytes {
+		return decodeErr(ReasonTooLarge, "message is %d bytes, limit %d", len(value), maxBytes)
+	}
 	s := scanner{buf: value}
 	return s.document(f)
 }

@@ -46,23 +46,13 @@ func FuzzDecodeRating(f *testing.F) {
 	lim := DefaultRatingLimits()
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r, err := DecodeRating(in, RatingLimits{})
-		valid := json.Valid(in)
-		if err != nil {
-			var de *DecodeError
-			if !errors.As(err, &de) || !slices.Contains(Reasons, de.Reason) || de.Detail == "" {
-				t.Fatalf("DecodeRating(%q) error %#v, want a *DecodeError with a known reason and a detail", in, err)
-			}
-			if de.Reason == ReasonMalformedJSON && valid && utf8.Valid(in) && !strictBeyondJSON(de.Detail) {
-				t.Fatalf("DecodeRating(%q) = %v, but the input is valid JSON", in, err)
-			}
+		var de *DecodeError
+		if err != nil && !errors.As(err, &de) {
+			t.Fatalf("DecodeRating(%q) error %#v, want a *DecodeError", in, err)
+		}
+		m, ok := checkStrictVerdict(t, "DecodeRating", in, de, Reasons)
+		if !ok {
 			return
-		}
-		if !valid {
-			t.Fatalf("DecodeRating(%q) accepted invalid JSON", in)
-		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(in, &m); err != nil {
-			t.Fatalf("DecodeRating(%q) accepted what encoding/json rejects: %v", in, err)
 		}
 		var rating int64
 		if err := json.Unmarshal(m["rating"], &rating); err != nil || rating != r.Rating {
@@ -81,6 +71,32 @@ func FuzzDecodeRating(f *testing.F) {
 		out := AppendShadow(nil, Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
 		checkShadowRoundTrip(t, out, Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
 	})
+}
+
+// checkStrictVerdict checks a strict decoder's verdict on in against
+// encoding/json: a rejection has one of reasons and a detail, and is
+// malformed_json for valid JSON only by a documented strictness; an
+// accepted input is valid JSON, whose top-level object it returns. ok is
+// false for a rejection.
+func checkStrictVerdict(t *testing.T, decoder string, in []byte, err *DecodeError, reasons []Reason) (m map[string]json.RawMessage, ok bool) {
+	t.Helper()
+	valid := json.Valid(in)
+	if err != nil {
+		if !slices.Contains(reasons, err.Reason) || err.Detail == "" {
+			t.Fatalf("%s(%q) error %#v, want a known reason and a detail", decoder, in, err)
+		}
+		if err.Reason == ReasonMalformedJSON && valid && utf8.Valid(in) && !strictBeyondJSON(err.Detail) {
+			t.Fatalf("%s(%q) = %v, but the input is valid JSON", decoder, in, err)
+		}
+		return nil, false
+	}
+	if !valid {
+		t.Fatalf("%s(%q) accepted invalid JSON", decoder, in)
+	}
+	if err := json.Unmarshal(in, &m); err != nil {
+		t.Fatalf("%s(%q) accepted what encoding/json rejects: %v", decoder, in, err)
+	}
+	return m, true
 }
 
 // strictBeyondJSON reports whether a malformed_json detail is one of the

@@ -82,11 +82,8 @@ func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *Dec
 // unescape a string that has escapes.
 func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields, *DecodeError) {
 	lim = lim.withDefaults()
-	if len(value) > lim.MaxMessageBytes {
-		return visitFields{}, decodeErr(ReasonTooLarge, "message of %d bytes exceeds %d", len(value), lim.MaxMessageBytes)
-	}
 	f := fields{names: visitKeys}
-	if err := f.scan(value); err != nil {
+	if err := f.scan(value, lim.MaxMessageBytes); err != nil {
 		return visitFields{}, err
 	}
 	var v visitFields

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 
@@ -304,22 +303,9 @@ func FuzzDecodeVisit(f *testing.F) {
 	lim := VisitLimits{}.withDefaults()
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v, err := DecodeVisit(in, visitRecorded, VisitLimits{})
-		valid := json.Valid(in)
-		if err != nil {
-			if !slices.Contains(VisitReasons, err.Reason) || err.Detail == "" {
-				t.Fatalf("DecodeVisit(%q) error %#v, want a visit reason and a detail", in, err)
-			}
-			if err.Reason == ReasonMalformedJSON && valid && utf8.Valid(in) && !strictBeyondJSON(err.Detail) {
-				t.Fatalf("DecodeVisit(%q) = %v, but the input is valid JSON", in, err)
-			}
+		m, ok := checkStrictVerdict(t, "DecodeVisit", in, err, VisitReasons)
+		if !ok {
 			return
-		}
-		if !valid {
-			t.Fatalf("DecodeVisit(%q) accepted invalid JSON", in)
-		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(in, &m); err != nil {
-			t.Fatalf("DecodeVisit(%q) accepted what encoding/json rejects: %v", in, err)
 		}
 		var std Visit
 		for key, dst := range map[string]any{"id": &std.ID, "account_id": &std.AccountID, "store_id": &std.StoreID, "timestamp": &std.Timestamp} {
