@@ -129,16 +129,17 @@ func sealedCond(col string, lo, hi time.Time, store []span) (string, []any) {
 }
 
 // cleanMinutes returns the minutes of [lo, hi) whose seal in seals still
-// names the arrival count the minute has in arrivals, sorted. The newest
-// seal of a minute is the row with the highest version, what FINAL would
-// keep; argMax finds it without FINAL's merge, which on 18.16 costs
-// several times as much even over the seals.
-func cleanMinutes(ctx context.Context, conn driver.Conn, arrivals, seals string, lo, hi time.Time) ([]time.Time, error) {
+// names the arrival count the minute has in arrivals, sorted. One is the
+// condition on seals that leaves one row per seal (shadow_minutes holds
+// one per type, all with the same count). Reading the seals with FINAL is
+// reading a few rows per minute, not the store's history: measured on
+// 18.16 it is faster over them than a GROUP BY with argMax.
+func cleanMinutes(ctx context.Context, conn driver.Conn, arrivals, seals, one string, lo, hi time.Time) ([]time.Time, error) {
 	if !lo.Before(hi) {
 		return nil, nil
 	}
-	sql := "SELECT minute FROM (SELECT minute, argMax(arrived, sealed) AS sealed_arrived FROM " + seals +
-		" WHERE minute >= ? AND minute < ? GROUP BY minute) AS seals ANY LEFT JOIN (SELECT minute, sum(arrived) AS arrived FROM " + arrivals +
+	sql := "SELECT minute FROM (SELECT minute, arrived AS sealed_arrived FROM " + seals +
+		" FINAL WHERE minute >= ? AND minute < ?" + one + ") AS seals ANY LEFT JOIN (SELECT minute, sum(arrived) AS arrived FROM " + arrivals +
 		" WHERE minute >= ? AND minute < ? GROUP BY minute) AS arrivals USING minute WHERE sealed_arrived = arrived ORDER BY minute"
 	rows, err := conn.Query(ctx, sql, lo, hi, lo, hi)
 	if err != nil {

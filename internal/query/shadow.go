@@ -73,7 +73,7 @@ func Shadow(ctx context.Context, conn driver.Conn, q ShadowQuery) (*Result, erro
 		return nil, err
 	}
 	lo, hi := sealedRange(q.Since, q.Until)
-	clean, err := cleanMinutes(ctx, conn, "shadow_arrivals", "shadow_minutes", lo, hi)
+	clean, err := cleanMinutes(ctx, conn, "shadow_arrivals", "shadow_minutes", " AND type = 'Incompatible'", lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("query shadow: %w", err)
 	}
@@ -135,7 +135,7 @@ func shadowSQL(q ShadowQuery, clean []time.Time) (string, []any) {
 		c, a := sealedCond("minute", lo, hi, store)
 		w.add(c, a...)
 		typeFilter(&w)
-		branches = append(branches, "SELECT minute AS t, type, argMax(events, sealed) AS n FROM shadow_minutes"+w.String()+" GROUP BY t, type")
+		branches = append(branches, "SELECT minute AS t, type, events AS n FROM shadow_minutes FINAL"+w.String())
 		args = append(args, w.args...)
 	}
 	if len(store) > 0 {

@@ -77,7 +77,7 @@ func TestShadowSQLReadsSealsForCleanMinutesAndTheStoreForTheRest(t *testing.T) {
 	clean := []time.Time{t0.Add(2 * time.Minute), t0.Add(3 * time.Minute)}
 	sql, args := shadowSQL(ShadowQuery{Since: half, Until: t0.Add(5 * time.Minute), Types: []string{"Sha"}, By: "hour", Limit: 3}, clean)
 	want := "SELECT toStartOfHour(t) AS bucket, type, sum(n) AS total FROM (" +
-		"SELECT minute AS t, type, argMax(events, sealed) AS n FROM shadow_minutes WHERE minute >= ? AND minute < ? AND NOT ((minute >= ? AND minute < ?) OR (minute >= ? AND minute < ?)) AND type IN (?) GROUP BY t, type" +
+		"SELECT minute AS t, type, events AS n FROM shadow_minutes FINAL WHERE minute >= ? AND minute < ? AND NOT ((minute >= ? AND minute < ?) OR (minute >= ? AND minute < ?)) AND type IN (?)" +
 		" UNION ALL SELECT toStartOfMinute(emit_timestamp) AS t, type, count() AS n FROM shadow FINAL WHERE ((emit_timestamp >= ? AND emit_timestamp < ?) OR (emit_timestamp >= ? AND emit_timestamp < ?)) AND type IN (?) GROUP BY t, type" +
 		") GROUP BY bucket, type HAVING total > 0 ORDER BY bucket, type LIMIT ?"
 	if sql != want {

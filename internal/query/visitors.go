@@ -53,7 +53,7 @@ func ActiveVisitors(ctx context.Context, conn driver.Conn, q ActiveVisitorsQuery
 		return nil, err
 	}
 	lo, hi := sealedRange(q.Since, q.Until)
-	clean, err := cleanMinutes(ctx, conn, "active_visitors_arrivals", "active_visitors_seals", lo, hi)
+	clean, err := cleanMinutes(ctx, conn, "active_visitors_arrivals", "active_visitors_seals", "", lo, hi)
 	if err != nil {
 		return nil, fmt.Errorf("query active_visitors: %w", err)
 	}
@@ -119,7 +119,7 @@ func activeVisitorsSQL(q ActiveVisitorsQuery, clean []time.Time) (string, []any)
 		var w where
 		c, a := sealedCond("window_start", lo, hi, store)
 		w.add(c, a...)
-		w.add("(toStartOfMinute(window_start), sealed) IN (SELECT minute, max(sealed) FROM active_visitors_seals WHERE minute >= ? AND minute < ? GROUP BY minute)", lo, hi)
+		w.add("(toStartOfMinute(window_start), sealed) IN (SELECT minute, sealed FROM active_visitors_seals FINAL WHERE minute >= ? AND minute < ?)", lo, hi)
 		filters(&w)
 		branches = append(branches, columns+"active_visitors_sealed"+w.String())
 		args = append(args, w.args...)
