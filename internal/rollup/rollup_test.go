@@ -401,3 +401,38 @@ func TestActiveVisitorsListEachWindowOnceThroughSealsAndLateCopies(t *testing.T)
 	}
 	checkVisitors(t, conn, query.ActiveVisitorsQuery{AccountIDs: []int64{2}, NullStore: true})
 }
+
+func TestRunsCutsSortedMinutesIntoConsecutiveRunsOfAtMostMax(t *testing.T) {
+	ms := func(ns ...int) []minute {
+		out := make([]minute, len(ns))
+		for i, n := range ns {
+			out[i] = minute{at: at(n), arrived: uint64(n)}
+		}
+		return out
+	}
+	got := runs(ms(0, 1, 2, 5, 6, 9), 2)
+	want := [][]minute{ms(0, 1), ms(2), ms(5, 6), ms(9)}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("runs = %v, want %v", got, want)
+	}
+	if got := runs(nil, 3); len(got) != 0 {
+		t.Fatalf("runs of nothing = %v", got)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Interval: -time.Second}, "rollup interval -1s is negative"},
+		{Config{Lag: -time.Second}, "rollup lag -1s is negative"},
+		{Config{MaxMinutes: -1}, "want at least 1"},
+	} {
+		testenv.CheckErr(t, "Validate", tt.cfg.Validate(), tt.want)
+	}
+	if _, err := New(Config{}, nil, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("New without a connection: no error")
+	}
+}
