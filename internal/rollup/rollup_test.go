@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -435,4 +436,57 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(Config{}, nil, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("New without a connection: no error")
 	}
+}
+
+// Passes running while rows arrive, duplicates and late ones among them,
+// never leave a seal that looks clean and is wrong: once the inserts stop,
+// the answers equal FINAL's before any further pass, and after one.
+func TestPassesConcurrentWithInsertsLeaveNoWrongCleanSeal(t *testing.T) {
+	conn := testDB(t, true)
+	r := rand.New(rand.NewPCG(1, 2))
+	var sent []rating
+	batches := make([][]rating, 60)
+	for i := range batches {
+		for j := 0; j < 50; j++ {
+			if len(sent) > 0 && r.IntN(3) == 0 {
+				batches[i] = append(batches[i], sent[r.IntN(len(sent))]) // a copy
+				continue
+			}
+			rt := rating{fmt.Sprintf("c%d", len(sent)), at(r.IntN(10)).Add(time.Duration(r.IntN(60)) * time.Second), int32(1 + r.IntN(100))}
+			sent = append(sent, rt)
+			batches[i] = append(batches[i], rt)
+		}
+	}
+	done := make(chan struct{})
+	passes := make(chan error, 1)
+	go func() {
+		s := newSealer(t, conn)
+		for {
+			select {
+			case <-done:
+				passes <- nil
+				return
+			default:
+			}
+			if _, err := s.Pass(context.Background(), t0.Add(time.Hour)); err != nil {
+				passes <- err
+				return
+			}
+		}
+	}()
+	for _, b := range batches {
+		insert(t, conn, b...)
+	}
+	close(done)
+	if err := <-passes; err != nil {
+		t.Fatal(err)
+	}
+	checkShadow(t, conn)
+	if _, err := newSealer(t, conn).Pass(context.Background(), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := sealedMinutes(t, conn); n != 10 {
+		t.Fatalf("%d minutes sealed, want all 10", n)
+	}
+	checkShadow(t, conn)
 }
