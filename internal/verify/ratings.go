@@ -62,10 +62,27 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 	usedAt := map[origin]bool{}
 	usedKey := map[string]bool{}
 
+	// A replayed record is a dead letter sent back to the input topic: the
+	// input it copies is counted once, as landed if the copy landed, and
+	// the copy is not an input of its own.
+	replayed := map[stamp]bool{}
+	for _, in := range inputs {
+		if !in.Replayed {
+			continue
+		}
+		r.Produced--
+		if rt, err := agents.DecodeRating(in.Value, lenient); err == nil {
+			replayed[stamp{string(rt.UniqueID), in.Time}] = true
+		}
+	}
+
 	// stamps holds the distinct timestamps each unique_id was sent with
 	// (-1 for an input whose timestamp is unknown).
 	stamps := map[string]map[int64]bool{}
 	for _, in := range inputs {
+		if in.Replayed {
+			continue
+		}
 		rating, err := agents.DecodeRating(in.Value, lenient)
 		id := ""
 		if err == nil {
@@ -102,6 +119,10 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 			}
 		}
 		switch {
+		case row != nil && d != nil && replayed[stamp{id, in.Time}]:
+			// Dead-lettered, then replayed and stored: landed once.
+			r.Landed++
+			r.Replayed++
 		case row != nil && d != nil:
 			// Counted in the store and dead-lettered too.
 			r.Landed++

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/dlq"
 	"github.com/domination/domination/producer"
 )
 
@@ -106,6 +107,11 @@ func (s *Source) Inputs(ctx context.Context, topic string, since time.Time) ([]I
 	out := make([]Input, len(msgs))
 	for i, m := range msgs {
 		out[i] = Input{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time.Unix(), Key: m.Key, Value: m.Value}
+		for _, h := range m.Headers {
+			if h.Key == dlq.HeaderReplayedFrom {
+				out[i].Replayed = true
+			}
+		}
 	}
 	return out, nil
 }

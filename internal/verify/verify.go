@@ -50,6 +50,9 @@ type Report struct {
 	// DeadLettered counts the inputs found in the dead-letter topic (each
 	// once, however often it was dead-lettered).
 	DeadLettered int `json:"dead_lettered"`
+	// Replayed counts the inputs that were dead-lettered, then replayed by
+	// `domination dlq replay` and stored: they count as landed too.
+	Replayed int `json:"replayed,omitempty"`
 	// Unexpected counts stored rows (or counted visits) and dead letters
 	// that no input explains: another run's data in the same tables, or a
 	// bug.
@@ -86,6 +89,9 @@ func (r Report) Line(scenario string) string {
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "produced=%d landed=%d missing=%d duplicated=%d dead_lettered=%d", r.Produced, r.Landed, r.Missing, r.Duplicated, r.DeadLettered)
+	if r.Replayed > 0 {
+		fmt.Fprintf(&b, " replayed=%d", r.Replayed)
+	}
 	if r.Unexpected > 0 {
 		fmt.Fprintf(&b, " unexpected=%d", r.Unexpected)
 	}
@@ -130,6 +136,10 @@ type Input struct {
 	Time  int64 // unix seconds
 	Key   []byte
 	Value []byte
+	// Replayed is set on a record `domination dlq replay` sent back from a
+	// dead-letter topic (header dlq.replayed-from): a second delivery of an
+	// input already counted, not an input of its own.
+	Replayed bool
 }
 
 // DeadLetter is one record of a dead-letter topic, reduced to what

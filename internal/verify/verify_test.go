@@ -114,3 +114,21 @@ func TestReconcileVisitsComparesWindowsWithAnOfflineRecomputation(t *testing.T) 
 		t.Fatalf("reasons %v", r.Reasons)
 	}
 }
+
+func TestReconcileRatingsCountsAReplayedDeadLetterOnceAsLanded(t *testing.T) {
+	rating := []byte(`{"rating":101,"unique_id":"r1"}`)
+	orig := Input{Topic: "dominate", Partition: 0, Offset: 7, Time: 1700000000, Key: []byte("r1"), Value: rating}
+	replay := Input{Topic: "dominate", Partition: 0, Offset: 9, Time: 1700000000, Key: []byte("r1"), Value: rating, Replayed: true}
+	dead := []DeadLetter{{Topic: "dominate", Partition: 0, Offset: 7, Key: []byte("r1"), Value: rating, Reason: "out_of_range"}}
+	rows := []ShadowRow{{UniqueID: "r1", EmitTimestamp: 1700000000, Type: "Incompatible", Rating: 101}}
+	r := ReconcileRatings([]Input{orig, replay}, rows, dead)
+	if r.Produced != 1 || r.Landed != 1 || r.Replayed != 1 || r.Duplicated != 0 || r.Missing != 0 || r.Unexpected != 0 {
+		t.Errorf("replayed once: %s (replayed=%d), want produced=1 landed=1 replayed=1 and nothing else", r, r.Replayed)
+	}
+	// Without the replay, the same stored row beside a dead letter is a
+	// duplicate: the pipeline both stored and refused one input.
+	r = ReconcileRatings([]Input{orig}, rows, dead)
+	if r.Duplicated != 1 {
+		t.Errorf("stored and dead-lettered without a replay: %s, want duplicated=1", r)
+	}
+}
