@@ -26,7 +26,10 @@ type config struct {
 	// domination, passthrough, goka and python are the contenders'
 	// executables.
 	domination, passthrough, goka, python string
-	brokers                               []string
+	// dominationBefore, when set, is an earlier build whose queries the
+	// query-at-scale part times too (BENCH_DOMINATION_BEFORE).
+	dominationBefore string
+	brokers          []string
 	// chAddr is ClickHouse's native address (for the binary), chHTTP its
 	// HTTP interface (for the harness's polls), chKafkaBrokers the broker
 	// list as the ClickHouse server reaches it.
@@ -80,22 +83,23 @@ func loadConfig() (config, error) {
 	root := filepath.Dir(bench)
 	stamp := time.Now().UTC().Format("20060102t150405")
 	c := config{
-		root:            root,
-		bench:           bench,
-		domination:      env("BENCH_DOMINATION", filepath.Join(root, "bin", "domination")),
-		passthrough:     env("BENCH_PASSTHROUGH", filepath.Join(bench, "bin", "passthrough")),
-		goka:            env("BENCH_GOKA", filepath.Join(bench, "bin", "goka-shadow")),
-		python:          env("BENCH_PYTHON", filepath.Join(bench, ".venv", "bin", "python")),
-		profile:         env("BENCH_PROFILE", "") == "1",
-		dominationPprof: env("BENCH_DOMINATION_PPROF", filepath.Join(bench, "bin", "domination-pprof")),
-		brokers:         strings.Split(env("BENCH_KAFKA_BROKERS", "127.0.0.1:9092"), ","),
-		chAddr:          env("BENCH_CLICKHOUSE_ADDR", "127.0.0.1:9000"),
-		chHTTP:          env("BENCH_CLICKHOUSE_HTTP", "http://127.0.0.1:8123"),
-		chKafkaBrokers:  env("BENCH_CLICKHOUSE_KAFKA_BROKERS", ""),
-		prefix:          "bench-" + stamp,
-		work:            filepath.Join(bench, ".work", stamp),
-		results:         filepath.Join(bench, "results"),
-		parts:           map[string]bool{},
+		root:             root,
+		bench:            bench,
+		domination:       env("BENCH_DOMINATION", filepath.Join(root, "bin", "domination")),
+		dominationBefore: env("BENCH_DOMINATION_BEFORE", ""),
+		passthrough:      env("BENCH_PASSTHROUGH", filepath.Join(bench, "bin", "passthrough")),
+		goka:             env("BENCH_GOKA", filepath.Join(bench, "bin", "goka-shadow")),
+		python:           env("BENCH_PYTHON", filepath.Join(bench, ".venv", "bin", "python")),
+		profile:          env("BENCH_PROFILE", "") == "1",
+		dominationPprof:  env("BENCH_DOMINATION_PPROF", filepath.Join(bench, "bin", "domination-pprof")),
+		brokers:          strings.Split(env("BENCH_KAFKA_BROKERS", "127.0.0.1:9092"), ","),
+		chAddr:           env("BENCH_CLICKHOUSE_ADDR", "127.0.0.1:9000"),
+		chHTTP:           env("BENCH_CLICKHOUSE_HTTP", "http://127.0.0.1:8123"),
+		chKafkaBrokers:   env("BENCH_CLICKHOUSE_KAFKA_BROKERS", ""),
+		prefix:           "bench-" + stamp,
+		work:             filepath.Join(bench, ".work", stamp),
+		results:          filepath.Join(bench, "results"),
+		parts:            map[string]bool{},
 	}
 	ints := []struct {
 		name string

@@ -40,10 +40,14 @@ type scaleQuery struct {
 	Args       string  `json:"args"`
 	Rows       int     `json:"rows"`
 	Domination float64 `json:"domination_seconds"`
-	Final      float64 `json:"final_seconds"`
-	Plain      float64 `json:"plain_seconds"`
-	Exact      bool    `json:"exact"`
-	Mismatch   string  `json:"mismatch,omitempty"`
+	// Before is the same command of an earlier build (BENCH_DOMINATION_BEFORE),
+	// when given: the product as it read everything with FINAL.
+	Before      float64 `json:"before_seconds,omitempty"`
+	BeforeExact bool    `json:"before_exact,omitempty"`
+	Final       float64 `json:"final_seconds"`
+	Plain       float64 `json:"plain_seconds"`
+	Exact       bool    `json:"exact"`
+	Mismatch    string  `json:"mismatch,omitempty"`
 }
 
 // scaleShape is a query of the part: the command's arguments, and the
@@ -193,14 +197,21 @@ func (b *bench) scaleRun(ctx context.Context, res *scaleResult) error {
 	}
 	for _, sh := range shapes {
 		q := scaleQuery{Name: sh.name, Args: strings.Join(sh.args, " ")}
-		var dom, fin, plain []float64
-		var got, want string
-		for i := 0; i < res.Runs; i++ { // interleaved, so a busy moment hits all three alike
-			out, took, err := b.queryRows(ctx, global, sh.args)
+		var dom, before, fin, plain []float64
+		var got, gotBefore, want string
+		for i := 0; i < res.Runs; i++ { // interleaved, so a busy moment hits every reader alike
+			out, took, err := b.queryRows(ctx, b.cfg.domination, global, sh.args)
 			if err != nil {
 				return fmt.Errorf("%s: %w", sh.name, err)
 			}
 			dom = append(dom, took)
+			if b.cfg.dominationBefore != "" {
+				out, took, err := b.queryRows(ctx, b.cfg.dominationBefore, global, sh.args)
+				if err != nil {
+					return fmt.Errorf("%s with %s: %w", sh.name, b.cfg.dominationBefore, err)
+				}
+				before, gotBefore = append(before, took), out
+			}
 			t := time.Now()
 			f, err := b.clickhouse(ctx, fmt.Sprintf(sh.final, "FINAL"))
 			if err != nil {
@@ -215,6 +226,9 @@ func (b *bench) scaleRun(ctx context.Context, res *scaleResult) error {
 			got, want = out, f
 		}
 		q.Domination, q.Final, q.Plain = median(dom), median(fin), median(plain)
+		if len(before) > 0 {
+			q.Before, q.BeforeExact = median(before), gotBefore == want
+		}
 		q.Rows = strings.Count(want, "\n")
 		q.Exact = got == want
 		if !q.Exact {
@@ -229,12 +243,12 @@ func (b *bench) scaleRun(ctx context.Context, res *scaleResult) error {
 // queryRows runs `domination query … --format csv`, timing the command
 // alone, and prints its rows as the FINAL statements do (TabSeparated,
 // times as unix seconds, NULL as \N), for comparison.
-func (b *bench) queryRows(ctx context.Context, global, args []string) (string, float64, error) {
+func (b *bench) queryRows(ctx context.Context, binary string, global, args []string) (string, float64, error) {
 	argv := append(slices.Clone(global), "query")
 	argv = append(argv, args...)
 	argv = append(argv, "--format", "csv")
 	t := time.Now()
-	out, err := exec.CommandContext(ctx, b.cfg.domination, argv...).Output()
+	out, err := exec.CommandContext(ctx, binary, argv...).Output()
 	took := time.Since(t).Seconds()
 	if err != nil {
 		return "", 0, err
@@ -329,14 +343,22 @@ func (r *report) printScale(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n4. Query at scale: %s ratings and %s windows over %d days, %.0f%% re-delivered, bulk-loaded into the stores (INSERT … SELECT FROM numbers())\n",
 		commas(float64(s.Ratings)), commas(float64(s.Windows)), s.Days, 100*s.Redelivered)
-	fmt.Fprintf(w, "   load %.1f s, merges settled %.1f s, worker start → sealed %.1f s. Median of %d interleaved runs per reader, seconds.\n\n", s.LoadSeconds, s.MergeSeconds, s.SealSeconds, s.Runs)
+	fmt.Fprintf(w, "   load %.1f s, merges settled %.1f s, worker start → sealed %.1f s. Median of %d interleaved runs per reader, seconds.\n", s.LoadSeconds, s.MergeSeconds, s.SealSeconds, s.Runs)
+	fmt.Fprintf(w, "   domination and before: the whole command, --format csv (before: BENCH_DOMINATION_BEFORE, a build that read everything with FINAL); FINAL and no FINAL: the statement alone over HTTP.\n\n")
 	if s.Error != "" {
 		fmt.Fprintf(w, "   failed: %s\n", indent(s.Error))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "query\trows\tdomination s\tFINAL s\tvs FINAL\tno FINAL (inexact) s\texact\t")
+	fmt.Fprintln(tw, "query\trows\tdomination s\tbefore s\tFINAL s\tvs FINAL\tno FINAL (inexact) s\texact\t")
 	for _, q := range s.Queries {
-		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.3f\t%.1f×\t%.3f\t%v\t\n", q.Name, commas(float64(q.Rows)), q.Domination, q.Final, q.Final/q.Domination, q.Plain, q.Exact)
+		before := "-"
+		if q.Before > 0 {
+			before = fmt.Sprintf("%.3f", q.Before)
+			if !q.BeforeExact {
+				before += " (differs)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%.3f\t%.1f×\t%.3f\t%v\t\n", q.Name, commas(float64(q.Rows)), q.Domination, before, q.Final, q.Final/q.Domination, q.Plain, q.Exact)
 	}
 	tw.Flush()
 	for _, q := range s.Queries {
