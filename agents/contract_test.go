@@ -72,6 +72,23 @@ func TestCheckActiveVisitors(t *testing.T) {
 	}
 }
 
+// FuzzCheckShadowFastPathKeepsOnlyWhatTheFullCheckKeeps: the scanner's fast
+// path accepts a record only when the encoding/json check does.
+func FuzzCheckShadowFastPathKeepsOnlyWhatTheFullCheckKeeps(f *testing.F) {
+	f.Add([]byte(AppendShadow(nil, Classify(15), []byte("id-1"), 1700000000, 15)))
+	f.Add([]byte(` {"rating":-3,"emit_timestamp":946684800,"unique_id":"x\u00e9","type":"Sha"} `))
+	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":1700000000,"rating":3,"rating":3}`))
+	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":4294967296,"rating":3}`))
+	f.Add([]byte(`{"typ\u0065":"Dow","unique_id":"\u00ff","emit_timestamp":1700000000,"rating":2147483645}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if plainShadow(in) {
+			if err := checkShadowJSON(in); err != nil {
+				t.Fatalf("the fast path keeps %q, the full check refuses it: %v", in, err)
+			}
+		}
+	})
+}
+
 // FuzzCheckShadowAcceptsWhatAppendShadowWrites: the checker and the writer
 // of the shadow topic agree on every rating the agent can emit.
 func FuzzCheckShadowAcceptsWhatAppendShadowWrites(f *testing.F) {
@@ -86,4 +103,20 @@ func FuzzCheckShadowAcceptsWhatAppendShadowWrites(f *testing.F) {
 			t.Fatalf("CheckShadow(AppendShadow(%q, %d, %d)) = %v; record %s", id, ts, rating, err, out)
 		}
 	})
+}
+
+func TestCheckShadowKeepsWhatTheAgentWritesWithoutAllocating(t *testing.T) {
+	for _, rating := range []int64{1, 3, 5, 15, 100} {
+		rec := AppendShadow(nil, Classify(rating), []byte(exampleUUID), 1700000000, rating)
+		if !plainShadow(rec) {
+			t.Errorf("the fast path leaves %s to the full check", rec)
+		}
+		if allocs := testing.AllocsPerRun(50, func() {
+			if err := CheckShadow(rec); err != nil {
+				t.Fatal(err)
+			}
+		}); allocs != 0 {
+			t.Errorf("CheckShadow(%s) made %v allocations, want 0", rec, allocs)
+		}
+	}
 }

@@ -307,6 +307,8 @@ const maxFields = 4
 type fields struct {
 	names []string
 	vals  [maxFields]span
+	// others counts the keys that are not names.
+	others int
 }
 
 // scan scans value, one JSON object of at most maxBytes, recording the
@@ -530,6 +532,8 @@ func (s *scanner) object(depth int, f *fields) *DecodeError {
 					return decodeErr(ReasonMalformedJSON, "duplicate key %q at offset %d", f.names[i], keyAt)
 				}
 				f.vals[i] = v
+			} else {
+				f.others++
 			}
 		}
 		s.skipSpace()
