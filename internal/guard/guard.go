@@ -109,6 +109,13 @@ type Config struct {
 	// looking for the bad record behind a stall; the next watch goes on
 	// from there. Default 100000.
 	MaxScan int
+	// NoAudit turns the audit off: the leader still moves the engines past
+	// records they cannot parse, and dead-letters those, but records that
+	// parse and break the contract are only kept out of the stores by the
+	// views, without a dead letter naming their offset (on a server with
+	// ErrorStream the errors view still notes them). The audit reads each
+	// output topic once more; that is its cost. Default false.
+	NoAudit bool
 	// Audit tunes the audit's consumption; Name, Brokers, Topic and GroupID
 	// are filled in.
 	Audit stream.Config
@@ -274,6 +281,9 @@ func (g *Guard) Run(ctx context.Context) error {
 	}
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, t := range g.cfg.Tables {
+		if g.cfg.NoAudit {
+			break
+		}
 		r, err := g.auditor(t)
 		if err != nil {
 			return err
