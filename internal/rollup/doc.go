@@ -80,11 +80,13 @@
 // Nothing here is approximate: counts are count() over FINAL, and the
 // checks are equalities of integers. What the seals rely on beyond the
 // argument above: that nothing deletes from the stores (no ALTER DELETE,
-// TTL or DROP PARTITION), and, on a cluster, that a replica has the
-// store's parts before the counter's (replication fetches the two tables'
-// parts independently; see the README's cluster section). `domination
-// verify rollup` reconciles the seals with the stores read with FINAL and
-// reports any minute that differs.
+// TTL or DROP PARTITION). On a cluster, replication fetches the counter's
+// parts and the store's independently, so a replica may count rows it
+// does not hold yet; before reading a replicated store with FINAL, a
+// Sealer runs SYSTEM SYNC REPLICA on it (the inserting replica logged the
+// store's part before its views counted it). That path has not been run on
+// a cluster here. `domination verify rollup` reconciles the seals with the
+// stores read with FINAL and reports any minute that differs.
 //
 // # Ownership
 //

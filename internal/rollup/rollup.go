@@ -2,9 +2,11 @@ package rollup
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"time"
 
@@ -172,6 +174,12 @@ func (s *Sealer) seal(ctx context.Context, st store, find string, before time.Ti
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("read %s minutes to seal: %w", st.name, err)
 	}
+	if len(cands) == 0 {
+		return 0, nil
+	}
+	if err := s.syncReplica(ctx, st.name); err != nil {
+		return 0, err
+	}
 	version := uint64(time.Now().UnixNano())
 	sealed := 0
 	for _, run := range runs(cands, s.cfg.RunMinutes) {
@@ -181,6 +189,28 @@ func (s *Sealer) seal(ctx context.Context, st store, find string, before time.Ti
 		sealed += len(run)
 	}
 	return sealed, nil
+}
+
+// syncReplica makes a replicated store hold, before it is read with
+// FINAL, every part whose rows the arrival counts just read have counted:
+// replication fetches the counter's parts and the store's independently,
+// so a replica may hold the first before the second. The replica that
+// inserted a block logged the store's part before its views counted it, so
+// SYSTEM SYNC REPLICA, which waits for what the log holds, fetches it. A
+// store that is not replicated needs nothing.
+func (s *Sealer) syncReplica(ctx context.Context, table string) error {
+	var engine string
+	err := s.conn.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = ?", table).Scan(&engine)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read the engine of %s: %w", table, err)
+	}
+	if !strings.HasPrefix(engine, "Replicated") {
+		return nil
+	}
+	if err := s.conn.Exec(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
+		return fmt.Errorf("sync replica %s: %w", table, err)
+	}
+	return nil
 }
 
 // minute is a candidate for sealing: its start and the arrival count read
