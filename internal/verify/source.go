@@ -47,7 +47,21 @@ func (s *Source) Records(ctx context.Context, topic string, since time.Time) ([]
 	}
 	var out []kafka.Message
 	for _, p := range parts {
-		msgs, err := s.partition(ctx, dialer, topic, p.ID, since)
+		var msgs []kafka.Message
+		// A topic created moments ago may still name no leader, or an old
+		// one: Kafka says so with an error it calls temporary.
+		for attempt := 1; ; attempt++ {
+			msgs, err = s.partition(ctx, dialer, topic, p.ID, since)
+			var ke kafka.Error
+			if err == nil || attempt == 10 || !errors.As(err, &ke) || !ke.Temporary() {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
