@@ -12,6 +12,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/internal/testenv/schema"
 )
 
 // testDB creates a database of its own for t with both stores and their
@@ -20,7 +21,7 @@ import (
 func testDB(t *testing.T) (driver.Conn, string) {
 	t.Helper()
 	conn, db := testenv.ClickHouseDatabase(t, "q", testenv.CreateShadow, testenv.CreateActiveVisitors)
-	createRollups(t, conn)
+	schema.Rollups(t, conn)
 	return conn, db
 }
 

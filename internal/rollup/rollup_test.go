@@ -12,9 +12,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/query"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/internal/testenv/schema"
 )
 
 // t0 is when the fixtures' events happen; the passes run an hour later.
@@ -30,39 +30,9 @@ func testDB(t *testing.T, withRollups bool) driver.Conn {
 	t.Helper()
 	conn, _ := testenv.ClickHouseDatabase(t, "rollup", testenv.CreateShadow, testenv.CreateActiveVisitors)
 	if withRollups {
-		createRollups(t, conn)
+		schema.Rollups(t, conn)
 	}
 	return conn
-}
-
-func createRollups(t *testing.T, conn driver.Conn) {
-	t.Helper()
-	migrations, err := clickhouse.RenderUp(clickhouse.KafkaSource{}, clickhouse.Oldest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, m := range migrations {
-		if m.Name != "000004_rollups.up.sql" {
-			continue
-		}
-		stmts, err := clickhouse.Statements(m.SQL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range stmts {
-			if err := conn.Exec(ctx, s); err != nil {
-				t.Fatalf("%s: %v", s, err)
-			}
-		}
-		for _, table := range []string{"shadow_arrivals", "shadow_minutes", "active_visitors_arrivals", "active_visitors_sealed", "active_visitors_seals"} {
-			if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+table); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return
-	}
-	t.Fatal("no migration 000004_rollups.up.sql")
 }
 
 func newSealer(t *testing.T, conn driver.Conn) *Sealer {
@@ -284,7 +254,7 @@ func TestRowsStoredBeforeTheCountersAreSealedToo(t *testing.T) {
 	rs := ratings("a", 100, at(0), 2*time.Minute)
 	insert(t, conn, rs...)
 	insert(t, conn, rs[:5]...)
-	createRollups(t, conn) // migrating a store that holds rows already
+	schema.Rollups(t, conn) // migrating a store that holds rows already
 	checkShadow(t, conn)
 	s := newSealer(t, conn)
 	pass(t, s, 2)

@@ -9,9 +9,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/rollup"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/internal/testenv/schema"
 )
 
 func TestReconcileRollupCountsEveryDifference(t *testing.T) {
@@ -32,24 +32,7 @@ func TestReconcileRollupCountsEveryDifference(t *testing.T) {
 func rollupDB(t *testing.T) driver.Conn {
 	t.Helper()
 	conn, _ := testenv.ClickHouseDatabase(t, "verify", testenv.CreateShadow, testenv.CreateActiveVisitors)
-	migrations, err := clickhouse.RenderUp(clickhouse.KafkaSource{}, clickhouse.Oldest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations {
-		if m.Name != "000004_rollups.up.sql" {
-			continue
-		}
-		stmts, err := clickhouse.Statements(m.SQL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range stmts {
-			if err := conn.Exec(context.Background(), s); err != nil {
-				t.Fatalf("%s: %v", s, err)
-			}
-		}
-	}
+	schema.Apply(t, conn, "000004_rollups.up.sql")
 	return conn
 }
 
