@@ -250,23 +250,31 @@ var ErrGroupActive = errors.New("consumer group has active members")
 // engine's groups with this. Partitions that already have an offset are left
 // alone. The group must have no active members.
 func SeedGroupAtStart(ctx context.Context, c *kafka.Client, group, topic string) error {
-	// Right after a topic is created the client's metadata may still name
-	// no leader: retry briefly.
+	return RetryTemporary(ctx, func() error { return seedGroupAtStart(ctx, c, group, topic) })
+}
+
+// RetryTemporary calls fn until it returns nil or an error Kafka does not
+// call temporary, at most 10 times over about 9 seconds, and returns its
+// last error. A topic created moments ago may still name no leader, or an
+// old one, and Kafka answers such requests with a temporary error: a
+// request that follows a topic's creation goes through this.
+func RetryTemporary(ctx context.Context, fn func() error) error {
 	var err error
-	for attempt := 0; attempt < 20; attempt++ {
-		if err = seedGroupAtStart(ctx, c, group, topic); err == nil || !retriable(err) {
+	for attempt := 1; ; attempt++ {
+		if err = fn(); err == nil || attempt == 10 || !Temporary(err) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
-	return err
 }
 
-func retriable(err error) bool {
+// Temporary reports whether err holds a Kafka error that the protocol
+// calls retriable.
+func Temporary(err error) bool {
 	var ke kafka.Error
 	return errors.As(err, &ke) && ke.Temporary()
 }

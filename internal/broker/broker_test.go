@@ -335,3 +335,29 @@ func equal(a, b map[int]int64) bool {
 	}
 	return true
 }
+
+func TestSpansGiveEveryPartitionItsStartAndItsEndAsked(t *testing.T) {
+	cfg, c := testClient(t)
+	const parts, n = 3, 30
+	topic := seededTopic(t, cfg, c, parts, n)
+	// One request naming a partition twice could report its end as its
+	// start on some answers and not others: ask often.
+	for range 25 {
+		spans, err := Spans(context.Background(), c, topic, []int{2, 0, 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for i, s := range spans {
+			if s.Partition != i || s.First != 0 || s.End <= 0 {
+				t.Fatalf("span %d is %+v, want partition %d from 0 to its end", i, s, i)
+			}
+			total += s.End
+		}
+		if total != n {
+			t.Fatalf("the spans hold %d records, want %d", total, n)
+		}
+	}
+	_, err := Spans(context.Background(), c, topic, []int{0, 7})
+	testenv.CheckErr(t, "a partition the topic lacks", err, "/7: [3] Unknown Topic Or Partition")
+}

@@ -134,22 +134,14 @@ func (d *DLQ) spans(ctx context.Context) ([]span, error) {
 	if err != nil {
 		return nil, err
 	}
-	reqs := make([]kafka.OffsetRequest, 0, 2*len(ids))
-	for _, p := range ids {
-		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	res, err := d.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{d.cfg.Topic: reqs}})
+	got, err := broker.Spans(ctx, d.client, d.cfg.Topic, ids)
 	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", d.cfg.Topic, err)
+		return nil, err
 	}
-	out := make([]span, 0, len(ids))
-	for _, po := range res.Topics[d.cfg.Topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %s/%d: %w", d.cfg.Topic, po.Partition, po.Error)
-		}
-		out = append(out, span{partition: po.Partition, first: po.FirstOffset, last: po.LastOffset})
+	out := make([]span, len(got))
+	for i, g := range got {
+		out[i] = span{partition: g.Partition, first: g.First, last: g.End}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })
 	return out, nil
 }
 

@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
 
 	"github.com/domination/domination/agents"
 )
@@ -40,22 +41,18 @@ func topicBounds(ctx context.Context, c *kafka.Client, topic string) ([]bounds, 
 	if t.Error != nil {
 		return nil, fmt.Errorf("describe topic %s: %w", topic, t.Error)
 	}
-	reqs := make([]kafka.OffsetRequest, 0, 2*len(t.Partitions))
-	for _, p := range t.Partitions {
-		reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
+	ids := make([]int, len(t.Partitions))
+	for i, p := range t.Partitions {
+		ids[i] = p.ID
 	}
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	spans, err := broker.Spans(ctx, c, topic, ids)
 	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+		return nil, err
 	}
-	out := make([]bounds, 0, len(t.Partitions))
-	for _, p := range res.Topics[topic] {
-		if p.Error != nil {
-			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, p.Partition, p.Error)
-		}
-		out = append(out, bounds{partition: p.Partition, start: p.FirstOffset, end: p.LastOffset})
+	out := make([]bounds, len(spans))
+	for i, s := range spans {
+		out[i] = bounds{partition: s.Partition, start: s.First, end: s.End}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].partition < out[j].partition })
 	return out, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/dlq"
 	"github.com/domination/domination/producer"
 )
@@ -48,20 +49,10 @@ func (s *Source) Records(ctx context.Context, topic string, since time.Time) ([]
 	var out []kafka.Message
 	for _, p := range parts {
 		var msgs []kafka.Message
-		// A topic created moments ago may still name no leader, or an old
-		// one: Kafka says so with an error it calls temporary.
-		for attempt := 1; ; attempt++ {
+		err = broker.RetryTemporary(ctx, func() (err error) {
 			msgs, err = s.partition(ctx, dialer, topic, p.ID, since)
-			var ke kafka.Error
-			if err == nil || attempt == 10 || !errors.As(err, &ke) || !ke.Temporary() {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil, err
-			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
-			}
-		}
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
