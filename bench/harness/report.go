@@ -167,7 +167,7 @@ func (r *report) targets() {
 	for _, peer := range []struct {
 		name string
 		want float64
-	}{{"faust", 30}, {"goka", 1.5}, {"passthrough", 0.8}} {
+	}{{"faust", 30}, {"goka", 1.5}, {"passthrough", 1.0}} {
 		p := r.rating(peer.name)
 		title := fmt.Sprintf("shadow agent msg/s vs %s", peer.name)
 		want := fmt.Sprintf("≥ %g×", peer.want)
@@ -183,13 +183,19 @@ func (r *report) targets() {
 	}
 	if ok {
 		add("shadow agent ratings/s", "≥ 200,000", commas(dom.MessagesPerSecond), yes(dom.MessagesPerSecond >= 200_000))
+		add("shadow agent CPU s per million", "≤ 2.0", fmt.Sprintf("%.2f", dom.CPUSecondsPerMillion), yes(dom.CPUSecondsPerMillion <= 2.0))
 	} else {
 		add("shadow agent ratings/s", "≥ 200,000", "not measured", nil)
+		add("shadow agent CPU s per million", "≤ 2.0", "not measured", nil)
 	}
 	if v := r.Visits; v != nil && v.Runs > 0 {
-		add("visits/s through repartition and windows", "≥ 100,000", commas(v.VisitsPerSecond), yes(v.VisitsPerSecond >= 100_000))
+		add("visits/s through repartition and windows", "≥ 400,000", commas(v.VisitsPerSecond), yes(v.VisitsPerSecond >= 400_000))
+		add("visits agents CPU s per million visits", "≤ 3.0", fmt.Sprintf("%.2f", v.CPUSecondsPerMillion), yes(v.CPUSecondsPerMillion <= 3.0))
+		add("visits worker peak RSS, every run", "≤ 120 MB", fmt.Sprintf("%.0f MB (max of %d runs)", mb(v.PeakRSSBytes), v.Runs), yes(v.PeakRSSBytes <= 120<<20))
 	} else {
-		add("visits/s through repartition and windows", "≥ 100,000", "not measured", nil)
+		add("visits/s through repartition and windows", "≥ 400,000", "not measured", nil)
+		add("visits agents CPU s per million visits", "≤ 3.0", "not measured", nil)
+		add("visits worker peak RSS, every run", "≤ 120 MB", "not measured", nil)
 	}
 	// Worker peak RSS in every run that ran a domination worker.
 	var peak int64
