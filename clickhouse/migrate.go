@@ -405,6 +405,9 @@ func (m *Migrator) render(ctx context.Context) error {
 		}
 	}
 	m.src, m.server = ts, &v
+	if err := CheckCommitOrder(ctx, m.drv.conn, v); err != nil {
+		m.log.WarnContext(ctx, "clickhouse may lose rows on a crash", "err", err)
+	}
 	m.log.DebugContext(ctx, "clickhouse migrations rendered", "server_version", v.String(), "error_stream", v.ErrorStream())
 	return nil
 }

@@ -222,18 +222,10 @@ func (e *env) on(addr string) *env {
 	return &o
 }
 
-// run is one cluster scenario: migrate on the cluster, a worker, ratings
-// produced until breakAt returns, then a reconciliation through each
-// ClickHouse replica.
+// scenario is one cluster scenario: migrate on the cluster, a worker,
+// ratings produced until breakAt returns, then a reconciliation through
+// each ClickHouse replica.
 func (c *cluster) scenario(t *testing.T, name string, seed int64, breakAt func(e *env, committed func() float64)) {
-	c.scenarioWith(t, name, seed, false, breakAt)
-}
-
-// scenarioWith is scenario; with engineMayDropABlock, a server whose Kafka
-// engine commits offsets asynchronously (ClickHouse before 21.6, see
-// engineCommitsAsync) may lose the one block it was inserting when it was
-// SIGKILLed, and such a loss is reported as that, not failed.
-func (c *cluster) scenarioWith(t *testing.T, name string, seed int64, engineMayDropABlock bool, breakAt func(e *env, committed func() float64)) {
 	e := c.newEnv(t)
 	e.cli("migrate", "up", "--cluster", c.name)
 	e.migratedUp = true
@@ -267,14 +259,6 @@ func (c *cluster) scenarioWith(t *testing.T, name string, seed int64, engineMayD
 		t.Fatalf("the worker exited:\n%s", w.logs.String())
 	}
 	rep := e.reconcileRatings(2 * time.Minute)
-	if engineMayDropABlock && rep.Missing > 0 && rep.Missing <= engineBlockRows && rep.Duplicated == 0 && engineCommitsAsync(t, e) {
-		// Known, and kept visible: the line goes to the report marked so.
-		line := rep.Line(name) + " known_loss=clickhouse-kafka-engine-block"
-		fmt.Println(line)
-		t.Logf("%s: the ClickHouse Kafka engine of this release lost the block it was inserting when the replica was SIGKILLed (%d rows); current releases commit after the insert", line, rep.Missing)
-		appendReport(line + " KNOWN")
-		return
-	}
 	printScenario(t, name, rep)
 	if rep.Landed != rep.Produced || rep.Produced < n {
 		t.Errorf("produced %d input records (%d acknowledged), landed %d", rep.Produced, n, rep.Landed)
@@ -326,8 +310,21 @@ func (c *cluster) leaderKilledTwice(t *testing.T) {
 // Kafka engine takes over the partitions the dead one consumed, and the
 // restarted one fetches the parts it missed.
 func (c *cluster) replicaKilled(t *testing.T) {
-	c.scenarioWith(t, "cluster-clickhouse-replica-sigkill", 20261211, true, func(e *env, committed func() float64) {
+	c.scenario(t, "cluster-clickhouse-replica-sigkill", 20261211, func(e *env, committed func() float64) {
 		r1 := e
+		// On a release whose engine commits before it writes, only
+		// unsquashed inserts make a kill lose nothing (scripts/services
+		// configure them): check each replica is so.
+		for _, addr := range c.chAddrs {
+			conn := e.on(addr).conn
+			v, err := chserver.ServerVersion(context.Background(), conn)
+			if err != nil {
+				t.Fatalf("read the version of %s: %v", addr, err)
+			}
+			if err := chserver.CheckCommitOrder(context.Background(), conn, v); err != nil {
+				t.Fatalf("replica %s: %v", addr, err)
+			}
+		}
 		testenv.WaitFor(t, "ratings in shadow", 2*time.Minute, func() bool { return r1.count("SELECT count() FROM shadow") > 0 })
 		c.kill(t, "clickhouse-2")
 		before := r1.count("SELECT count() FROM shadow FINAL")
@@ -351,25 +348,6 @@ func (c *cluster) brokerKeptDown(t *testing.T) {
 			return committed() >= before+10000
 		})
 	})
-}
-
-// engineBlockRows is the Kafka engine's block: max_block_size, 65536 by
-// default.
-const engineBlockRows = 65536
-
-// engineCommitsAsync reports whether the ClickHouse server of e is an old
-// release (before clickhouse.ErrorStreamSince) whose Kafka engine commits
-// with an asynchronous rd_kafka_commit of the consumer's stored positions
-// (18.x): a commit applied after the next block was polled may cover that
-// block too, so a server killed while inserting it never re-reads it. Seen
-// on 18.16 as exactly one block of a SIGKILLed replica missing on both
-// replicas, its part left half-written in the replica's tmp_insert_*.
-func engineCommitsAsync(t *testing.T, e *env) bool {
-	v, err := chserver.ServerVersion(context.Background(), e.conn)
-	if err != nil {
-		t.Fatalf("read the clickhouse version: %v", err)
-	}
-	return !v.ErrorStream()
 }
 
 // appendReport adds a line to $DOMINATION_RELIABILITY_REPORT.

@@ -266,6 +266,9 @@ func (g *Guard) Run(ctx context.Context) error {
 			return nil
 		}
 		g.log.Info("guard active: the Kafka engine of this ClickHouse stops on a bad record", "server_version", v.String())
+		if err := clickhouse.CheckCommitOrder(ctx, g.d.CH, v); err != nil {
+			g.log.Warn("clickhouse may lose rows on a crash", "err", err)
+		}
 	}
 	topics := []broker.Topic{{Name: g.cfg.LeaderTopic, Partitions: 1}}
 	for _, t := range g.cfg.Tables {

@@ -123,6 +123,12 @@ XML
             <max_memory_usage>4000000000</max_memory_usage>
             <load_balancing>random</load_balancing>
             <stream_flush_interval_ms>500</stream_flush_interval_ms>
+            <!-- Before 19.14 the Kafka engine commits its offsets before the
+                 rows it squashed for the view are written: with no
+                 squashing, a block is written before that commit, so a
+                 killed server re-reads it instead of losing it. -->
+            <min_insert_block_size_rows>0</min_insert_block_size_rows>
+            <min_insert_block_size_bytes>0</min_insert_block_size_bytes>
         </default>
     </profiles>
     <users>
