@@ -10,7 +10,10 @@ PYTHON="${PYTHON:-python3}"
 say() { echo "$(date +%H:%M:%S) bench: $*" >&2; }
 
 cd "$root"
-bash scripts/services/up.sh
+# BENCH_TOPOLOGY=single (the default) or cluster: the harness runs against
+# the services of that topology only (see README.md).
+export BENCH_TOPOLOGY="${BENCH_TOPOLOGY:-single}"
+TOPOLOGY="$BENCH_TOPOLOGY" bash scripts/services/up.sh
 say "building bin/domination and the contenders"
 "$GO" build -o bin/domination ./cmd/domination
 (cd "$bench" && "$GO" build -o bin/harness ./harness && "$GO" build -o bin/passthrough ./peers/passthrough)

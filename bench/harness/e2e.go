@@ -107,7 +107,11 @@ func (b *bench) e2e(ctx context.Context, res *e2eResult) error {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
 		// Drop the Kafka engine tables before their topics go.
-		if _, err := b.clickhouse(cctx, "DROP DATABASE IF EXISTS "+db); err != nil {
+		drop := "DROP DATABASE IF EXISTS " + db
+		if b.cfg.chCluster != "" {
+			drop += " ON CLUSTER " + b.cfg.chCluster
+		}
+		if _, err := b.clickhouse(cctx, drop); err != nil {
 			logf("end to end: drop database %s: %v", db, err)
 		}
 		b.admin.deleteTopics(cctx, append([]string{in, shadow, dlq, av}, others...)...)
@@ -123,14 +127,23 @@ func (b *bench) e2e(ctx context.Context, res *e2eResult) error {
 			return err
 		}
 	}
-	global := []string{"--kafka-brokers", brokers, "--clickhouse-addr", b.cfg.chAddr, "--clickhouse-database", db,
-		"--ratings-topic", in, "--shadow-topic", shadow, "--ratings-dlq-topic", dlq,
-		"--visits-topic", others[0], "--active-visitors-topic", av, "--visits-dlq-topic", others[1]}
-	migrate := append(slices.Clone(global), "migrate", "up", "--shadow-consumer-group", chGroup, "--active-visitors-consumer-group", chGroup+"-av")
+	flags := func(chAddr string) []string {
+		return []string{"--kafka-brokers", brokers, "--clickhouse-addr", chAddr, "--clickhouse-database", db,
+			"--ratings-topic", in, "--shadow-topic", shadow, "--ratings-dlq-topic", dlq,
+			"--visits-topic", others[0], "--active-visitors-topic", av, "--visits-dlq-topic", others[1]}
+	}
+	// On a cluster, migrate through the first server, ON CLUSTER; the
+	// worker and the queries get every server, as the README runs them.
+	global := flags(b.cfg.chAddr)
+	first, _, _ := strings.Cut(b.cfg.chAddr, ",")
+	migrate := append(flags(first), "migrate", "up", "--shadow-consumer-group", chGroup, "--active-visitors-consumer-group", chGroup+"-av")
 	if b.cfg.chKafkaBrokers != "" {
 		migrate = append(migrate, "--clickhouse-kafka-brokers", b.cfg.chKafkaBrokers)
 	}
-	logf("end to end: migrate up into database %s", db)
+	if b.cfg.chCluster != "" {
+		migrate = append(migrate, "--cluster", b.cfg.chCluster)
+	}
+	logf("end to end: migrate up into database %s on %s", db, first)
 	if err := b.runDomination(ctx, filepath.Join(b.cfg.work, id+"-migrate.log"), migrate...); err != nil {
 		return err
 	}
@@ -249,7 +262,7 @@ func (b *bench) soloLatency(ctx context.Context, id, name string) (*latency, err
 		if err != nil {
 			return nil, err
 		}
-		argv = []string{b.cfg.domination, "--kafka-brokers", strings.Join(b.cfg.brokers, ","),
+		argv = []string{b.cfg.domination, "--kafka-brokers", strings.Join(b.cfg.brokers, ","), "--clickhouse-addr", b.cfg.chAddr,
 			"--ratings-topic", in, "--shadow-topic", out, "--ratings-dlq-topic", others[0],
 			"--visits-topic", others[1], "--active-visitors-topic", others[2], "--visits-dlq-topic", others[3],
 			"worker", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -16,15 +17,44 @@ const callTimeout = 10 * time.Second
 // offsets a consumer group has committed.
 type admin struct {
 	client *kafka.Client
+	// factor and minInSync are the replication of the topics it creates,
+	// chosen at the first creation (factor 0: not yet).
+	factor, minInSync int
 }
 
 func newAdmin(brokers []string) *admin {
 	return &admin{client: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 15 * time.Second}}
 }
 
+// replication chooses the topics' replication as domination does for its
+// own (internal/broker.Replication's default): 3 copies of which 2 in
+// sync on a cluster of at least 3 brokers, else 1 and the broker's
+// default.
+func (a *admin) replication(ctx context.Context) (factor, minInSync int, err error) {
+	if a.factor > 0 {
+		return a.factor, a.minInSync, nil
+	}
+	md, err := a.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("describe the cluster: %w", err)
+	}
+	a.factor = 1
+	if len(md.Brokers) >= 3 {
+		a.factor, a.minInSync = 3, 2
+	}
+	return a.factor, a.minInSync, nil
+}
+
 // createTopic creates a topic and waits until every partition has a leader.
 func (a *admin) createTopic(ctx context.Context, name string, partitions int, configs map[string]string) error {
-	tc := kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}
+	factor, minInSync, err := a.replication(ctx)
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", name, err)
+	}
+	tc := kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: factor}
+	if minInSync > 0 {
+		tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(minInSync)})
+	}
 	for k, v := range configs {
 		tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: v})
 	}

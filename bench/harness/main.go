@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,11 +30,20 @@ type config struct {
 	// dominationBefore, when set, is an earlier build whose queries the
 	// query-at-scale part times too (BENCH_DOMINATION_BEFORE).
 	dominationBefore string
-	brokers          []string
-	// chAddr is ClickHouse's native address (for the binary), chHTTP its
-	// HTTP interface (for the harness's polls), chKafkaBrokers the broker
-	// list as the ClickHouse server reaches it.
+	// topology is "single" (one broker, one ClickHouse server) or
+	// "cluster" (scripts/services/cluster.sh: three brokers, two
+	// ClickHouse replicas); it sets the defaults of the addresses below and
+	// of the topics' replication (BENCH_TOPOLOGY).
+	topology string
+	brokers  []string
+	// chAddr is ClickHouse's native address (for the binary; on a cluster
+	// every server, comma-separated), chHTTP its HTTP interface (for the
+	// harness's polls), chKafkaBrokers the broker list as the ClickHouse
+	// server reaches it.
 	chAddr, chHTTP, chKafkaBrokers string
+	// chCluster is the ClickHouse cluster the end-to-end database is
+	// migrated on (`migrate up --cluster`), empty on a single server.
+	chCluster string
 	// runs is how many times each ratings contender drains its input.
 	runs int
 	// ratings is the input of every ratings contender but Faust, which
@@ -70,6 +80,9 @@ type config struct {
 	passthroughArgs []string
 	// prefix names every topic, group and database of this invocation.
 	prefix string
+	// services is scripts/services' directory of data and pid files
+	// (DOMINATION_SERVICES_DIR, as there).
+	services string
 	// work holds logs; results the JSON.
 	work, results string
 }
@@ -82,7 +95,24 @@ func loadConfig() (config, error) {
 	bench := env("BENCH_DIR", wd)
 	root := filepath.Dir(bench)
 	stamp := time.Now().UTC().Format("20060102t150405")
+	topology := env("BENCH_TOPOLOGY", "single")
+	// What scripts/services/up.sh starts for each topology (cluster.sh env).
+	var def struct{ brokers, chAddr, chHTTP, chCluster, contenders string }
+	switch topology {
+	case "single":
+		def.brokers, def.chAddr, def.chHTTP = "127.0.0.1:9092", "127.0.0.1:9000", "http://127.0.0.1:8123"
+		def.contenders = "domination,goka,faust,passthrough"
+	case "cluster":
+		def.brokers = "127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094"
+		def.chAddr, def.chHTTP, def.chCluster = "127.0.0.1:29000,127.0.0.1:29001", "http://127.0.0.1:28123", "domination"
+		// Faust is left out: at ~1,500 msg/s it says nothing new about
+		// the topology (BENCH_CONTENDERS can still name it).
+		def.contenders = "domination,goka,passthrough"
+	default:
+		return config{}, fmt.Errorf("BENCH_TOPOLOGY must be single or cluster, not %q", topology)
+	}
 	c := config{
+		topology:         topology,
 		root:             root,
 		bench:            bench,
 		domination:       env("BENCH_DOMINATION", filepath.Join(root, "bin", "domination")),
@@ -92,10 +122,12 @@ func loadConfig() (config, error) {
 		python:           env("BENCH_PYTHON", filepath.Join(bench, ".venv", "bin", "python")),
 		profile:          env("BENCH_PROFILE", "") == "1",
 		dominationPprof:  env("BENCH_DOMINATION_PPROF", filepath.Join(bench, "bin", "domination-pprof")),
-		brokers:          strings.Split(env("BENCH_KAFKA_BROKERS", "127.0.0.1:9092"), ","),
-		chAddr:           env("BENCH_CLICKHOUSE_ADDR", "127.0.0.1:9000"),
-		chHTTP:           env("BENCH_CLICKHOUSE_HTTP", "http://127.0.0.1:8123"),
+		brokers:          strings.Split(env("BENCH_KAFKA_BROKERS", def.brokers), ","),
+		chAddr:           env("BENCH_CLICKHOUSE_ADDR", def.chAddr),
+		chHTTP:           env("BENCH_CLICKHOUSE_HTTP", def.chHTTP),
 		chKafkaBrokers:   env("BENCH_CLICKHOUSE_KAFKA_BROKERS", ""),
+		chCluster:        env("BENCH_CLICKHOUSE_CLUSTER", def.chCluster),
+		services:         env("DOMINATION_SERVICES_DIR", filepath.Join(root, ".services")),
 		prefix:           "bench-" + stamp,
 		work:             filepath.Join(bench, ".work", stamp),
 		results:          filepath.Join(bench, "results"),
@@ -144,7 +176,7 @@ func loadConfig() (config, error) {
 			return c, fmt.Errorf("BENCH_PARTS: unknown part %q (ratings, visits, e2e, scale)", p)
 		}
 	}
-	for _, n := range strings.Split(env("BENCH_CONTENDERS", "domination,goka,faust,passthrough"), ",") {
+	for _, n := range strings.Split(env("BENCH_CONTENDERS", def.contenders), ",") {
 		switch n = strings.TrimSpace(n); n {
 		case "domination", "goka", "faust", "passthrough":
 			c.contenders = append(c.contenders, n)
@@ -191,18 +223,26 @@ func run(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(cfg.results, 0o755); err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, admin: newAdmin(cfg.brokers), rep: newReport(cfg), services: servicePIDs(cfg.root)}
-	logf("benchmark %s: logs in %s", cfg.prefix, cfg.work)
+	b := &bench{cfg: cfg, admin: newAdmin(cfg.brokers), rep: newReport(cfg), services: servicePIDs(cfg.services, cfg.topology)}
+	logf("benchmark %s (%s topology): logs in %s", cfg.prefix, cfg.topology, cfg.work)
+	cluster := cfg.topology == "cluster"
+	if cluster && !slices.Contains(cfg.contenders, "faust") {
+		b.rep.note("cluster topology: Faust not run (BENCH_CONTENDERS=…,faust to include it)")
+	}
 	if cfg.parts["ratings"] {
 		b.ratings(ctx)
 	}
-	if cfg.parts["visits"] && ctx.Err() == nil {
+	if cfg.parts["visits"] && cluster {
+		b.rep.note("cluster topology: part 2 (visits) skipped; it runs on the single-node topology")
+	} else if cfg.parts["visits"] && ctx.Err() == nil {
 		b.visits(ctx)
 	}
 	if cfg.parts["e2e"] && ctx.Err() == nil {
 		b.endToEnd(ctx)
 	}
-	if cfg.parts["scale"] && ctx.Err() == nil {
+	if cfg.parts["scale"] && cluster {
+		b.rep.note("cluster topology: part 4 (query at scale) skipped; it runs on the single-node topology")
+	} else if cfg.parts["scale"] && ctx.Err() == nil {
 		b.scale(ctx)
 	}
 	if ctx.Err() != nil {
@@ -223,7 +263,8 @@ type bench struct {
 	cfg   config
 	admin *admin
 	rep   *report
-	// services are the pids of the broker, ClickHouse and the harness.
+	// services are the pids of the brokers, ClickHouse servers, ZooKeeper
+	// and the harness.
 	services []int
 }
 

@@ -304,12 +304,18 @@ type machine struct {
 	services float64 // broker + ClickHouse + harness CPU seconds
 }
 
-// servicePIDs are the broker and ClickHouse processes started by
-// scripts/services (read from their pid files; none under Docker).
-func servicePIDs(root string) []int {
+// servicePIDs are the processes scripts/services started for the topology
+// (read from their pid files under dir; none under Docker): on a single
+// node the broker and ClickHouse, on a cluster every member cluster.sh
+// runs (brokers, ClickHouse replicas, ZooKeeper); then the harness.
+func servicePIDs(dir, topology string) []int {
+	files := []string{filepath.Join(dir, "kafka", "kafka.pid"), filepath.Join(dir, "clickhouse", "clickhouse.pid")}
+	if topology == "cluster" {
+		files, _ = filepath.Glob(filepath.Join(dir, "cluster", "*", "pid"))
+	}
 	var pids []int
-	for _, f := range []string{".services/kafka/kafka.pid", ".services/clickhouse/clickhouse.pid"} {
-		b, err := os.ReadFile(filepath.Join(root, f))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}

@@ -177,7 +177,7 @@ func (b *bench) ratingsCommand(name, in, out, dlq, group, id string) (argv, env 
 		if err != nil {
 			return nil, nil, err
 		}
-		argv := []string{b.cfg.domination, "--kafka-brokers", brokers,
+		argv := []string{b.cfg.domination, "--kafka-brokers", brokers, "--clickhouse-addr", b.cfg.chAddr,
 			"--ratings-topic", in, "--shadow-topic", out, "--ratings-dlq-topic", dlq,
 			"--visits-topic", id + "-visits", "--active-visitors-topic", id + "-av", "--visits-dlq-topic", id + "-vdlq",
 			"worker", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port),

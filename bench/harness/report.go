@@ -65,7 +65,7 @@ func newReport(cfg config) *report {
 		cfg:     cfg,
 		Started: time.Now().UTC(),
 		Prefix:  cfg.prefix,
-		Machine: map[string]any{"cores": runtime.NumCPU(), "host": host, "go": runtime.Version(), "kafka": strings.Join(cfg.brokers, ","), "clickhouse": cfg.chAddr},
+		Machine: map[string]any{"cores": runtime.NumCPU(), "host": host, "go": runtime.Version(), "kafka": strings.Join(cfg.brokers, ","), "clickhouse": cfg.chAddr, "topology": cfg.topology},
 		Settings: map[string]any{
 			"runs": cfg.runs, "ratings": cfg.ratings, "faust_ratings": cfg.faustRatings, "visits": cfg.visits,
 			"e2e_ratings": cfg.e2eRatings, "steady_rate": cfg.rate, "steady_seconds": cfg.steady.Seconds(),
@@ -256,8 +256,8 @@ func ratio(x float64) string {
 
 func (r *report) print(w io.Writer) {
 	cfg := r.cfg
-	fmt.Fprintf(w, "\ndomination benchmark %s — %d cores, Kafka %s, ClickHouse %s (same machine)\n",
-		r.Prefix, runtime.NumCPU(), strings.Join(cfg.brokers, ","), cfg.chAddr)
+	fmt.Fprintf(w, "\ndomination benchmark %s — %d cores, %s topology, Kafka %s, ClickHouse %s (same machine)\n",
+		r.Prefix, runtime.NumCPU(), cfg.topology, strings.Join(cfg.brokers, ","), cfg.chAddr)
 	if len(r.Ratings) > 0 {
 		fmt.Fprintf(w, "\n1. Ratings agent: consume dominate (4 partitions), classify, produce shadow (acks=all), commit after ack.\n")
 		fmt.Fprintf(w, "   Median of %d runs per contender, run order interleaved; msg/s and CPU exclude start-up (first commit → all committed).\n\n", cfg.runs)
