@@ -11,9 +11,12 @@
 //     the leader, a partition watcher), and joins the next generation only
 //     after every one of them has returned, so two goroutines never own one
 //     partition inside this process.
-//   - Each partition goroutine owns its partition Reader and its Processor
-//     (made by the Factory for that partition); neither is shared, so a
-//     Processor needs no locks.
+//   - Each partition goroutine owns its fetcher and its Processor (made by
+//     the Factory for that partition); neither is shared, so a Processor
+//     needs no locks. The fetcher (fetch.go) is one goroutine that reads the
+//     partition from its leader one fetch response ahead and hands each
+//     response over whole, so the cost of reading is per response, not per
+//     record.
 //   - The Writer is shared by all partitions of all runners; kafka-go's
 //     Writer is safe for concurrent use and merges their batches.
 //
@@ -70,6 +73,6 @@
 //     when its partition is revoked or the runner stops, after its last
 //     batch, so it releases its gauges and memory.
 //   - Nothing outlives Run. Every goroutine the runtime starts (partitions,
-//     heartbeats, the partition watcher, readers, drain timers) has ended
+//     heartbeats, the partition watcher, fetchers, drain timers) has ended
 //     when Run returns.
 package stream

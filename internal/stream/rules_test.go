@@ -295,8 +295,7 @@ func TestRunLeavesNoGoroutineBehind(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	aw.w.Close()
-	aw.w.Transport.(*kafka.Transport).CloseIdleConnections()
+	aw.w.Close() // closes the producer's idle connections
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {

@@ -115,7 +115,9 @@ type Config struct {
 	// MaxWait is how long a batch keeps gathering after its first record.
 	// It bounds the latency added by batching. Default 20ms.
 	MaxWait time.Duration
-	// FetchMaxBytes caps one fetch response per partition. Default 8 MiB.
+	// FetchMaxBytes caps one fetch response per partition; a partition
+	// holds at most two (one being processed, one read ahead). A record
+	// batch larger than it is still fetched, alone. Default 512 KiB.
 	FetchMaxBytes int
 	// SessionTimeout and RebalanceTimeout are the consumer group's. A
 	// stopped worker's partitions move after SessionTimeout. Defaults 10s
@@ -147,7 +149,7 @@ func (c Config) WithDefaults() Config {
 		c.MaxWait = 20 * time.Millisecond
 	}
 	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = 8 << 20
+		c.FetchMaxBytes = 512 << 10
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 10 * time.Second
@@ -362,6 +364,10 @@ func (r *Runner) fetchCommitted(ctx context.Context, id int, log *slog.Logger) (
 	}
 }
 
+// fetchMaxWait is how long the broker may hold a fetch of a caught-up
+// partition before answering it empty.
+const fetchMaxWait = 250 * time.Millisecond
+
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -373,16 +379,20 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // partition is the state of one owned partition inside one generation.
 type partition struct {
-	r         *Runner
-	gen       *generation
-	id        int
-	reader    *kafka.Reader
-	proc      Processor
-	committer Committer
-	out       Output
-	batch     []kafka.Message
-	log       *slog.Logger
-	lag       prometheus.Gauge
+	r   *Runner
+	gen *generation
+	id  int
+	src *fetcher
+	// pending holds the records of the last fetch response taken that did
+	// not fit in the batch; highWatermark is that response's.
+	pending       []kafka.Message
+	highWatermark int64
+	proc          Processor
+	committer     Committer
+	out           Output
+	batch         []kafka.Message
+	log           *slog.Logger
+	lag           prometheus.Gauge
 	// fetched is set once a record has been read: lag is known from then.
 	fetched bool
 	// next is the offset after the last record processed.
@@ -409,27 +419,15 @@ func (r *Runner) consume(gen *generation, id int) {
 	if offset < 0 {
 		offset = r.cfg.StartOffset
 	}
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:         r.cfg.Brokers,
-		Topic:           r.cfg.Topic,
-		Partition:       id,
-		Dialer:          r.dialer,
-		MinBytes:        1,
-		MaxBytes:        r.cfg.FetchMaxBytes,
-		MaxWait:         250 * time.Millisecond,
-		QueueCapacity:   r.cfg.MaxBatch,
-		ReadLagInterval: -1, // lag comes from fetch responses; no extra requests
-		ReadBackoffMin:  100 * time.Millisecond,
-		ReadBackoffMax:  2 * time.Second,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			log.Warn("kafka reader", "msg", fmt.Sprintf(msg, args...))
-		}),
-	})
-	defer reader.Close()
-	if err := reader.SetOffset(offset); err != nil {
-		log.Error("set start offset", "offset", offset, "err", err)
-		return
-	}
+	fctx, stopFetching := context.WithCancel(stop)
+	src := startFetcher(fctx, &fetcher{
+		dialer: r.dialer, brokers: r.cfg.Brokers, topic: r.cfg.Topic, partition: id,
+		maxBytes: r.cfg.FetchMaxBytes, maxWait: fetchMaxWait, retry: r.cfg.Retry, log: log,
+	}, offset)
+	defer func() {
+		stopFetching()
+		src.wait()
+	}()
 	r.mu.Lock()
 	r.owned[id] = true
 	r.mu.Unlock()
@@ -441,7 +439,7 @@ func (r *Runner) consume(gen *generation, id int) {
 	}()
 
 	p := &partition{
-		r: r, gen: gen, id: id, reader: reader, log: log,
+		r: r, gen: gen, id: id, src: src, log: log,
 		proc:       r.factory(Partition{Topic: r.cfg.Topic, ID: id, Offset: offset, Metadata: meta}),
 		batch:      make([]kafka.Message, 0, r.cfg.MaxBatch),
 		lag:        r.lag.WithLabelValues(strconv.Itoa(id)),
@@ -468,7 +466,7 @@ func (r *Runner) consume(gen *generation, id int) {
 		// event time with the wall clock, which must never overtake records
 		// still waiting in Kafka (replaying after a restart, or a slow fetch).
 		ticked := false
-		if ticker != nil && n == 0 && p.fetched && reader.Lag() == 0 && time.Since(lastTick) >= r.cfg.TickInterval && stop.Err() == nil {
+		if ticker != nil && n == 0 && p.fetched && p.lagNow() == 0 && time.Since(lastTick) >= r.cfg.TickInterval && stop.Err() == nil {
 			lastTick = time.Now()
 			p.out.cur = -1
 			ticker.Tick(lastTick, &p.out)
@@ -496,25 +494,37 @@ func (r *Runner) consume(gen *generation, id int) {
 // partitions).
 func (p *partition) fetch(stop context.Context) int {
 	p.batch = p.batch[:0]
-	first, cancel := context.WithTimeout(stop, p.r.cfg.TickInterval)
-	m, err := p.reader.FetchMessage(first)
-	cancel()
-	if err != nil {
-		return 0
-	}
-	p.batch = append(p.batch, m)
-	p.fetched = true
-	if len(p.batch) < p.r.cfg.MaxBatch {
-		more, cancel := context.WithTimeout(stop, p.r.cfg.MaxWait)
-		for len(p.batch) < p.r.cfg.MaxBatch {
-			m, err := p.reader.FetchMessage(more)
-			if err != nil {
-				break
-			}
-			p.batch = append(p.batch, m)
+	if len(p.pending) == 0 {
+		idle := time.NewTimer(p.r.cfg.TickInterval)
+		select {
+		case res := <-p.src.out:
+			p.take(res)
+		case <-idle.C:
+		case <-stop.Done():
 		}
-		cancel()
+		idle.Stop()
+		if len(p.pending) == 0 {
+			return 0
+		}
 	}
+	p.fill()
+	if len(p.batch) < p.r.cfg.MaxBatch {
+		linger := time.NewTimer(p.r.cfg.MaxWait)
+	gather:
+		for len(p.batch) < p.r.cfg.MaxBatch {
+			select {
+			case res := <-p.src.out:
+				p.take(res)
+				p.fill()
+			case <-linger.C:
+				break gather
+			case <-stop.Done():
+				break gather
+			}
+		}
+		linger.Stop()
+	}
+	p.fetched = true
 	for i := range p.batch {
 		p.out.cur = i
 		p.proc.Process(&p.batch[i], &p.out)
@@ -536,10 +546,30 @@ func (p *partition) flush(ctx context.Context) error {
 		return err
 	}
 	p.r.committed.Add(float64(len(p.batch)))
-	if lag := p.reader.Lag(); lag >= 0 {
-		p.lag.Set(float64(lag))
-	}
+	p.lag.Set(float64(p.lagNow()))
 	return nil
+}
+
+// take keeps a fetch response's records for the next batches.
+func (p *partition) take(res fetched) {
+	p.highWatermark = res.highWatermark
+	p.pending = append(p.pending, res.msgs...)
+}
+
+// fill moves pending records into the batch, up to MaxBatch.
+func (p *partition) fill() {
+	n := min(p.r.cfg.MaxBatch-len(p.batch), len(p.pending))
+	p.batch = append(p.batch, p.pending[:n]...)
+	p.pending = p.pending[n:]
+	if len(p.pending) == 0 {
+		p.pending = nil
+	}
+}
+
+// lagNow is how many records the partition held past the last one
+// processed when it was last fetched.
+func (p *partition) lagNow() int64 {
+	return max(p.highWatermark-p.next, 0)
 }
 
 // position is what to commit now: the offset after the last record, or
@@ -665,7 +695,7 @@ func (p *partition) produce(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		p.log.Warn("produce failed; retrying", "records", len(pending), "attempt", attempt, "err", err)
+		p.log.Warn("produce failed; retrying", "records", len(pending), "attempt", attempt, "err", summary(err))
 		sleep(ctx, p.r.cfg.Retry.Delay(attempt))
 	}
 	return nil
@@ -677,6 +707,22 @@ func (p *partition) input(i int) *kafka.Message {
 		return nil
 	}
 	return &p.batch[i]
+}
+
+// summary shortens a kafka.WriteErrors, whose text repeats one error per
+// record, to how many failed and the first error.
+func summary(err error) error {
+	var werrs kafka.WriteErrors
+	if !errors.As(err, &werrs) {
+		return err
+	}
+	var first error
+	for _, e := range werrs {
+		if e != nil && first == nil {
+			first = e
+		}
+	}
+	return fmt.Errorf("%d of %d records failed, the first with: %w", werrs.Count(), len(werrs), first)
 }
 
 // tooLarge reports whether a write failed because Kafka refuses the record's

@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/testenv"
 )
@@ -56,13 +57,13 @@ func (inflate) Rejected(m kafka.Message, in *kafka.Message, cause error, out *Ou
 	out.Emit(kafka.Message{Topic: "dlq", Key: po, Value: po, Headers: []kafka.Header{{Key: "reason", Value: []byte(cause.Error())}}})
 }
 
-// acks wraps a writer and records, per input partition, the highest input
+// acks wraps the worker's producer and records, per input partition, the highest input
 // offset whose output Kafka acknowledged (the output's key is
 // "partition:offset"), counting the records that succeeded in a partly
 // failed write too (kafka.WriteErrors). It fails the first `fail` calls
 // itself and counts every call.
 type acks struct {
-	w     *kafka.Writer
+	w     *broker.Producer
 	fail  atomic.Int32
 	calls atomic.Int32
 	mu    sync.Mutex
@@ -70,7 +71,12 @@ type acks struct {
 }
 
 func newAcks(addr string) *acks {
-	return &acks{w: &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, MaxAttempts: 1}, hi: map[int]int64{}}
+	// The worker's producer, which never retries on its own.
+	p, err := broker.NewProducer(broker.Config{Brokers: []string{addr}}, broker.ProducerConfig{})
+	if err != nil {
+		panic(err)
+	}
+	return &acks{w: p, hi: map[int]int64{}}
 }
 
 func (a *acks) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {

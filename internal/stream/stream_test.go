@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,4 +171,48 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// offsets records the input offsets a processor sees, in order.
+type offsets struct {
+	echo
+	seen *[]int64
+}
+
+func (o offsets) Process(m *kafka.Message, out *Output) {
+	*o.seen = append(*o.seen, m.Offset)
+	o.echo.Process(m, out)
+}
+
+func TestAFetchLargerThanTheBatchIsProcessedInOrderInBatchesOfAtMostMaxBatch(t *testing.T) {
+	c := newCluster(t, 1, "in", "out")
+	addr := c.ListenAddrs()[0]
+	const n, maxBatch = 5000, 7
+	fill(t, addr, "in", n)
+
+	aw := newAcks(addr)
+	defer aw.w.Close()
+	var mu sync.Mutex
+	largest := 0
+	sized := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
+		mu.Lock()
+		largest = max(largest, len(msgs))
+		mu.Unlock()
+		return aw.WriteMessages(ctx, msgs...)
+	})
+	var seen []int64
+	r := newRunner(t, addr, sized, Config{MaxBatch: maxBatch})
+	r.factory = func(Partition) Processor { return offsets{echo: echo{topic: "out"}, seen: &seen} }
+	runUntilCommitted(t, r, addr, 1, n, time.Minute)
+	if largest > maxBatch {
+		t.Errorf("a batch produced %d records, more than MaxBatch %d", largest, maxBatch)
+	}
+	if len(seen) != n {
+		t.Fatalf("processed %d records, want %d", len(seen), n)
+	}
+	for i, o := range seen {
+		if o != int64(i) {
+			t.Fatalf("record %d processed was offset %d: not in order, or repeated", i, o)
+		}
+	}
 }

