@@ -8,6 +8,34 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// PartitionIDs returns the partition ids of topic, in order. A topic that
+// does not exist (or has no partitions yet) is an error wrapping
+// kafka.UnknownTopicOrPartition.
+func PartitionIDs(ctx context.Context, c *kafka.Client, topic string) ([]int, error) {
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("describe topic %s: %w", topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			break
+		}
+		ids := make([]int, len(t.Partitions))
+		for i, p := range t.Partitions {
+			ids[i] = p.ID
+		}
+		sort.Ints(ids)
+		return ids, nil
+	}
+	return nil, fmt.Errorf("describe topic %s: %w", topic, kafka.UnknownTopicOrPartition)
+}
+
 // Span is what a partition holds: offsets First up to, not including, End.
 type Span struct {
 	Partition  int

@@ -223,30 +223,14 @@ func (p *Producer) partitions(ctx context.Context, topic string) ([]int, error) 
 	if ok && time.Since(tp.at) < p.ttl {
 		return tp.ids, nil
 	}
-	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	ids, err := PartitionIDs(ctx, p.client, topic)
 	if err != nil {
-		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
+		return nil, err
 	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("describe topic %s: %w", topic, t.Error)
-		}
-		if len(t.Partitions) == 0 {
-			break
-		}
-		ids := make([]int, len(t.Partitions))
-		for i := range ids {
-			ids[i] = i
-		}
-		p.mu.Lock()
-		p.topics[topic] = topicParts{ids: ids, at: time.Now()}
-		p.mu.Unlock()
-		return ids, nil
-	}
-	return nil, fmt.Errorf("describe topic %s: %w", topic, kafka.UnknownTopicOrPartition)
+	p.mu.Lock()
+	p.topics[topic] = topicParts{ids: ids, at: time.Now()}
+	p.mu.Unlock()
+	return ids, nil
 }
 
 func (p *Producer) forget(topic string) {

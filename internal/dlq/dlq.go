@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -103,28 +102,11 @@ type span struct {
 
 // partitions returns the partition ids of topic, or ErrNoTopic.
 func (d *DLQ) partitions(ctx context.Context, topic string) ([]int, error) {
-	md, err := d.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
+	ids, err := broker.PartitionIDs(ctx, d.client, topic)
+	if errors.Is(err, kafka.UnknownTopicOrPartition) {
+		return nil, fmt.Errorf("topic %s: %w", topic, ErrNoTopic)
 	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0) {
-			break
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("describe topic %s: %w", topic, t.Error)
-		}
-		ids := make([]int, len(t.Partitions))
-		for i, p := range t.Partitions {
-			ids[i] = p.ID
-		}
-		sort.Ints(ids)
-		return ids, nil
-	}
-	return nil, fmt.Errorf("topic %s: %w", topic, ErrNoTopic)
+	return ids, err
 }
 
 // spans returns the first and end offsets of every partition of the

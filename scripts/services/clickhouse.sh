@@ -112,8 +112,7 @@ $(kafka_config)
 </yandex>
 XML
 	# The default profile is also the one the Kafka engine's background
-	# consumers use: a short stream_flush_interval_ms makes consumed rows
-	# visible within about a second instead of the stock 7.5 s.
+	# consumers use: see kafka_engine_profile in lib.sh.
 	cat >"$dir/users.xml" <<XML
 <?xml version="1.0"?>
 <!-- Written by scripts/services/clickhouse.sh; edits are overwritten on the next up. -->
@@ -122,13 +121,7 @@ XML
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
             <load_balancing>random</load_balancing>
-            <stream_flush_interval_ms>500</stream_flush_interval_ms>
-            <!-- Before 19.14 the Kafka engine commits its offsets before the
-                 rows it squashed for the view are written: with no
-                 squashing, a block is written before that commit, so a
-                 killed server re-reads it instead of losing it. -->
-            <min_insert_block_size_rows>0</min_insert_block_size_rows>
-            <min_insert_block_size_bytes>0</min_insert_block_size_bytes>
+$(kafka_engine_profile)
         </default>
     </profiles>
     <users>

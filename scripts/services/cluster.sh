@@ -329,8 +329,7 @@ ch_config() {
     </distributed_ddl>
 </yandex>
 XML
-	# As in clickhouse.sh: a short stream_flush_interval_ms makes rows the
-	# Kafka engine consumed visible within about a second.
+	# As in clickhouse.sh: the Kafka engine's settings (lib.sh).
 	cat >"$node/users.xml" <<XML
 <?xml version="1.0"?>
 <!-- Written by scripts/services/cluster.sh; edits are overwritten on the next up. -->
@@ -339,13 +338,7 @@ XML
         <default>
             <max_memory_usage>2000000000</max_memory_usage>
             <load_balancing>in_order</load_balancing>
-            <stream_flush_interval_ms>500</stream_flush_interval_ms>
-            <!-- Before 19.14 the Kafka engine commits its offsets before the
-                 rows it squashed for the view are written: with no
-                 squashing, a block is written before that commit, so a
-                 killed server re-reads it instead of losing it. -->
-            <min_insert_block_size_rows>0</min_insert_block_size_rows>
-            <min_insert_block_size_bytes>0</min_insert_block_size_bytes>
+$(kafka_engine_profile)
         </default>
     </profiles>
     <users>
