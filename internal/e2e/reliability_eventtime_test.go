@@ -100,7 +100,6 @@ func TestReliabilityVisitsStampedAheadLeaveOnTimeCountsUntouched(t *testing.T) {
 	testenv.WaitFor(t, "both visit stages in a generation", 2*time.Minute, func() bool {
 		return w.metric(`domination_rebalances_total{agent="visits"}`) >= 1 && w.metric(`domination_rebalances_total{agent="windows"}`) >= 1
 	})
-	now := time.Now()
 	sec := func(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
 	aheads := []struct {
 		ahead  string
@@ -111,19 +110,25 @@ func TestReliabilityVisitsStampedAheadLeaveOnTimeCountsUntouched(t *testing.T) {
 		{"172800", agents.ReasonBadTimestamp}, {"=1e20", agents.ReasonBadTimestamp},
 	}
 	want := map[string]int{}
-	var msgs []kafka.Message
+	// Each visit is stamped as it is sent, ahead or now, so that a slow
+	// machine cannot make an on-time visit old before it leaves.
+	var msgs []func() kafka.Message
 	for i, a := range aheads {
-		ts := ""
-		if raw, ok := strings.CutPrefix(a.ahead, "="); ok {
-			ts = raw
-		} else {
-			d, _ := time.ParseDuration(a.ahead + "s")
-			ts = sec(now.Add(d))
-		}
 		account := 903 + i
-		msgs = append(msgs, kafka.Message{Value: []byte(fmt.Sprintf(`{"id":"ahead-%d","account_id":%d,"store_id":"us","timestamp":%s}`, i, account, ts))})
+		msgs = append(msgs, func() kafka.Message {
+			ts := ""
+			if raw, ok := strings.CutPrefix(a.ahead, "="); ok {
+				ts = raw
+			} else {
+				d, _ := time.ParseDuration(a.ahead + "s")
+				ts = sec(time.Now().Add(d))
+			}
+			return kafka.Message{Value: []byte(fmt.Sprintf(`{"id":"ahead-%d","account_id":%d,"store_id":"us","timestamp":%s}`, i, account, ts))}
+		})
 		for j := range 5 {
-			msgs = append(msgs, kafka.Message{Value: []byte(fmt.Sprintf(`{"id":"on-time-%d-%d","account_id":%d,"store_id":"us","timestamp":%s}`, i, j, account, sec(time.Now())))})
+			msgs = append(msgs, func() kafka.Message {
+				return kafka.Message{Value: []byte(fmt.Sprintf(`{"id":"on-time-%d-%d","account_id":%d,"store_id":"us","timestamp":%s}`, i, j, account, sec(time.Now())))}
+			})
 		}
 		if a.reason != "" {
 			want[string(a.reason)]++
@@ -133,7 +138,7 @@ func TestReliabilityVisitsStampedAheadLeaveOnTimeCountsUntouched(t *testing.T) {
 	for _, m := range msgs {
 		// One at a time, in order: each on-time visit follows the one
 		// stamped ahead on its key.
-		if err := vw.WriteMessages(context.Background(), m); err != nil {
+		if err := vw.WriteMessages(context.Background(), m()); err != nil {
 			t.Fatalf("produce visits: %v", err)
 		}
 	}

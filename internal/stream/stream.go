@@ -495,12 +495,20 @@ func (r *Runner) consume(gen *generation, id int) {
 func (p *partition) fetch(stop context.Context) int {
 	p.batch = p.batch[:0]
 	if len(p.pending) == 0 {
+		// Idle means no record for a whole TickInterval: the broker's empty
+		// answers, every fetchMaxWait, do not end the wait, or a tick
+		// would follow a record by as little as that.
 		idle := time.NewTimer(p.r.cfg.TickInterval)
-		select {
-		case res := <-p.src.out:
-			p.take(res)
-		case <-idle.C:
-		case <-stop.Done():
+	wait:
+		for len(p.pending) == 0 {
+			select {
+			case res := <-p.src.out:
+				p.take(res)
+			case <-idle.C:
+				break wait
+			case <-stop.Done():
+				break wait
+			}
 		}
 		idle.Stop()
 		if len(p.pending) == 0 {

@@ -39,7 +39,11 @@ func (s *Source) Records(ctx context.Context, topic string, since time.Time) ([]
 	if dialer == nil {
 		dialer = &kafka.Dialer{Timeout: 10 * time.Second}
 	}
-	parts, err := dialer.LookupPartitions(ctx, "tcp", s.Brokers[0], topic)
+	var parts []kafka.Partition
+	err := s.eachBroker(func(b string) (err error) {
+		parts, err = dialer.LookupPartitions(ctx, "tcp", b, topic)
+		return err
+	})
 	if errors.Is(err, kafka.UnknownTopicOrPartition) {
 		return nil, nil
 	}
@@ -61,8 +65,26 @@ func (s *Source) Records(ctx context.Context, topic string, since time.Time) ([]
 	return out, nil
 }
 
+// eachBroker calls fn with each bootstrap broker in turn until one answers
+// (nil, or a Kafka error: the cluster's answer, which another broker would
+// repeat): a reconciliation must work with a broker down.
+func (s *Source) eachBroker(fn func(broker string) error) error {
+	var err error
+	for _, b := range s.Brokers {
+		var ke kafka.Error
+		if err = fn(b); err == nil || errors.As(err, &ke) {
+			return err
+		}
+	}
+	return err
+}
+
 func (s *Source) partition(ctx context.Context, dialer *kafka.Dialer, topic string, id int, since time.Time) ([]kafka.Message, error) {
-	conn, err := dialer.DialLeader(ctx, "tcp", s.Brokers[0], topic, id)
+	var conn *kafka.Conn
+	err := s.eachBroker(func(b string) (err error) {
+		conn, err = dialer.DialLeader(ctx, "tcp", b, topic, id)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the leader of %s/%d: %w", topic, id, err)
 	}
