@@ -18,7 +18,9 @@ func TestRecordsAreReadWithTheFirstBrokerDown(t *testing.T) {
 	if err := broker.EnsureTopics(context.Background(), c, broker.Topic{Name: topic, Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}}) })
+	t.Cleanup(func() {
+		_, _ = c.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{topic}})
+	})
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{}, Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer w.Close()
 	msgs := make([]kafka.Message, 10)
