@@ -42,8 +42,8 @@ test: up ## start the services, then vet and run every test (with the race detec
 # "reliability", and the kfake faults of internal/stream) breaks the pipeline on
 # purpose and reconciles every input; each scenario prints one line, gathered
 # at the end because go test hides the output of passing packages.
-RELIABILITY_TIMEOUT ?= 40m
-test-reliability: up ## faults, restarts and hostile input, reconciled: one line per scenario (about 15 min)
+RELIABILITY_TIMEOUT ?= 45m
+test-reliability: up ## faults, restarts and hostile input, reconciled: one line per scenario (about 30 min on 2 cores)
 	$(GO) vet -tags reliability ./internal/e2e/ ./internal/stream/
 	@report="$$(mktemp)"; status=0; \
 	DOMINATION_RELIABILITY_REPORT="$$report" $(GO) test -tags reliability -race -count=1 -timeout $(RELIABILITY_TIMEOUT) \
