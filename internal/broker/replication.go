@@ -171,6 +171,17 @@ func (d TopicDurability) Impossible() string {
 
 // Durability describes the replication of existing topics.
 func Durability(ctx context.Context, c *kafka.Client, names ...string) ([]TopicDurability, error) {
+	// Topics created moments ago may not be known to every broker yet:
+	// Kafka says so with an error it calls temporary.
+	var out []TopicDurability
+	err := RetryTemporary(ctx, func() (err error) {
+		out, err = durability(ctx, c, names...)
+		return err
+	})
+	return out, err
+}
+
+func durability(ctx context.Context, c *kafka.Client, names ...string) ([]TopicDurability, error) {
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 	if err != nil {
 		return nil, fmt.Errorf("describe topics %s: %w", strings.Join(names, ","), err)
