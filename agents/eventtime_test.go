@@ -15,8 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/metrics"
 )
 
 // pipeline runs visits through a repartitioner and one windower, the way a

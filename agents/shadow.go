@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/broker"
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/stream"
 )
 
@@ -50,9 +49,8 @@ type ShadowConfig struct {
 	// MaxDeadLetterBytes caps a dead-letter value. Default
 	// DefaultMaxDeadLetterBytes.
 	MaxDeadLetterBytes int
-	// Stream tunes batching and the consumer group; Name, Brokers, Topic
-	// and GroupID are filled in by the agent.
-	Stream stream.Config
+	// Batching bounds each produce-and-commit cycle.
+	Batching Batching
 }
 
 // WithDefaults returns c with its zero fields set to the documented defaults.
@@ -95,23 +93,8 @@ func (c ShadowConfig) Validate() error {
 }
 
 // Topics returns the topics the agent needs, for creating them at start.
-func (c ShadowConfig) Topics() []broker.Topic {
-	return []broker.Topic{{Name: c.InputTopic, Partitions: 4}, {Name: c.OutputTopic, Partitions: 4}, {Name: c.DeadLetterTopic, Partitions: 1}}
-}
-
-// Runtime is what every agent shares inside one worker process.
-type Runtime struct {
-	Brokers []string
-	Dialer  *kafka.Dialer
-	// Admin reads and writes commit metadata and creates topics.
-	Admin *kafka.Client
-	// Writer produces every agent's output; it must use RequireAll.
-	Writer  stream.Writer
-	Metrics *metrics.Metrics
-	Log     *slog.Logger
-	// Now is the wall clock the agents judge timestamps against; nil means
-	// time.Now.
-	Now func() time.Time
+func (c ShadowConfig) Topics() []Topic {
+	return []Topic{{Name: c.InputTopic, Partitions: 4}, {Name: c.OutputTopic, Partitions: 4}, {Name: c.DeadLetterTopic, Partitions: 1}}
 }
 
 // Shadow is the shadow agent: ratings in, typed shadow events out.
@@ -128,8 +111,7 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 	}
 	lim := cfg.Limits.withDefaults()
 	dead := deadCounters(rt.Metrics, ShadowAgentName, ShadowReasons)
-	sc := cfg.Stream
-	sc.Name, sc.Brokers, sc.Topic, sc.GroupID = ShadowAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
+	sc := rt.streamConfig(ShadowAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching)
 	factory := func(stream.Partition) stream.Processor {
 		return &shadowProcessor{cfg: cfg, lim: lim, dead: dead, log: rt.Log, now: rt.Now}
 	}

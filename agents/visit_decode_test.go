@@ -14,8 +14,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/metrics"
 )
 
 // visitRecorded is the Kafka timestamp the visit tests decode against.

@@ -2,7 +2,6 @@ package agents
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -12,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/broker"
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/stream"
 )
 
@@ -168,8 +166,8 @@ type VisitsConfig struct {
 	MaxClockSkew time.Duration
 	// Limits bound accepted visits.
 	Limits VisitLimits
-	// Stream tunes batching and the consumer groups of both stages.
-	Stream stream.Config
+	// Batching bounds each produce-and-commit cycle of both stages.
+	Batching Batching
 }
 
 // WithDefaults returns c with its zero fields set to the documented defaults.
@@ -226,9 +224,9 @@ func (c VisitsConfig) Validate() error {
 }
 
 // Topics returns the topics the visit agents need.
-func (c VisitsConfig) Topics() []broker.Topic {
+func (c VisitsConfig) Topics() []Topic {
 	c = c.WithDefaults()
-	return []broker.Topic{
+	return []Topic{
 		{Name: c.InputTopic, Partitions: 4},
 		{Name: c.RepartitionTopic, Partitions: c.RepartitionPartitions},
 		{Name: c.OutputTopic, Partitions: 1},
@@ -248,8 +246,7 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 		return nil, err
 	}
 	dead := deadCounters(rt.Metrics, VisitsAgentName, VisitReasons)
-	rc := cfg.Stream
-	rc.Name, rc.Brokers, rc.Topic, rc.GroupID = VisitsAgentName, rt.Brokers, cfg.InputTopic, cfg.GroupID
+	rc := rt.streamConfig(VisitsAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching)
 	repartition, err := stream.New(rc, rt.Dialer, rt.Admin, rt.Writer, func(stream.Partition) stream.Processor {
 		return &repartitioner{cfg: cfg, dead: dead, now: rt.Now}
 	}, rt.Metrics, rt.Log)
@@ -258,8 +255,7 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 	}
 	wdead := deadCounters(rt.Metrics, WindowsAgentName, VisitReasons)
 	open := rt.Metrics.OpenWindows.WithLabelValues(WindowsAgentName)
-	wc := cfg.Stream
-	wc.Name, wc.Brokers, wc.Topic, wc.GroupID = WindowsAgentName, rt.Brokers, cfg.RepartitionTopic, cfg.GroupID+"-windows"
+	wc := rt.streamConfig(WindowsAgentName, cfg.RepartitionTopic, cfg.GroupID+"-windows", cfg.Batching)
 	windows, err := stream.New(wc, rt.Dialer, rt.Admin, rt.Writer, func(p stream.Partition) stream.Processor {
 		return newWindower(cfg, p, wdead, open, rt.Log)
 	}, rt.Metrics, rt.Log)
@@ -273,36 +269,6 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 // and Run returns its error once both have returned.
 func (v *Visits) Run(ctx context.Context) error {
 	return runStages(ctx, v.repartition.Run, v.windows.Run)
-}
-
-// runStages runs every stage until ctx ends or one of them returns: the
-// stages of one pipeline live and die together.
-func runStages(ctx context.Context, stages ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, len(stages))
-	for _, run := range stages {
-		go func() {
-			err := run(ctx)
-			cancel()
-			errc <- err
-		}()
-	}
-	var errs []error
-	for range stages {
-		errs = append(errs, <-errc)
-	}
-	return errors.Join(errs...)
-}
-
-// deadCounters returns the dead-letter counter of each reason for agent,
-// created up front so that every reason shows on /metrics from the start.
-func deadCounters(m *metrics.Metrics, agent string, reasons []Reason) map[Reason]prometheus.Counter {
-	dead := make(map[Reason]prometheus.Counter, len(reasons))
-	for _, r := range reasons {
-		dead[r] = m.DeadLettered.WithLabelValues(agent, string(r))
-	}
-	return dead
 }
 
 // repartitioner validates visits and re-keys them by (account_id,

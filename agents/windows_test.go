@@ -10,8 +10,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/metrics"
 )
 
 type emitted struct {

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"regexp"
@@ -12,7 +13,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/domination/domination/internal/hostport"
-	"github.com/domination/domination/internal/tlsconfig"
 )
 
 // Config says how to reach ClickHouse over its native protocol. The zero
@@ -27,8 +27,8 @@ type Config struct {
 	Username string
 	// Password of Username. Default empty. It never appears in errors.
 	Password string
-	// TLS for the connection. Default plain TCP.
-	TLS tlsconfig.Config
+	// TLS for the connection; nil (the default) is plain TCP.
+	TLS *tls.Config
 	// DialTimeout bounds each attempt to open a connection, and waiting for
 	// a free one in the pool. Default 5s.
 	DialTimeout time.Duration
@@ -89,9 +89,6 @@ func (c Config) Validate() error {
 	if c.MaxOpenConns < 1 {
 		return fmt.Errorf("clickhouse max open connections %d: want at least 1", c.MaxOpenConns)
 	}
-	if err := c.TLS.Validate(); err != nil {
-		return fmt.Errorf("clickhouse %w", err)
-	}
 	return nil
 }
 
@@ -109,10 +106,6 @@ func ValidateIdentifier(name string) error {
 
 // options turns a defaulted, valid Config into clickhouse-go's options.
 func (c Config) options() (*ch.Options, error) {
-	tlsCfg, err := c.TLS.Build()
-	if err != nil {
-		return nil, fmt.Errorf("clickhouse %w", err)
-	}
 	return &ch.Options{
 		Protocol: ch.Native,
 		Addr:     c.Addr,
@@ -121,7 +114,7 @@ func (c Config) options() (*ch.Options, error) {
 			Username: c.Username,
 			Password: c.Password,
 		},
-		TLS:          tlsCfg,
+		TLS:          c.TLS,
 		DialTimeout:  c.DialTimeout,
 		ReadTimeout:  c.QueryTimeout,
 		MaxOpenConns: c.MaxOpenConns,

@@ -519,7 +519,7 @@ func (m *Migrator) do(ctx context.Context, op string, f func(*migrate.Migrate) e
 	if err := m.render(ctx); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	mg, err := migrate.NewWithInstance("embedded", m.src, driverName, m.drv)
+	mg, err := migrate.NewWithInstance("embedded", m.src, "clickhouse-native", m.drv)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

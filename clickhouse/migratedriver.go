@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,10 +16,6 @@ import (
 	"github.com/golang-migrate/migrate/v4/database"
 )
 
-// driverName is the name MigrateDriver is registered under with
-// golang-migrate, and the URL scheme it opens.
-const driverName = "clickhouse-native"
-
 // versionTable is where MigrateDriver records versions, in the same layout as
 // golang-migrate's own ClickHouse driver: one row per change, the latest
 // sequence wins.
@@ -29,10 +23,6 @@ const versionTable = "schema_migrations"
 
 // unknownTable is ClickHouse's error code for a table that does not exist.
 const unknownTable = 60
-
-func init() {
-	database.Register(driverName, &MigrateDriver{})
-}
 
 // MigrateDriver is a golang-migrate database.Driver over a clickhouse-go v2
 // native connection.
@@ -47,13 +37,11 @@ func init() {
 // ClickHouse has no locks: Lock only keeps two migrations in this process
 // apart. Running migrations from two processes at once is not prevented.
 //
-// Make one with NewMigrateDriver, or let golang-migrate open one from a URL
-// clickhouse-native://host:port/database?username=…&password=… (see Open).
+// Make one with NewMigrateDriver.
 type MigrateDriver struct {
 	conn     driver.Conn
 	database string
 	cluster  string // non-empty: DDL runs ON CLUSTER, the version table is replicated
-	ownsConn bool   // Close closes conn: it was opened from a URL
 
 	mu       sync.Mutex // guards the fields below
 	ctx      context.Context
@@ -88,85 +76,17 @@ func (d *MigrateDriver) context() context.Context {
 	return d.ctx
 }
 
-// Open connects to the ClickHouse named by a URL and returns a driver that
-// closes the connection on Close:
-//
-//	clickhouse-native://host:port[,host:port…]/database?username=u&password=p&secure=true&dial_timeout=5s
-//
-// (the scheme clickhouse:// is accepted too; user and password may also come
-// as user:password@). Missing parts take Config's defaults.
-func (d *MigrateDriver) Open(rawURL string) (database.Driver, error) {
-	cfg, err := parseURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	cfg = cfg.withDefaults()
-	conn, err := Open(context.Background(), cfg)
-	if err != nil {
-		return nil, err
-	}
-	nd := NewMigrateDriver(conn, cfg.Database)
-	nd.ownsConn = true
-	return nd, nil
-}
+// errOpenByURL is Open's answer: a MigrateDriver is made by NewMigrateDriver
+// over a connection the Migrator opened from a Config.
+var errOpenByURL = errors.New("clickhouse migrations: the driver is not opened from a URL; use NewMigrateDriver")
 
-// parseURL reads a Config from a clickhouse-native:// URL.
-func parseURL(rawURL string) (Config, error) {
-	var cfg Config
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// url's errors quote the whole URL, password included.
-		return cfg, errors.New("clickhouse url: cannot parse it")
-	}
-	if u.Scheme != driverName && u.Scheme != "clickhouse" {
-		return cfg, fmt.Errorf("clickhouse url: scheme %q: want %s", u.Scheme, driverName)
-	}
-	if u.Host != "" {
-		cfg.Addr = strings.Split(u.Host, ",")
-	}
-	cfg.Database = strings.TrimPrefix(u.Path, "/")
-	if u.User != nil {
-		cfg.Username = u.User.Username()
-		cfg.Password, _ = u.User.Password()
-	}
-	for k, vs := range u.Query() {
-		v := vs[len(vs)-1]
-		switch k {
-		case "username":
-			cfg.Username = v
-		case "password":
-			cfg.Password = v
-		case "database":
-			cfg.Database = v
-		case "secure":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return cfg, fmt.Errorf("clickhouse url: secure=%q: want true or false", v)
-			}
-			cfg.TLS.Enabled = b
-		case "dial_timeout":
-			t, err := time.ParseDuration(v)
-			if err != nil {
-				return cfg, fmt.Errorf("clickhouse url: dial_timeout=%q: want a duration such as 5s", v)
-			}
-			cfg.DialTimeout = t
-		default:
-			return cfg, fmt.Errorf("clickhouse url: unknown parameter %q", k)
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("clickhouse url: %w", err)
-	}
-	return cfg, nil
-}
+// Open is part of golang-migrate's database.Driver. The Migrator hands
+// golang-migrate a driver it built, so Open is never called; it fails rather
+// than parse credentials out of a URL.
+func (d *MigrateDriver) Open(string) (database.Driver, error) { return nil, errOpenByURL }
 
-// Close closes the connection if the driver opened it.
-func (d *MigrateDriver) Close() error {
-	if d.ownsConn {
-		return d.conn.Close()
-	}
-	return nil
-}
+// Close leaves the connection open: its owner closes it.
+func (d *MigrateDriver) Close() error { return nil }
 
 // Lock marks the driver busy, or returns database.ErrLocked if it is. It
 // guards this process only: ClickHouse has no locks.

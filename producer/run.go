@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/domination/domination/internal/broker"
 )
 
 const (
@@ -30,7 +28,8 @@ const (
 	maxLag = time.Second
 )
 
-// NewWriter returns the writer that RunRatings and RunVisits expect: every
+// NewWriter returns the writer that RunRatings and RunVisits expect, over
+// brokers through t (the connection's TLS and SASL): every
 // message acknowledged by all in-sync replicas (RequireAll), keys hashed
 // with murmur2 as the Java client does (so a key lands on the partition
 // other Kafka clients would choose), synchronous, no automatic topic
@@ -44,14 +43,9 @@ const (
 // would wait out the 5 ms on every call (about 3x slower, measured). A
 // caller that changes the config's BatchSize should set the writer's
 // BatchSize to the same value.
-func NewWriter(bc broker.Config) (*kafka.Writer, error) {
-	bc = bc.WithDefaults()
-	t, err := bc.Transport()
-	if err != nil {
-		return nil, err
-	}
+func NewWriter(brokers []string, t *kafka.Transport) *kafka.Writer {
 	return &kafka.Writer{
-		Addr:                   kafka.TCP(bc.Brokers...),
+		Addr:                   kafka.TCP(brokers...),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           5 * time.Millisecond,
@@ -60,7 +54,7 @@ func NewWriter(bc broker.Config) (*kafka.Writer, error) {
 		WriteTimeout:           10 * time.Second,
 		Transport:              t,
 		AllowAutoTopicCreation: false,
-	}, nil
+	}
 }
 
 // Sending is how a run hands its messages to the writer; RatingsConfig and

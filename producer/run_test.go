@@ -49,10 +49,11 @@ func newTopic(t testing.TB, brokers []string, partitions int) string {
 
 func newWriter(t testing.TB, brokers []string) *kafka.Writer {
 	t.Helper()
-	w, err := producer.NewWriter(broker.Config{Brokers: brokers})
+	tr, err := broker.Config{Brokers: brokers}.Transport()
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := producer.NewWriter(brokers, tr)
 	t.Cleanup(func() { _ = w.Close() })
 	return w
 }

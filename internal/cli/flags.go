@@ -101,16 +101,20 @@ func kafkaConfig(c *cli.Context) (broker.Config, error) {
 
 // clickhouseConfig reads the global ClickHouse flags.
 func clickhouseConfig(c *cli.Context) (clickhouse.Config, error) {
+	tc, err := tlsconfig.Config{
+		Enabled:            globalBool(c, "clickhouse-tls"),
+		CAFile:             global(c, "clickhouse-tls-ca"),
+		InsecureSkipVerify: globalBool(c, "clickhouse-tls-insecure"),
+	}.Build()
+	if err != nil {
+		return clickhouse.Config{}, fmt.Errorf("clickhouse %w", err)
+	}
 	cfg := clickhouse.Config{
 		Addr:     splitList(global(c, "clickhouse-addr")),
 		Database: global(c, "clickhouse-database"),
 		Username: global(c, "clickhouse-user"),
 		Password: global(c, "clickhouse-password"),
-		TLS: tlsconfig.Config{
-			Enabled:            globalBool(c, "clickhouse-tls"),
-			CAFile:             global(c, "clickhouse-tls-ca"),
-			InsecureSkipVerify: globalBool(c, "clickhouse-tls-insecure"),
-		},
+		TLS:      tc,
 	}
 	return cfg, cfg.Validate()
 }

@@ -46,10 +46,11 @@ func runProducer(c *cli.Context, what, topic string, run func(producerRun) (prod
 	if err != nil {
 		return fmt.Errorf("produce %s: %w", what, err)
 	}
-	w, err := producer.NewWriter(kc)
+	t, err := kc.Transport()
 	if err != nil {
 		return err
 	}
+	w := producer.NewWriter(kc.Brokers, t)
 	defer w.Close()
 	term := false
 	if f, ok := c.App.ErrWriter.(*os.File); ok {

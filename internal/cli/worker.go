@@ -10,7 +10,6 @@ import (
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/status"
-	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/internal/web"
 	"github.com/domination/domination/internal/worker"
 )
@@ -37,8 +36,8 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.DurationFlag{Name: "max-clock-skew", Value: agents.DefaultMaxClockSkew, Usage: "how far ahead of this worker's clock a visit or rating may be stamped; beyond it, it is dead-lettered as future_timestamp", EnvVars: env("MAX_CLOCK_SKEW")},
 			&cli.Int64Flag{Name: "min-rating", Value: 1, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
 			&cli.Int64Flag{Name: "max-rating", Value: 100, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
-			&cli.IntFlag{Name: "max-batch", Value: 4096, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
-			&cli.DurationFlag{Name: "max-wait", Value: stream.Config{}.WithDefaults().MaxWait, Usage: "how long a batch gathers after its first record", EnvVars: env("MAX_WAIT")},
+			&cli.IntFlag{Name: "max-batch", Value: agents.DefaultMaxBatch, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
+			&cli.DurationFlag{Name: "max-wait", Value: agents.DefaultMaxWait, Usage: "how long a batch gathers after its first record", EnvVars: env("MAX_WAIT")},
 			&cli.StringSliceFlag{Name: "allowed-origin", Usage: "origin allowed to open the WebSocket feed besides the worker's own host (repeatable; * for any)", EnvVars: env("ALLOWED_ORIGINS")},
 			&cli.IntFlag{Name: "max-clients", Value: 1000, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
 			&cli.DurationFlag{Name: "stall-after", Value: status.DefaultStallAfter, Usage: "how long records may wait with the committed offset unmoved before /status and the metrics call a stage stalled", EnvVars: env("STALL_AFTER")},
@@ -69,7 +68,7 @@ func runWorker(c *cli.Context) error {
 			GroupID:         c.String("shadow-group"),
 			Limits:          limits,
 			MaxClockSkew:    clockSkew(c),
-			Stream:          stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
+			Batching:        agents.Batching{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
 		},
 		Visits: agents.VisitsConfig{
 			InputTopic:            global(c, "visits-topic"),
@@ -81,7 +80,7 @@ func runWorker(c *cli.Context) error {
 			Window:                c.Duration("window"),
 			Grace:                 c.Duration("grace"),
 			MaxClockSkew:          clockSkew(c),
-			Stream:                stream.Config{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
+			Batching:              agents.Batching{MaxBatch: c.Int("max-batch"), MaxWait: c.Duration("max-wait")},
 		},
 		Web:             web.Config{Host: c.String("web-host"), Port: c.Int("web-port")},
 		Status:          status.Config{StallAfter: c.Duration("stall-after")},

@@ -16,8 +16,8 @@ import (
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/backoff"
 	"github.com/domination/domination/internal/broker"
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/metrics"
 )
 
 // Mode says when the guard runs.

@@ -61,7 +61,10 @@ func newWorld(t *testing.T) *world {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topics := append(cfg.Shadow.Topics(), cfg.Visits.Topics()...)
+	var topics []broker.Topic
+	for _, tp := range append(cfg.Shadow.Topics(), cfg.Visits.Topics()...) {
+		topics = append(topics, broker.Topic(tp))
+	}
 	if err := broker.EnsureTopics(ctx, client, topics...); err != nil {
 		t.Fatalf("create topics: %v", err)
 	}

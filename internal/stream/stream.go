@@ -13,7 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/backoff"
-	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/metrics"
 )
 
 // Output collects the records a Processor emits for one batch.
@@ -96,6 +96,12 @@ type Partition struct {
 // every generation for every partition assigned.
 type Factory func(p Partition) Processor
 
+// Defaults of Config's batching fields.
+const (
+	DefaultMaxBatch = 4096
+	DefaultMaxWait  = 20 * time.Millisecond
+)
+
 // Config describes one agent's consumption.
 type Config struct {
 	// Name labels the agent in logs and metrics. Required.
@@ -143,10 +149,10 @@ func (c Config) WithDefaults() Config {
 		c.StartOffset = kafka.FirstOffset
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 4096
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.MaxWait <= 0 {
-		c.MaxWait = 20 * time.Millisecond
+		c.MaxWait = DefaultMaxWait
 	}
 	if c.FetchMaxBytes <= 0 {
 		c.FetchMaxBytes = 512 << 10

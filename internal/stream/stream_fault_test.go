@@ -29,8 +29,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/domination/domination/internal/broker"
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/metrics"
 )
 
 // inflate echoes every input as "partition:offset" in the key and value of

@@ -13,8 +13,8 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/metrics"
 )
 
 // echo emits, for every input, one output whose key and value name the

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/domination/domination/internal/auth"
-	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/metrics"
 )
 
 const (

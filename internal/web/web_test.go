@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domination/domination/internal/metrics"
+	"github.com/domination/domination/metrics"
 )
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

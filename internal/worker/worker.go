@@ -20,10 +20,10 @@ import (
 	"github.com/domination/domination/internal/dashboard"
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/guard"
-	"github.com/domination/domination/internal/metrics"
 	"github.com/domination/domination/internal/rollup"
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/web"
+	"github.com/domination/domination/metrics"
 )
 
 // Config configures a worker.
@@ -218,7 +218,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
 			// Creates with cfg.Kafka.Replication; warns of topics on which RequireAll may rest on one broker.
-			return cfg.Kafka.PrepareTopics(tctx, admin, w.log, append(cfg.Shadow.Topics(), cfg.Visits.Topics()...)...)
+			return cfg.Kafka.PrepareTopics(tctx, admin, w.log, agentTopics(cfg.Shadow.Topics(), cfg.Visits.Topics())...)
 		})
 		if err != nil {
 			if gctx.Err() != nil {
@@ -280,4 +280,15 @@ func (w *Worker) close(writer *broker.Producer, err error) error {
 		w.log.Info("stopped cleanly")
 	}
 	return err
+}
+
+// agentTopics lists the agents' topics as the broker creates them.
+func agentTopics(lists ...[]agents.Topic) []broker.Topic {
+	var out []broker.Topic
+	for _, l := range lists {
+		for _, t := range l {
+			out = append(out, broker.Topic(t))
+		}
+	}
+	return out
 }

@@ -1,0 +1,102 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/metrics"
+)
+
+// Runtime is what every agent shares inside one worker process.
+type Runtime struct {
+	// Brokers are the bootstrap addresses.
+	Brokers []string
+	// Dialer connects the agents' consumer groups.
+	Dialer *kafka.Dialer
+	// Admin reads and writes commit metadata and creates topics.
+	Admin *kafka.Client
+	// Writer produces every agent's output; it must wait for all in-sync
+	// replicas (RequireAll), since an input's offset is committed once its
+	// outputs are acknowledged.
+	Writer Writer
+	// Metrics is the worker's registry; the agents label theirs with their
+	// names.
+	Metrics *metrics.Metrics
+	// Log receives the agents' logs.
+	Log *slog.Logger
+	// Now is the wall clock the agents judge timestamps against; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Writer produces records; the worker's shared producer is one.
+type Writer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Batching bounds one produce-and-commit cycle of an agent: the records
+// read, processed, produced and committed together.
+type Batching struct {
+	// MaxBatch caps the records in one cycle. Default DefaultMaxBatch.
+	MaxBatch int
+	// MaxWait is how long a cycle keeps gathering after its first record:
+	// the latency batching adds. Default DefaultMaxWait.
+	MaxWait time.Duration
+}
+
+// Defaults of Batching.
+const (
+	DefaultMaxBatch = stream.DefaultMaxBatch
+	DefaultMaxWait  = stream.DefaultMaxWait
+)
+
+// Topic is a topic an agent reads or writes, with the partitions it is
+// created with when it does not exist.
+type Topic struct {
+	Name       string
+	Partitions int
+}
+
+// streamConfig is the runtime's configuration for one agent stage.
+func (rt Runtime) streamConfig(name, topic, group string, b Batching) stream.Config {
+	return stream.Config{
+		Name: name, Brokers: rt.Brokers, Topic: topic, GroupID: group,
+		MaxBatch: b.MaxBatch, MaxWait: b.MaxWait,
+	}
+}
+
+// runStages runs every stage until ctx ends or one of them returns: the
+// stages of one pipeline live and die together.
+func runStages(ctx context.Context, stages ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(stages))
+	for _, run := range stages {
+		go func() {
+			err := run(ctx)
+			cancel()
+			errc <- err
+		}()
+	}
+	var errs []error
+	for range stages {
+		errs = append(errs, <-errc)
+	}
+	return errors.Join(errs...)
+}
+
+// deadCounters returns the dead-letter counter of each reason for agent,
+// created up front so that every reason shows on /metrics from the start.
+func deadCounters(m *metrics.Metrics, agent string, reasons []Reason) map[Reason]prometheus.Counter {
+	dead := make(map[Reason]prometheus.Counter, len(reasons))
+	for _, r := range reasons {
+		dead[r] = m.DeadLettered.WithLabelValues(agent, string(r))
+	}
+	return dead
+}
