@@ -5,7 +5,7 @@ BIN       ?= bin/domination
 PKGS      ?= ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build up down run test test-unit test-reliability deploy-check vet lint bench clean
+.PHONY: help build up down run test test-unit test-reliability deploy-check vet lint fuzz bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,9 +33,19 @@ vet: ## go vet and gofmt
 
 lint: vet ## alias of vet
 
+# Every decoder of package wire has a fuzz test; each runs FUZZTIME in turn
+# (go test -fuzz takes one target at a time).
+FUZZTIME ?= 10s
+FUZZ_TARGETS = $(shell grep -ho '^func Fuzz[A-Za-z0-9_]*' wire/*_test.go | cut -c6-)
+fuzz: ## run each fuzz test of package wire for FUZZTIME (default 10s)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "$$t"; $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./wire/; \
+	done
+
 test: up ## start the services, then vet and run every test (with the race detector) against them
 	bash scripts/test-deps.sh
 	$(MAKE) vet
+	$(MAKE) fuzz
 	set -o pipefail; $(GO) test -json $(TESTFLAGS) $(PKGS) | python3 scripts/test-report.py
 
 # The reliability suite (internal/e2e/reliability_*_test.go, build tag

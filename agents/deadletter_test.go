@@ -10,13 +10,13 @@ import (
 
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/metrics"
+	"github.com/domination/domination/wire"
 )
 
 func newTestShadowProcessor() *shadowProcessor {
 	cfg := ShadowConfig{}.WithDefaults()
 	return &shadowProcessor{
 		cfg:  cfg,
-		lim:  cfg.Limits.withDefaults(),
 		dead: deadCounters(metrics.New(), ShadowAgentName, ShadowReasons),
 		log:  slog.New(slog.DiscardHandler),
 	}
@@ -35,7 +35,7 @@ func only(t *testing.T, out *stream.Output) kafka.Message {
 func wantHeaders(t *testing.T, m kafka.Message, want map[string]string) {
 	t.Helper()
 	for k, v := range want {
-		if got := HeaderValue(m.Headers, k); got != v {
+		if got := wire.HeaderValue(m.Headers, k); got != v {
 			t.Errorf("header %s = %q, want %q", k, got, v)
 		}
 	}
@@ -60,18 +60,18 @@ func TestShadowDeadLettersTheInputOfARefusedOutput(t *testing.T) {
 		t.Errorf("dead letter = %s %q %q, want the input's bytes on %s", m.Topic, m.Key, m.Value, p.cfg.DeadLetterTopic)
 	}
 	wantHeaders(t, m, map[string]string{
-		"trace":         "t1",
-		HeaderReason:    string(ReasonOutputRejected),
-		HeaderTopic:     "dominate",
-		HeaderPartition: "3",
-		HeaderOffset:    "41",
-		HeaderAgent:     ShadowAgentName,
-		HeaderTimestamp: "1700000000000",
+		"trace":              "t1",
+		wire.HeaderReason:    string(wire.ReasonOutputRejected),
+		wire.HeaderTopic:     "dominate",
+		wire.HeaderPartition: "3",
+		wire.HeaderOffset:    "41",
+		wire.HeaderAgent:     ShadowAgentName,
+		wire.HeaderTimestamp: "1700000000000",
 	})
 	if !m.Time.Equal(in.Time) {
 		t.Errorf("dead letter stamped %s, want the input's time %s", m.Time, in.Time)
 	}
-	if d := HeaderValue(m.Headers, HeaderDetail); !strings.Contains(d, "output to "+p.cfg.OutputTopic+" refused") {
+	if d := wire.HeaderValue(m.Headers, wire.HeaderDetail); !strings.Contains(d, "output to "+p.cfg.OutputTopic+" refused") {
 		t.Errorf("detail %q does not name the refusing topic", d)
 	}
 }
@@ -91,7 +91,7 @@ func TestARefusedDeadLetterIsCutTo1KiB(t *testing.T) {
 	if len(m.Value) != 1<<10 {
 		t.Errorf("value of %d bytes, want 1024", len(m.Value))
 	}
-	wantHeaders(t, m, map[string]string{HeaderTruncated: "5000", HeaderOffset: "7"})
+	wantHeaders(t, m, map[string]string{wire.HeaderTruncated: "5000", wire.HeaderOffset: "7"})
 }
 
 func TestWindowerDeadLettersARefusedCountItself(t *testing.T) {
@@ -104,5 +104,5 @@ func TestWindowerDeadLettersARefusedCountItself(t *testing.T) {
 	if string(m.Value) != string(count.Value) {
 		t.Errorf("dead letter value %q, want the refused count", m.Value)
 	}
-	wantHeaders(t, m, map[string]string{HeaderTopic: w.cfg.OutputTopic, HeaderPartition: "-1", HeaderOffset: "-1"})
+	wantHeaders(t, m, map[string]string{wire.HeaderTopic: w.cfg.OutputTopic, wire.HeaderPartition: "-1", wire.HeaderOffset: "-1"})
 }

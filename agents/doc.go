@@ -1,7 +1,18 @@
 // Package agents holds domination's stream agents: the pieces that read a
 // record from one Kafka topic, decide something about it and write the
 // result to another. The shadow agent classifies ratings; the visits and
-// windows agents count distinct visits per key in tumbling windows.
+// windows agents count distinct visits per key in tumbling windows. The
+// records they read and write, and their codecs, are package wire's.
+//
+// One file per concern:
+//
+//   - runtime.go: what every agent shares (Runtime, Writer, Batching,
+//     Topic), the stage runner and the bounds on timestamps;
+//   - shadow.go: the shadow agent;
+//   - visits.go: the visits agent's first stage, re-keying;
+//   - windows.go: its second stage, windowed counting, with the window
+//     store (and idset.go, its set of visit ids);
+//   - deadletter.go: building dead-letter records with wire's headers.
 //
 // # The shadow agent
 //
@@ -10,42 +21,36 @@
 //
 //	{"rating": 42, "unique_id": "0b8c9f0e-3a6f-4c55-9b1e-8d7c2f1a0e11"}
 //
-// and writes to the topic "shadow" one JSON object per rating:
+// (wire.Rating) and writes to the topic "shadow" one JSON object per rating
+// (wire.Shadow):
 //
 //	{"type":"Sha","unique_id":"0b8c9f0e-3a6f-4c55-9b1e-8d7c2f1a0e11","emit_timestamp":1700000000,"rating":42}
 //
 // The type is ShaDow for a multiple of 15, else Sha for a multiple of 3,
-// else Dow for a multiple of 5, else Incompatible (see Classify). The
+// else Dow for a multiple of 5, else Incompatible (see wire.Classify). The
 // emit_timestamp is the input record's Kafka timestamp, so a re-delivered
 // rating yields the same row. A record that cannot be decoded goes to a
-// dead-letter topic instead, tagged with a Reason; so does a record stamped
-// before 2000 (ReasonBadTimestamp) or more than the maximum clock skew
-// ahead of the worker's wall clock (ReasonFutureTimestamp), the same bound
-// visits get.
+// dead-letter topic instead, tagged with a wire.Reason; so does a record
+// stamped before 2000 (wire.ReasonBadTimestamp) or more than the maximum
+// clock skew ahead of the worker's wall clock (wire.ReasonFutureTimestamp),
+// the same bound visits get.
 //
-// # The codec
-//
-// DecodeRating, Classify and AppendShadow are the agent's hot path: pure
-// functions without I/O that together handle a typical record in well under
-// a microsecond without allocating. DecodeRating is a small, strict JSON
-// scanner rather than encoding/json, which costs about a microsecond and
-// several allocations per record; its rules (which inputs are rejected and
-// with which Reason) are documented on the function. A decoded Rating may
-// alias the record's bytes, so it must be used before the consumer reuses
-// them.
+// wire.DecodeRating, wire.Classify and wire.AppendShadow are the agent's hot
+// path: pure functions without I/O that together handle a typical record in
+// well under a microsecond without allocating. A decoded rating may alias
+// the record's bytes, so it is used before the consumer reuses them.
 //
 // # Visits and windows
 //
-// The visits agent validates each visit (DecodeVisit) and re-keys it by
-// (account_id, store_id) onto the repartition topic, stamping the record
-// with the time it re-keyed it. DecodeVisit is DecodeRating's scanner with
-// DecodeRating's rules: key names matched exactly, none of its keys twice,
-// other keys (such as the Faust producer's "__faust" metadata) skipped. The
-// windows agent reads the repartition topic with the same decoder, and
-// neither stage allocates per visit on its hot path. The windows agent counts, per repartition
-// partition, the distinct visit ids per key in tumbling windows [s, s+Window)
-// of the visit's own timestamp, and emits each window's count when it
-// closes.
+// The visits agent validates each visit (wire.DecodeRepartitioned, which
+// applies wire.DecodeVisit's rules in place) and re-keys it by (account_id,
+// store_id) onto the repartition topic (wire.AppendGroupKey,
+// wire.AppendRepartitioned), stamping the record with the time it re-keyed
+// it. The windows agent reads the repartition topic with the same decoder,
+// and neither stage allocates per visit on its hot path. The windows agent
+// counts, per repartition partition, the distinct visit ids per key in
+// tumbling windows [s, s+Window) of the visit's own timestamp, and emits
+// each window's count when it closes (wire.ActiveVisitors).
 //
 // # Event time
 //
@@ -53,7 +58,7 @@
 // Each has a test.
 //
 //  1. Absurd timestamps: a visit stamped before 2000, or more than
-//     VisitLimits.MaxFuture (1h) after or MaxPast (7 days) before its own
+//     wire.VisitLimits.MaxFuture (1h) after or MaxPast (7 days) before its own
 //     record's Kafka timestamp, is dead-lettered as bad_timestamp. This
 //     depends on the record alone. Timestamps are compared as numbers, so
 //     one like 1e20 is reported as it was sent.

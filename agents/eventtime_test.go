@@ -4,7 +4,6 @@ package agents
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/metrics"
+	"github.com/domination/domination/wire"
 )
 
 // pipeline runs visits through a repartitioner and one windower, the way a
@@ -72,11 +72,11 @@ func (p *pipeline) collect(out *stream.Output) {
 			p.dead = append(p.dead, m)
 			continue
 		}
-		var e emitted
-		if err := json.Unmarshal(m.Value, &e); err != nil {
+		e, err := wire.DecodeActiveVisitors(m.Value)
+		if err != nil {
 			panic(err)
 		}
-		p.counts[e.key()] += e.Count
+		p.counts[windowName(e)] += int(e.Count)
 	}
 }
 
@@ -89,18 +89,18 @@ func TestVisitsStampedFromSecondsToDaysAheadLeaveOnTimeCountsUntouched(t *testin
 	now := base.Add(3 * time.Second)
 	for _, tc := range []struct {
 		name   string
-		ahead  string // seconds ahead of now, or a raw timestamp when it starts with "="
-		reason Reason // "" when the visit is counted in its own window
+		ahead  string      // seconds ahead of now, or a raw timestamp when it starts with "="
+		reason wire.Reason // "" when the visit is counted in its own window
 	}{
 		{"half a second ahead", "0.5", ""},
 		{"3 seconds ahead", "3", ""},
 		{"29 seconds ahead", "29", ""},
-		{"31 seconds ahead", "31", ReasonFutureTimestamp},
-		{"5 minutes ahead", "300", ReasonFutureTimestamp},
-		{"50 minutes ahead (the reported case)", "3000", ReasonFutureTimestamp},
-		{"61 minutes ahead", "3660", ReasonBadTimestamp},
-		{"2 days ahead", "172800", ReasonBadTimestamp},
-		{"stamped 1e20", "=1e20", ReasonBadTimestamp},
+		{"31 seconds ahead", "31", wire.ReasonFutureTimestamp},
+		{"5 minutes ahead", "300", wire.ReasonFutureTimestamp},
+		{"50 minutes ahead (the reported case)", "3000", wire.ReasonFutureTimestamp},
+		{"61 minutes ahead", "3660", wire.ReasonBadTimestamp},
+		{"2 days ahead", "172800", wire.ReasonBadTimestamp},
+		{"stamped 1e20", "=1e20", wire.ReasonBadTimestamp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPipeline(now)
@@ -125,7 +125,7 @@ func TestVisitsStampedFromSecondsToDaysAheadLeaveOnTimeCountsUntouched(t *testin
 			p.tick(now.Add(2 * time.Minute))
 
 			key := func(account int64, store string, start time.Time) string {
-				return emitted{Account: account, Store: &store, Window: []int64{start.Unix(), start.Unix() + 10}}.key()
+				return windowName(wire.ActiveVisitors{AccountID: account, StoreID: &store, Start: start.Unix(), End: start.Unix() + 10})
 			}
 			aheadStart := time.UnixMilli(floorDiv(int64(ts*1000), 10_000) * 10_000)
 			want := 5
@@ -140,7 +140,7 @@ func TestVisitsStampedFromSecondsToDaysAheadLeaveOnTimeCountsUntouched(t *testin
 			}
 			var reasons []string
 			for _, d := range p.dead {
-				reasons = append(reasons, HeaderValue(d.Headers, HeaderReason)+": "+HeaderValue(d.Headers, HeaderDetail))
+				reasons = append(reasons, wire.HeaderValue(d.Headers, wire.HeaderReason)+": "+wire.HeaderValue(d.Headers, wire.HeaderDetail))
 			}
 			switch {
 			case tc.reason == "" && len(p.dead) != 0:
@@ -149,7 +149,7 @@ func TestVisitsStampedFromSecondsToDaysAheadLeaveOnTimeCountsUntouched(t *testin
 				if got := p.counts[key(903, "us", aheadStart)]; aheadStart != base && got != 1 {
 					t.Errorf("the visit stamped ahead counted %d in its window, want 1", got)
 				}
-			case len(p.dead) != 1 || HeaderValue(p.dead[0].Headers, HeaderReason) != string(tc.reason):
+			case len(p.dead) != 1 || wire.HeaderValue(p.dead[0].Headers, wire.HeaderReason) != string(tc.reason):
 				t.Errorf("dead-lettered %v, want the one visit stamped ahead, as %s", reasons, tc.reason)
 			case strings.Contains(reasons[0], "-292275055"):
 				t.Errorf("the detail overflowed: %s", reasons[0])
@@ -158,39 +158,24 @@ func TestVisitsStampedFromSecondsToDaysAheadLeaveOnTimeCountsUntouched(t *testin
 	}
 }
 
-func TestDecodeVisitReportsAnAbsurdTimestampAsItWasSent(t *testing.T) {
-	rec := time.Unix(1_800_000_000, 0)
-	for _, tc := range []struct{ ts, want string }{
-		{"1e20", "timestamp 1e+20 s is more than 1h0m0s after the message was recorded"},
-		{"-1e20", "timestamp -1e+20 s is before 2000"},
-		{"86400", "timestamp 1970-01-02T00:00:00Z is before 2000"},
-		{"1800003660", "timestamp 2027-01-15T09:01:00Z is more than 1h0m0s after the message was recorded"},
-	} {
-		_, err := DecodeVisit([]byte(`{"id":"a","account_id":1,"timestamp":`+tc.ts+`}`), rec, VisitLimits{})
-		if err == nil || err.Reason != ReasonBadTimestamp || err.Detail != tc.want {
-			t.Errorf("timestamp %s: got %v, want bad_timestamp: %s", tc.ts, err, tc.want)
-		}
-	}
-}
-
 func TestARatingStampedBeyondTheClockSkewIsDeadLetteredAsFuture(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	for _, tc := range []struct {
 		at   time.Time
-		want Reason
+		want wire.Reason
 	}{
 		{now, ""},
 		{now.Add(29 * time.Second), ""},
-		{now.Add(31 * time.Second), ReasonFutureTimestamp},
-		{now.Add(50 * time.Minute), ReasonFutureTimestamp},
-		{time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), ReasonBadTimestamp},
+		{now.Add(31 * time.Second), wire.ReasonFutureTimestamp},
+		{now.Add(50 * time.Minute), wire.ReasonFutureTimestamp},
+		{time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), wire.ReasonBadTimestamp},
 	} {
 		p := newTestShadowProcessor()
 		p.now = func() time.Time { return now }
 		var out stream.Output
 		p.Process(&kafka.Message{Topic: "dominate", Value: []byte(`{"rating":15,"unique_id":"r"}`), Time: tc.at}, &out)
 		m := only(t, &out)
-		got := Reason(HeaderValue(m.Headers, HeaderReason))
+		got := wire.Reason(wire.HeaderValue(m.Headers, wire.HeaderReason))
 		if got != tc.want || (tc.want == "" && m.Topic != p.cfg.OutputTopic) {
 			t.Errorf("a rating recorded at %s: reason %q on %s, want %q", tc.at.UTC(), got, m.Topic, tc.want)
 		}
@@ -203,8 +188,8 @@ func TestAClosedWindowerReleasesItsOpenIDs(t *testing.T) {
 	w := newWindower(testVisitsConfig(), stream.Partition{}, deadCounters(m, WindowsAgentName, VisitReasons), gauge, slog.New(slog.DiscardHandler))
 	var out stream.Output
 	for i := range 3 {
-		v := Visit{ID: fmt.Sprint(i), AccountID: 1, Timestamp: 1_800_000_000}
-		w.Process(&kafka.Message{Offset: int64(i), Value: v.AppendJSON(nil)}, &out)
+		v := wire.Visit{ID: fmt.Sprint(i), AccountID: 1, Timestamp: 1_800_000_000}
+		w.Process(&kafka.Message{Offset: int64(i), Value: wire.AppendVisit(nil, v)}, &out)
 	}
 	value := func() float64 {
 		var d dto.Metric
@@ -252,13 +237,13 @@ func TestTheOldestAcceptedTimestampIsTheStartOfTheWindowHoldingWatermarkMinusGra
 	} {
 		w := newTestWindower(stream.Partition{})
 		var out stream.Output
-		lead := Visit{ID: "lead", AccountID: 1, Timestamp: float64(base) + 27}
-		w.Process(&kafka.Message{Offset: 0, Value: lead.AppendJSON(nil)}, &out)
-		v := Visit{ID: "v", AccountID: 2, Timestamp: tc.ts}
-		w.Process(&kafka.Message{Offset: 1, Value: v.AppendJSON(nil)}, &out)
+		lead := wire.Visit{ID: "lead", AccountID: 1, Timestamp: float64(base) + 27}
+		w.Process(&kafka.Message{Offset: 0, Value: wire.AppendVisit(nil, lead)}, &out)
+		v := wire.Visit{ID: "v", AccountID: 2, Timestamp: tc.ts}
+		w.Process(&kafka.Message{Offset: 1, Value: wire.AppendVisit(nil, v)}, &out)
 		late := false
 		for _, m := range outputMessages(&out) {
-			late = late || HeaderValue(m.Headers, HeaderReason) == string(ReasonLate)
+			late = late || wire.HeaderValue(m.Headers, wire.HeaderReason) == string(wire.ReasonLate)
 		}
 		if late != tc.late {
 			t.Errorf("a visit at %.3f with the watermark at %d: late %v, want %v", tc.ts, base+27, late, tc.late)

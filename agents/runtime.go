@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/metrics"
+	"github.com/domination/domination/wire"
 )
 
 // Runtime is what every agent shares inside one worker process.
@@ -56,6 +58,18 @@ const (
 	DefaultMaxWait  = stream.DefaultMaxWait
 )
 
+// WithDefaults returns b with its zero (or negative) fields set to the
+// defaults.
+func (b Batching) WithDefaults() Batching {
+	if b.MaxBatch <= 0 {
+		b.MaxBatch = DefaultMaxBatch
+	}
+	if b.MaxWait <= 0 {
+		b.MaxWait = DefaultMaxWait
+	}
+	return b
+}
+
 // Topic is a topic an agent reads or writes, with the partitions it is
 // created with when it does not exist.
 type Topic struct {
@@ -93,10 +107,52 @@ func runStages(ctx context.Context, stages ...func(context.Context) error) error
 
 // deadCounters returns the dead-letter counter of each reason for agent,
 // created up front so that every reason shows on /metrics from the start.
-func deadCounters(m *metrics.Metrics, agent string, reasons []Reason) map[Reason]prometheus.Counter {
-	dead := make(map[Reason]prometheus.Counter, len(reasons))
+func deadCounters(m *metrics.Metrics, agent string, reasons []wire.Reason) map[wire.Reason]prometheus.Counter {
+	dead := make(map[wire.Reason]prometheus.Counter, len(reasons))
 	for _, r := range reasons {
 		dead[r] = m.DeadLettered.WithLabelValues(agent, string(r))
 	}
 	return dead
+}
+
+// arenaSize is the size of the buffers the agents encode their outputs
+// into. Emitted values are sub-slices of an arena and must stay valid until
+// produced, so a full arena is replaced, never reused: the old one lives
+// until its records are written.
+const arenaSize = 256 << 10
+
+// DefaultMaxClockSkew is how far ahead of the worker's wall clock a visit or
+// a rating record may be stamped; the package doc says why 30 s.
+const DefaultMaxClockSkew = 30 * time.Second
+
+// maxClockSkew is the skew a configuration's value stands for: 0 means the
+// default, a negative value none at all.
+func maxClockSkew(d time.Duration) time.Duration {
+	switch {
+	case d < 0:
+		return 0
+	case d == 0:
+		return DefaultMaxClockSkew
+	}
+	return d
+}
+
+// minTime is wire.MinUnix, the earliest time a record may carry.
+var minTime = time.Unix(wire.MinUnix, 0)
+
+func clock(now func() time.Time) time.Time {
+	if now == nil {
+		return time.Now()
+	}
+	return now()
+}
+
+// checkAhead refuses a timestamp (unix seconds) more than skew ahead of now.
+func checkAhead(what string, ts float64, now time.Time, skew time.Duration) *wire.DecodeError {
+	limit := now.Add(skew)
+	if ts <= float64(limit.UnixMilli())/1000 {
+		return nil
+	}
+	return &wire.DecodeError{Reason: wire.ReasonFutureTimestamp, Detail: fmt.Sprintf("%s stamped %s is more than %s ahead of the wall clock (%s)",
+		what, wire.FormatSeconds(ts), skew, now.UTC().Format(time.RFC3339Nano))}
 }

@@ -12,71 +12,84 @@ import (
 
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/wire"
 )
 
 // ShadowAgentName labels the shadow agent in logs and metrics.
 const ShadowAgentName = "shadow"
 
-// Reasons the shadow agent adds to the decoder's.
-const (
-	// ReasonOutputRejected: Kafka refused the output for good (too large).
-	ReasonOutputRejected Reason = "output_rejected"
-)
-
 // ShadowReasons lists every reason the shadow agent dead-letters with.
-var ShadowReasons = []Reason{
-	ReasonMalformedJSON, ReasonMissingField, ReasonWrongType, ReasonOutOfRange,
-	ReasonBadID, ReasonTooLarge, ReasonBadTimestamp, ReasonFutureTimestamp, ReasonOutputRejected,
+var ShadowReasons = []wire.Reason{
+	wire.ReasonMalformedJSON, wire.ReasonMissingField, wire.ReasonWrongType, wire.ReasonOutOfRange,
+	wire.ReasonBadID, wire.ReasonTooLarge, wire.ReasonBadTimestamp, wire.ReasonFutureTimestamp, wire.ReasonOutputRejected,
 }
+
+// Defaults of ShadowConfig.
+const (
+	DefaultShadowInputTopic      = "dominate"
+	DefaultShadowOutputTopic     = "shadow"
+	DefaultShadowDeadLetterTopic = "dominate-dlq"
+	DefaultShadowGroupID         = "domination-shadow"
+)
 
 // ShadowConfig configures the shadow agent.
 type ShadowConfig struct {
-	// InputTopic carries ratings. Default "dominate".
+	// InputTopic carries ratings (wire.Rating). Default
+	// DefaultShadowInputTopic.
 	InputTopic string
-	// OutputTopic receives shadow events. Default "shadow".
+	// OutputTopic receives shadow events (wire.Shadow). Default
+	// DefaultShadowOutputTopic.
 	OutputTopic string
-	// DeadLetterTopic receives refused inputs. Default "dominate-dlq".
+	// DeadLetterTopic receives refused inputs. Default
+	// DefaultShadowDeadLetterTopic.
 	DeadLetterTopic string
 	// GroupID is the consumer group of the workers. Default
-	// "domination-shadow".
+	// DefaultShadowGroupID.
 	GroupID string
-	// Limits bound accepted ratings; see DefaultRatingLimits.
-	Limits RatingLimits
+	// Limits bound accepted ratings. Default wire.DefaultRatingLimits(),
+	// field by field.
+	Limits wire.RatingLimits
 	// MaxClockSkew is how far ahead of the worker's wall clock a rating
 	// record may be stamped; beyond it the rating is dead-lettered
-	// (ReasonFutureTimestamp). Default DefaultMaxClockSkew; negative: none.
+	// (wire.ReasonFutureTimestamp). Default DefaultMaxClockSkew; negative:
+	// none.
 	MaxClockSkew time.Duration
 	// MaxDeadLetterBytes caps a dead-letter value. Default
 	// DefaultMaxDeadLetterBytes.
 	MaxDeadLetterBytes int
-	// Batching bounds each produce-and-commit cycle.
+	// Batching bounds each produce-and-commit cycle. Default
+	// DefaultMaxBatch and DefaultMaxWait.
 	Batching Batching
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns a copy of c with its zero fields set to the
+// documented defaults; applying it twice changes nothing more.
 func (c ShadowConfig) WithDefaults() ShadowConfig {
 	if c.InputTopic == "" {
-		c.InputTopic = "dominate"
+		c.InputTopic = DefaultShadowInputTopic
 	}
 	if c.OutputTopic == "" {
-		c.OutputTopic = "shadow"
+		c.OutputTopic = DefaultShadowOutputTopic
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = "dominate-dlq"
+		c.DeadLetterTopic = DefaultShadowDeadLetterTopic
 	}
 	if c.GroupID == "" {
-		c.GroupID = "domination-shadow"
+		c.GroupID = DefaultShadowGroupID
 	}
-	if c.Limits == (RatingLimits{}) {
-		c.Limits = DefaultRatingLimits()
+	c.Limits = c.Limits.WithDefaults()
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if c.MaxDeadLetterBytes <= 0 {
 		c.MaxDeadLetterBytes = DefaultMaxDeadLetterBytes
 	}
+	c.Batching = c.Batching.WithDefaults()
 	return c
 }
 
-// Validate reports a setting that cannot work.
+// Validate reports a setting that cannot work. It applies no defaults: call
+// it on WithDefaults' result.
 func (c ShadowConfig) Validate() error {
 	for _, t := range []string{c.InputTopic, c.OutputTopic, c.DeadLetterTopic} {
 		if err := broker.ValidTopic(t); err != nil {
@@ -109,11 +122,10 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	lim := cfg.Limits.withDefaults()
 	dead := deadCounters(rt.Metrics, ShadowAgentName, ShadowReasons)
 	sc := rt.streamConfig(ShadowAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching)
 	factory := func(stream.Partition) stream.Processor {
-		return &shadowProcessor{cfg: cfg, lim: lim, dead: dead, log: rt.Log, now: rt.Now}
+		return &shadowProcessor{cfg: cfg, dead: dead, log: rt.Log, now: rt.Now}
 	}
 	runner, err := stream.New(sc, rt.Dialer, rt.Admin, rt.Writer, factory, rt.Metrics, rt.Log)
 	if err != nil {
@@ -131,37 +143,32 @@ func (s *Shadow) Owned() []int { return s.runner.Owned() }
 // shadowProcessor classifies the ratings of one partition.
 type shadowProcessor struct {
 	cfg  ShadowConfig
-	lim  RatingLimits
-	dead map[Reason]prometheus.Counter
+	dead map[wire.Reason]prometheus.Counter
 	log  *slog.Logger
 	// now is the wall clock (time.Now when nil).
 	now func() time.Time
-	// arena holds encoded outputs. Emitted values are sub-slices of it and
-	// must stay valid until produced, so a full arena is replaced, never
-	// reused: the old one lives until its records are written.
+	// arena holds encoded outputs (see arenaSize).
 	arena []byte
 }
-
-const arenaSize = 256 << 10
 
 // Process classifies one rating. The output is a pure function of the input
 // record: emit_timestamp is the input record's timestamp, so a re-delivered
 // rating produces the same row, which the ReplacingMergeTree collapses.
 func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
-	r, err := DecodeRating(m.Value, p.lim)
+	r, err := wire.DecodeRating(m.Value, p.cfg.Limits)
 	if err != nil {
-		var de *DecodeError
+		var de *wire.DecodeError
 		if errors.As(err, &de) {
 			p.reject(m, de.Reason, de.Detail, out)
 		} else {
-			p.reject(m, ReasonMalformedJSON, err.Error(), out)
+			p.reject(m, wire.ReasonMalformedJSON, err.Error(), out)
 		}
 		return
 	}
-	if m.Time.Before(minVisitTime) {
+	if m.Time.Before(minTime) {
 		// The record's timestamp becomes emit_timestamp: one before 2000
 		// (none, or the epoch) is a producer's bug, not a rating's time.
-		p.reject(m, ReasonBadTimestamp, fmt.Sprintf("the input record's timestamp %s is before 2000", m.Time.UTC().Format(time.RFC3339)), out)
+		p.reject(m, wire.ReasonBadTimestamp, fmt.Sprintf("the input record's timestamp %s is before 2000", m.Time.UTC().Format(time.RFC3339)), out)
 		return
 	}
 	// One ahead of the wall clock by more than the skew is a producer's
@@ -174,7 +181,7 @@ func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
 		p.arena = make([]byte, 0, max(arenaSize, len(r.UniqueID)*6+96))
 	}
 	start := len(p.arena)
-	p.arena = AppendShadow(p.arena, Classify(r.Rating), r.UniqueID, m.Time.Unix(), r.Rating)
+	p.arena = wire.AppendShadow(p.arena, wire.Classify(r.Rating), r.UniqueID, m.Time.Unix(), r.Rating)
 	out.Emit(kafka.Message{
 		Topic: p.cfg.OutputTopic,
 		Key:   r.UniqueID,
@@ -183,7 +190,7 @@ func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
 	})
 }
 
-func (p *shadowProcessor) reject(m *kafka.Message, reason Reason, detail string, out *stream.Output) {
+func (p *shadowProcessor) reject(m *kafka.Message, reason wire.Reason, detail string, out *stream.Output) {
 	if c, ok := p.dead[reason]; ok {
 		c.Inc()
 	}
@@ -193,8 +200,8 @@ func (p *shadowProcessor) reject(m *kafka.Message, reason Reason, detail string,
 // Rejected dead-letters the rating whose output Kafka refused for good.
 func (p *shadowProcessor) Rejected(m kafka.Message, in *kafka.Message, cause error, out *stream.Output) {
 	p.log.Error("output refused by kafka; dead-lettering its input", "topic", m.Topic, "bytes", len(m.Value), "err", cause)
-	if c, ok := p.dead[ReasonOutputRejected]; ok {
+	if c, ok := p.dead[wire.ReasonOutputRejected]; ok {
 		c.Inc()
 	}
-	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, m, in, ReasonOutputRejected, cause, p.cfg.MaxDeadLetterBytes))
+	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, ShadowAgentName, m, in, wire.ReasonOutputRejected, cause, p.cfg.MaxDeadLetterBytes))
 }

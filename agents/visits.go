@@ -3,8 +3,6 @@ package agents
 import (
 	"context"
 	"fmt"
-	"math"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/wire"
 )
 
 // Agent names of the two visit stages, for logs and metrics.
@@ -20,195 +19,108 @@ const (
 	WindowsAgentName = "windows"
 )
 
-// Reasons the visit agents dead-letter with, besides the shared ones.
-const (
-	// ReasonBadTimestamp: a visit's timestamp (or a rating record's) is
-	// before 2000, or a visit's is too far from the time Kafka recorded for
-	// the message (VisitLimits.MaxFuture, MaxPast).
-	ReasonBadTimestamp Reason = "bad_timestamp"
-	// ReasonFutureTimestamp: a visit (or a rating record) is stamped more
-	// than the maximum clock skew ahead of the wall clock of the worker that
-	// reads it.
-	ReasonFutureTimestamp Reason = "future_timestamp"
-	// ReasonBadStoreID: store_id is empty, too long or not valid text.
-	ReasonBadStoreID Reason = "bad_store_id"
-	// ReasonLate: the visit's window had already closed when it arrived.
-	ReasonLate Reason = "late"
-)
-
 // VisitReasons lists every reason the visit agents dead-letter with.
-var VisitReasons = []Reason{
-	ReasonTooLarge, ReasonMalformedJSON, ReasonMissingField, ReasonWrongType,
-	ReasonBadID, ReasonBadStoreID, ReasonBadTimestamp, ReasonFutureTimestamp, ReasonLate,
+var VisitReasons = []wire.Reason{
+	wire.ReasonTooLarge, wire.ReasonMalformedJSON, wire.ReasonMissingField, wire.ReasonWrongType,
+	wire.ReasonBadID, wire.ReasonBadStoreID, wire.ReasonBadTimestamp, wire.ReasonFutureTimestamp, wire.ReasonLate,
 }
 
-// DefaultMaxClockSkew is how far ahead of the worker's wall clock a visit or
-// a rating record may be stamped; the package doc says why 30 s.
-const DefaultMaxClockSkew = 30 * time.Second
-
-// maxClockSkew is the skew a configuration's value stands for: 0 means the
-// default, a negative value none at all.
-func maxClockSkew(d time.Duration) time.Duration {
-	switch {
-	case d < 0:
-		return 0
-	case d == 0:
-		return DefaultMaxClockSkew
-	}
-	return d
-}
-
-// VisitLimits bound what the visits agent accepts.
-type VisitLimits struct {
-	// MaxMessageBytes caps a message. Default 64 KiB.
-	MaxMessageBytes int
-	// MaxIDLen caps id and store_id, in bytes. Default 128.
-	MaxIDLen int
-	// MaxFuture is how far after the message's Kafka timestamp a visit may
-	// be stamped. Default 1h.
-	MaxFuture time.Duration
-	// MaxPast is how far before the message's Kafka timestamp a visit may
-	// be stamped. Default 7 days.
-	MaxPast time.Duration
-}
-
-func (l VisitLimits) withDefaults() VisitLimits {
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = 64 << 10
-	}
-	if l.MaxIDLen <= 0 {
-		l.MaxIDLen = 128
-	}
-	if l.MaxFuture <= 0 {
-		l.MaxFuture = time.Hour
-	}
-	if l.MaxPast <= 0 {
-		l.MaxPast = 7 * 24 * time.Hour
-	}
-	return l
-}
-
-// minVisitTime is the earliest timestamp a visit, or a rating's record, may
-// carry.
-var minVisitTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-
-var minVisitSeconds = float64(minVisitTime.Unix())
-
-// formatSeconds writes unix seconds as RFC 3339 when they are a time of
-// years 1 to 9999, else as the number.
-func formatSeconds(s float64) string {
-	if s >= -62135596800 && s < 253402300800 {
-		return time.UnixMilli(int64(math.Floor(s * 1000))).UTC().Format(time.RFC3339Nano)
-	}
-	return strconv.FormatFloat(s, 'g', -1, 64) + " s"
-}
-
-// Visit is a validated visit.
-type Visit struct {
-	ID        string  `json:"id"`
-	AccountID int64   `json:"account_id"`
-	StoreID   *string `json:"store_id"`
-	// Timestamp is unix seconds with a fraction.
-	Timestamp float64 `json:"timestamp"`
-}
-
-// Time returns the visit's timestamp, to the millisecond.
-func (v Visit) Time() time.Time { return time.UnixMilli(int64(math.Floor(v.Timestamp * 1000))) }
-
-// GroupKey is the repartition key of the visit's (account_id, store_id):
-// `352:"uk"`, or `352:null` without a store.
-func (v Visit) GroupKey() []byte { return AppendGroupKey(nil, v.AccountID, v.StoreID) }
-
-// AppendGroupKey appends the repartition key of (account, store) to dst.
-func AppendGroupKey(dst []byte, account int64, store *string) []byte {
-	if store == nil {
-		return appendGroupKey(dst, account, nil)
-	}
-	return appendGroupKey(dst, account, []byte(*store))
-}
-
-// AppendJSON appends the visit's canonical JSON, the repartition topic's
-// value.
-func (v Visit) AppendJSON(dst []byte) []byte {
-	f := visitFields{id: []byte(v.ID), account: v.AccountID, ts: v.Timestamp}
-	if v.StoreID != nil {
-		f.store = []byte(*v.StoreID)
-	}
-	return appendVisitJSON(dst, f)
-}
+// Defaults of VisitsConfig.
+const (
+	DefaultVisitsInputTopic      = "visits"
+	DefaultRepartitionTopic      = "visits-repartition"
+	DefaultRepartitionPartitions = 4
+	DefaultActiveVisitorsTopic   = "active-visitors"
+	DefaultVisitsDeadLetterTopic = "visits-dlq"
+	DefaultVisitsGroupID         = "domination-visits"
+	DefaultWindow                = 10 * time.Second
+	DefaultGrace                 = 5 * time.Second
+)
 
 // VisitsConfig configures the two visit stages.
 type VisitsConfig struct {
-	// InputTopic carries visits. Default "visits".
+	// InputTopic carries visits (wire.Visit). Default
+	// DefaultVisitsInputTopic.
 	InputTopic string
-	// RepartitionTopic carries visits keyed by (account_id, store_id).
-	// Default "visits-repartition".
+	// RepartitionTopic carries visits keyed by (account_id, store_id)
+	// (wire.Repartitioned). Default DefaultRepartitionTopic.
 	RepartitionTopic string
 	// RepartitionPartitions is the repartition topic's partition count when
-	// the agent creates it. Default 4.
+	// the agent creates it. Default DefaultRepartitionPartitions.
 	RepartitionPartitions int
-	// OutputTopic receives the windowed counts; it has one partition.
-	// Default "active-visitors".
+	// OutputTopic receives the windowed counts (wire.ActiveVisitors); it
+	// has one partition. Default DefaultActiveVisitorsTopic.
 	OutputTopic string
-	// DeadLetterTopic receives refused visits. Default "visits-dlq".
+	// DeadLetterTopic receives refused visits. Default
+	// DefaultVisitsDeadLetterTopic.
 	DeadLetterTopic string
 	// GroupID is the consumer group of the repartition stage; the window
-	// stage uses GroupID + "-windows". Default "domination-visits".
+	// stage uses GroupID + "-windows". Default DefaultVisitsGroupID.
 	GroupID string
-	// Window is the tumbling window size. Default 10s.
+	// Window is the tumbling window size. Default DefaultWindow.
 	Window time.Duration
 	// Grace is how long after a window's end, in event time, visits are
-	// still counted in it. Default 5s.
+	// still counted in it. Default DefaultGrace; negative: none.
 	Grace time.Duration
 	// MaxClockSkew is how far ahead of the re-keying worker's wall clock a
 	// visit may be stamped; beyond it the visit is dead-lettered
-	// (ReasonFutureTimestamp). Default DefaultMaxClockSkew; negative: none.
+	// (wire.ReasonFutureTimestamp). Default DefaultMaxClockSkew; negative:
+	// none.
 	MaxClockSkew time.Duration
-	// Limits bound accepted visits.
-	Limits VisitLimits
-	// Batching bounds each produce-and-commit cycle of both stages.
+	// Limits bound accepted visits. Default the wire.VisitLimits defaults,
+	// field by field.
+	Limits wire.VisitLimits
+	// Batching bounds each produce-and-commit cycle of both stages. Default
+	// DefaultMaxBatch and DefaultMaxWait.
 	Batching Batching
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns a copy of c with its zero fields set to the
+// documented defaults; applying it twice changes nothing more. A negative
+// Grace or MaxClockSkew stays as it is: it means none.
 func (c VisitsConfig) WithDefaults() VisitsConfig {
 	if c.InputTopic == "" {
-		c.InputTopic = "visits"
+		c.InputTopic = DefaultVisitsInputTopic
 	}
 	if c.RepartitionTopic == "" {
-		c.RepartitionTopic = "visits-repartition"
+		c.RepartitionTopic = DefaultRepartitionTopic
 	}
 	if c.RepartitionPartitions <= 0 {
-		c.RepartitionPartitions = 4
+		c.RepartitionPartitions = DefaultRepartitionPartitions
 	}
 	if c.OutputTopic == "" {
-		c.OutputTopic = "active-visitors"
+		c.OutputTopic = DefaultActiveVisitorsTopic
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = "visits-dlq"
+		c.DeadLetterTopic = DefaultVisitsDeadLetterTopic
 	}
 	if c.GroupID == "" {
-		c.GroupID = "domination-visits"
+		c.GroupID = DefaultVisitsGroupID
 	}
 	if c.Window <= 0 {
-		c.Window = 10 * time.Second
+		c.Window = DefaultWindow
 	}
-	if c.Grace < 0 {
-		c.Grace = 0
-	} else if c.Grace == 0 {
-		c.Grace = 5 * time.Second
+	if c.Grace == 0 {
+		c.Grace = DefaultGrace
 	}
-	c.Limits = c.Limits.withDefaults()
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	c.Limits = c.Limits.WithDefaults()
+	c.Batching = c.Batching.WithDefaults()
 	return c
 }
 
-// Validate reports a setting that cannot work.
+// Validate reports a setting that cannot work. It applies no defaults: call
+// it on WithDefaults' result.
 func (c VisitsConfig) Validate() error {
-	c = c.WithDefaults()
 	for _, t := range []string{c.InputTopic, c.RepartitionTopic, c.OutputTopic, c.DeadLetterTopic} {
 		if err := broker.ValidTopic(t); err != nil {
 			return fmt.Errorf("visits agent: %w", err)
 		}
+	}
+	if c.Window <= 0 {
+		return fmt.Errorf("visits agent: window %s is not positive", c.Window)
 	}
 	if c.Window%time.Second != 0 {
 		return fmt.Errorf("visits agent: window %s must be whole seconds", c.Window)
@@ -234,9 +146,11 @@ func (c VisitsConfig) Topics() []Topic {
 	}
 }
 
-// Visits runs both visit stages: re-keying and windowed counting.
+// Visits runs both visit stages: re-keying here, windowed counting in
+// Windows.
 type Visits struct {
-	repartition, windows *stream.Runner
+	repartition *stream.Runner
+	windows     *Windows
 }
 
 // NewVisits builds the visit agents; Run starts them.
@@ -253,14 +167,9 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 	if err != nil {
 		return nil, fmt.Errorf("visits agent: %w", err)
 	}
-	wdead := deadCounters(rt.Metrics, WindowsAgentName, VisitReasons)
-	open := rt.Metrics.OpenWindows.WithLabelValues(WindowsAgentName)
-	wc := rt.streamConfig(WindowsAgentName, cfg.RepartitionTopic, cfg.GroupID+"-windows", cfg.Batching)
-	windows, err := stream.New(wc, rt.Dialer, rt.Admin, rt.Writer, func(p stream.Partition) stream.Processor {
-		return newWindower(cfg, p, wdead, open, rt.Log)
-	}, rt.Metrics, rt.Log)
+	windows, err := NewWindows(cfg, rt)
 	if err != nil {
-		return nil, fmt.Errorf("windows agent: %w", err)
+		return nil, err
 	}
 	return &Visits{repartition: repartition, windows: windows}, nil
 }
@@ -276,7 +185,7 @@ func (v *Visits) Run(ctx context.Context) error {
 // record; the output's timestamp is when it was re-keyed.
 type repartitioner struct {
 	cfg  VisitsConfig
-	dead map[Reason]prometheus.Counter
+	dead map[wire.Reason]prometheus.Counter
 	// now is the wall clock (time.Now when nil).
 	now func() time.Time
 	// arena holds encoded keys and values, as the shadow agent's does.
@@ -284,10 +193,10 @@ type repartitioner struct {
 }
 
 func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
-	v, derr := decodeVisit(m.Value, m.Time, p.cfg.Limits)
+	v, derr := wire.DecodeRepartitioned(m.Value, m.Time, p.cfg.Limits)
 	now := clock(p.now)
 	if derr == nil {
-		derr = checkAhead("visit", v.ts, now, maxClockSkew(p.cfg.MaxClockSkew))
+		derr = checkAhead("visit", v.Timestamp, now, maxClockSkew(p.cfg.MaxClockSkew))
 	}
 	if derr != nil {
 		p.dead[derr.Reason].Inc()
@@ -298,13 +207,13 @@ func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	// lets event time pass it (see the package doc).
 	// Escaping grows a byte to at most 6 (\u00XX), quoting a key's store
 	// to 10 (\U0010ffff).
-	if need := 10*len(v.store) + 6*len(v.id) + 128; cap(p.arena)-len(p.arena) < need {
+	if need := 10*len(v.StoreID) + 6*len(v.ID) + 128; cap(p.arena)-len(p.arena) < need {
 		p.arena = make([]byte, 0, max(arenaSize, need))
 	}
 	start := len(p.arena)
-	p.arena = appendGroupKey(p.arena, v.account, v.store)
+	p.arena = wire.AppendGroupKey(p.arena, v.AccountID, v.StoreID)
 	mid := len(p.arena)
-	p.arena = appendVisitJSON(p.arena, v)
+	p.arena = wire.AppendRepartitioned(p.arena, v)
 	out.Emit(kafka.Message{
 		Topic: p.cfg.RepartitionTopic,
 		Key:   p.arena[start:mid:mid],
@@ -313,32 +222,8 @@ func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	})
 }
 
-func clock(now func() time.Time) time.Time {
-	if now == nil {
-		return time.Now()
-	}
-	return now()
-}
-
-// checkAhead refuses a timestamp (unix seconds) more than skew ahead of now.
-func checkAhead(what string, ts float64, now time.Time, skew time.Duration) *DecodeError {
-	limit := now.Add(skew)
-	if ts <= float64(limit.UnixMilli())/1000 {
-		return nil
-	}
-	return decodeErr(ReasonFutureTimestamp, "%s stamped %s is more than %s ahead of the wall clock (%s)", what, formatSeconds(ts), skew, now.UTC().Format(time.RFC3339Nano))
-}
-
 // Rejected dead-letters the visit whose re-keyed copy Kafka refused for good.
 func (p *repartitioner) Rejected(m kafka.Message, in *kafka.Message, cause error, out *stream.Output) {
-	p.dead[ReasonTooLarge].Inc()
-	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, m, in, ReasonTooLarge, cause, DefaultMaxDeadLetterBytes))
-}
-
-// AppendJSONString appends s as a JSON string, escaped as encoding/json
-// would (invalid UTF-8 becomes U+FFFD), the way every agent output is.
-func AppendJSONString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
-	return append(dst, '"')
+	p.dead[wire.ReasonTooLarge].Inc()
+	out.Emit(refusedDeadLetter(p.cfg.DeadLetterTopic, VisitsAgentName, m, in, wire.ReasonTooLarge, cause, DefaultMaxDeadLetterBytes))
 }

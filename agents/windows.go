@@ -1,10 +1,11 @@
 package agents
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,18 +14,40 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/stream"
+	"github.com/domination/domination/wire"
 )
 
 // The windower's design (event time, lateness, how its state survives
 // crashes and rebalances, its memory) is in the package doc.
 
-// windowKey identifies one window of one (account, store).
-type windowKey struct {
-	account int64
-	store   string
-	null    bool
-	start   int64 // unix seconds
+// Windows is the visits agent's second stage: it counts the repartition
+// topic's visits in tumbling windows and emits each window's count to the
+// active-visitors topic when it closes. NewVisits runs it beside the
+// re-keying stage.
+type Windows struct {
+	runner *stream.Runner
 }
+
+// NewWindows builds the window stage; Run starts it.
+func NewWindows(cfg VisitsConfig, rt Runtime) (*Windows, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dead := deadCounters(rt.Metrics, WindowsAgentName, VisitReasons)
+	open := rt.Metrics.OpenWindows.WithLabelValues(WindowsAgentName)
+	wc := rt.streamConfig(WindowsAgentName, cfg.RepartitionTopic, cfg.GroupID+"-windows", cfg.Batching)
+	runner, err := stream.New(wc, rt.Dialer, rt.Admin, rt.Writer, func(p stream.Partition) stream.Processor {
+		return newWindower(cfg, p, dead, open, rt.Log)
+	}, rt.Metrics, rt.Log)
+	if err != nil {
+		return nil, fmt.Errorf("windows agent: %w", err)
+	}
+	return &Windows{runner: runner}, nil
+}
+
+// Run counts until ctx ends, then drains and commits.
+func (w *Windows) Run(ctx context.Context) error { return w.runner.Run(ctx) }
 
 type window struct {
 	ids   idSet
@@ -37,7 +60,7 @@ type windower struct {
 	cfg     VisitsConfig
 	size    int64 // window size, ms
 	grace   int64 // ms
-	windows map[windowKey]*window
+	windows map[wire.WindowKey]*window
 	// watermark is the partition's event time, unix ms; replayUntil (N) is
 	// the offset up to which records were processed before this windower
 	// started, and replayMark the watermark they had reached (W).
@@ -48,18 +71,18 @@ type windower struct {
 	// open windows are scanned only when the watermark reaches it, not on
 	// every visit that moves event time forward.
 	nextClose int64
-	dead      map[Reason]prometheus.Counter
+	dead      map[wire.Reason]prometheus.Counter
 	open      prometheus.Gauge
 	openIDs   int
-	// stores interns the store ids of windowKey (see storeName).
+	// stores interns the store ids of the window keys (see storeName).
 	stores map[string]string
 	log    *slog.Logger
 }
 
-func newWindower(cfg VisitsConfig, p stream.Partition, dead map[Reason]prometheus.Counter, open prometheus.Gauge, log *slog.Logger) *windower {
+func newWindower(cfg VisitsConfig, p stream.Partition, dead map[wire.Reason]prometheus.Counter, open prometheus.Gauge, log *slog.Logger) *windower {
 	w := &windower{
-		cfg: cfg, size: cfg.Window.Milliseconds(), grace: cfg.Grace.Milliseconds(),
-		windows: map[windowKey]*window{}, dead: dead, open: open, nextClose: math.MaxInt64,
+		cfg: cfg, size: cfg.Window.Milliseconds(), grace: max(cfg.Grace, 0).Milliseconds(),
+		windows: map[wire.WindowKey]*window{}, dead: dead, open: open, nextClose: math.MaxInt64,
 		watermark: -1 << 62, replayMark: -1 << 62,
 		log: log.With("agent", WindowsAgentName, "partition", p.ID),
 	}
@@ -91,13 +114,13 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 	w.next = m.Offset + 1
 	// The repartition topic's records were checked once already; the zero
 	// time skips only the bounds against the visits record's timestamp.
-	v, derr := decodeVisit(m.Value, time.Time{}, w.cfg.Limits)
+	v, derr := wire.DecodeRepartitioned(m.Value, time.Time{}, w.cfg.Limits)
 	if derr != nil {
 		w.dead[derr.Reason].Inc()
 		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, derr.Reason, "repartitioned visit: "+derr.Detail, DefaultMaxDeadLetterBytes))
 		return
 	}
-	ts := int64(math.Floor(v.ts * 1000))
+	ts := int64(math.Floor(v.Timestamp * 1000))
 	start := floorDiv(ts, w.size) * w.size
 	end := start + w.size
 	if m.Offset < w.replayUntil && end+w.grace <= w.replayMark {
@@ -106,15 +129,15 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		return
 	}
 	if end+w.grace <= w.watermark {
-		w.dead[ReasonLate].Inc()
+		w.dead[wire.ReasonLate].Inc()
 		detail := fmt.Sprintf("visit at %s is for window [%s, %s), closed at event time %s",
 			time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), time.UnixMilli(start).UTC().Format(time.RFC3339), time.UnixMilli(end).UTC().Format(time.RFC3339), time.UnixMilli(w.watermark).UTC().Format(time.RFC3339))
-		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, ReasonLate, detail, DefaultMaxDeadLetterBytes))
+		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, wire.ReasonLate, detail, DefaultMaxDeadLetterBytes))
 		return
 	}
-	k := windowKey{account: v.account, start: start / 1000, null: v.store == nil}
-	if v.store != nil {
-		k.store = w.storeName(v.store)
+	k := wire.WindowKey{AccountID: v.AccountID, Start: start / 1000, HasStore: v.StoreID != nil}
+	if v.StoreID != nil {
+		k.Store = w.storeName(v.StoreID)
 	}
 	win := w.windows[k]
 	if win == nil {
@@ -122,7 +145,7 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		w.windows[k] = win
 		w.nextClose = min(w.nextClose, end+w.grace)
 	}
-	if win.ids.add(fnv64a(v.id)) {
+	if win.ids.add(fnv64a(v.ID)) {
 		w.openIDs++
 		w.open.Inc()
 	}
@@ -130,7 +153,7 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 	// (the record's timestamp): a visit stamped ahead counts in its window
 	// without making anyone else's late.
 	at := ts
-	if rekeyed := m.Time.UnixMilli(); m.Time.After(minVisitTime) && rekeyed < at {
+	if rekeyed := m.Time.UnixMilli(); m.Time.After(minTime) && rekeyed < at {
 		at = rekeyed
 	}
 	if at > w.watermark {
@@ -188,28 +211,16 @@ func (w *windower) Tick(now time.Time, out *stream.Output) {
 // closeUpTo emits and forgets every window whose end + grace the watermark
 // has reached, oldest first.
 func (w *windower) closeUpTo(out *stream.Output) {
-	var closing []windowKey
+	var closing []wire.WindowKey
 	w.nextClose = math.MaxInt64
 	for k := range w.windows {
-		if at := k.start*1000 + w.size + w.grace; at <= w.watermark {
+		if at := k.Start*1000 + w.size + w.grace; at <= w.watermark {
 			closing = append(closing, k)
 		} else {
 			w.nextClose = min(w.nextClose, at)
 		}
 	}
-	sort.Slice(closing, func(i, j int) bool {
-		a, b := closing[i], closing[j]
-		if a.start != b.start {
-			return a.start < b.start
-		}
-		if a.account != b.account {
-			return a.account < b.account
-		}
-		if a.null != b.null {
-			return !a.null
-		}
-		return a.store < b.store
-	})
+	slices.SortFunc(closing, wire.CompareWindowKeys)
 	for _, k := range closing {
 		win := w.windows[k]
 		out.Emit(w.countMessage(k, win.ids.len()))
@@ -221,29 +232,19 @@ func (w *windower) closeUpTo(out *stream.Output) {
 
 // countMessage is the active-visitors record of a closed window: a pure
 // function of the key, the window and the count.
-func (w *windower) countMessage(k windowKey, n int) kafka.Message {
+func (w *windower) countMessage(k wire.WindowKey, n int) kafka.Message {
+	c := wire.ActiveVisitors{AccountID: k.AccountID, Start: k.Start, End: k.Start + w.size/1000, Count: uint64(n)}
 	var store []byte
-	if !k.null {
-		store = []byte(k.store)
+	if k.HasStore {
+		c.StoreID = &k.Store
+		store = []byte(k.Store)
 	}
-	end := k.start + w.size/1000
 	// Key and value share one buffer: the key, then the value.
-	buf := make([]byte, 0, 16*len(store)+128)
-	buf = appendGroupKey(buf, k.account, store)
+	buf := make([]byte, 0, 16*len(k.Store)+128)
+	buf = wire.AppendGroupKey(buf, k.AccountID, store)
 	key := buf[:len(buf):len(buf)]
-	v := buf[len(buf):]
-	v = append(v, `{"account_id":`...)
-	v = strconv.AppendInt(v, k.account, 10)
-	v = append(v, `,"store_id":`...)
-	v = appendStoreJSON(v, store)
-	v = append(v, `,"window":[`...)
-	v = strconv.AppendInt(v, k.start, 10)
-	v = append(v, ',')
-	v = strconv.AppendInt(v, end, 10)
-	v = append(v, `],"count":`...)
-	v = strconv.AppendInt(v, int64(n), 10)
-	v = append(v, '}')
-	return kafka.Message{Topic: w.cfg.OutputTopic, Key: key, Value: v, Time: time.Unix(end, 0)}
+	v := wire.AppendActiveVisitors(buf[len(buf):], c)
+	return kafka.Message{Topic: w.cfg.OutputTopic, Key: key, Value: v, Time: time.Unix(c.End, 0)}
 }
 
 // Commit keeps every record of every open window uncommitted, and stores
@@ -264,7 +265,7 @@ func (w *windower) Rejected(m kafka.Message, in *kafka.Message, cause error, out
 	if m.Topic != w.cfg.DeadLetterTopic {
 		in = nil
 	}
-	out.Emit(refusedDeadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, in, ReasonTooLarge, cause, 1<<10))
+	out.Emit(refusedDeadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, in, wire.ReasonTooLarge, cause, 1<<10))
 }
 
 func floorDiv(a, b int64) int64 {

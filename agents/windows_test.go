@@ -1,7 +1,6 @@
 package agents
 
 import (
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -12,21 +11,16 @@ import (
 
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/metrics"
+	"github.com/domination/domination/wire"
 )
 
-type emitted struct {
-	Account int64   `json:"account_id"`
-	Store   *string `json:"store_id"`
-	Window  []int64 `json:"window"`
-	Count   int     `json:"count"`
-}
-
-func (e emitted) key() string {
+// windowName names the window of an emitted count, for comparing runs.
+func windowName(e wire.ActiveVisitors) string {
 	s := "null"
-	if e.Store != nil {
-		s = *e.Store
+	if e.StoreID != nil {
+		s = *e.StoreID
 	}
-	return fmt.Sprintf("%d/%s/%d-%d", e.Account, s, e.Window[0], e.Window[1])
+	return fmt.Sprintf("%d/%s/%d-%d", e.AccountID, s, e.Start, e.End)
 }
 
 // visitLog makes a repartition partition's records: visits for a few keys,
@@ -54,8 +48,8 @@ func visitLog(seed uint64, n int) []kafka.Message {
 		if rng.IntN(10) == 0 && i > 0 {
 			id = fmt.Sprintf("v%d", i-1) // a repeated visit id
 		}
-		v := Visit{ID: id, AccountID: int64(1 + rng.IntN(3)), StoreID: stores[rng.IntN(3)], Timestamp: float64(ts) / 1000}
-		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: v.AppendJSON(nil), Time: time.UnixMilli(now)}
+		v := wire.Visit{ID: id, AccountID: int64(1 + rng.IntN(3)), StoreID: stores[rng.IntN(3)], Timestamp: float64(ts) / 1000}
+		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: wire.AppendVisit(nil, v), Time: time.UnixMilli(now)}
 	}
 	return msgs
 }
@@ -73,7 +67,7 @@ func newTestWindower(p stream.Partition) *windower {
 
 // drive processes msgs in batches of size batch, returning the counts and
 // late offsets emitted, and the commits made after each batch.
-func drive(w *windower, msgs []kafka.Message, batch int) (counts []emitted, late []int64, commits []stream.Partition) {
+func drive(w *windower, msgs []kafka.Message, batch int) (counts []wire.ActiveVisitors, late []int64, commits []stream.Partition) {
 	var out stream.Output
 	for i := 0; i < len(msgs); i += batch {
 		end := min(i+batch, len(msgs))
@@ -81,14 +75,14 @@ func drive(w *windower, msgs []kafka.Message, batch int) (counts []emitted, late
 			w.Process(&msgs[j], &out)
 		}
 		for _, m := range outputMessages(&out) {
-			if HeaderValue(m.Headers, HeaderReason) == string(ReasonLate) {
+			if wire.HeaderValue(m.Headers, wire.HeaderReason) == string(wire.ReasonLate) {
 				var off int64
-				fmt.Sscan(HeaderValue(m.Headers, HeaderOffset), &off)
+				fmt.Sscan(wire.HeaderValue(m.Headers, wire.HeaderOffset), &off)
 				late = append(late, off)
 				continue
 			}
-			var e emitted
-			if err := json.Unmarshal(m.Value, &e); err != nil {
+			e, err := wire.DecodeActiveVisitors(m.Value)
+			if err != nil {
 				panic(err)
 			}
 			counts = append(counts, e)
@@ -105,7 +99,7 @@ func TestWindowsRebuiltAfterACrashEmitTheSameCountsAsAnUninterruptedRun(t *testi
 		want, wantLate, _ := drive(newTestWindower(stream.Partition{}), msgs, 64)
 		wantByKey := map[string]int{}
 		for _, e := range want {
-			wantByKey[e.key()] = e.Count
+			wantByKey[windowName(e)] = int(e.Count)
 		}
 		if len(wantByKey) != len(want) {
 			t.Fatalf("seed %d: an uninterrupted run emitted a window twice", seed)
@@ -127,10 +121,10 @@ func TestWindowsRebuiltAfterACrashEmitTheSameCountsAsAnUninterruptedRun(t *testi
 
 		got := map[string]int{}
 		for _, e := range append(first, second...) {
-			if c, ok := got[e.key()]; ok && c != e.Count {
-				t.Fatalf("seed %d: window %s emitted with counts %d and %d", seed, e.key(), c, e.Count)
+			if c, ok := got[windowName(e)]; ok && c != int(e.Count) {
+				t.Fatalf("seed %d: window %s emitted with counts %d and %d", seed, windowName(e), c, e.Count)
 			}
-			got[e.key()] = e.Count
+			got[windowName(e)] = int(e.Count)
 		}
 		if len(got) != len(wantByKey) {
 			t.Fatalf("seed %d (crash after %d, resume at %d): %d windows emitted, want %d", seed, crashAt, resume.Offset, len(got), len(wantByKey))
@@ -157,8 +151,8 @@ func TestWindowsCountDistinctIdsAndDeadLetterLateVisits(t *testing.T) {
 	w := newTestWindower(stream.Partition{})
 	base := int64(1_700_000_000) // a multiple of 10
 	mk := func(off int64, id string, ts float64) kafka.Message {
-		v := Visit{ID: id, AccountID: 1, StoreID: ptr("uk"), Timestamp: ts}
-		return kafka.Message{Offset: off, Value: v.AppendJSON(nil)}
+		v := wire.Visit{ID: id, AccountID: 1, StoreID: ptr("uk"), Timestamp: ts}
+		return kafka.Message{Offset: off, Value: wire.AppendVisit(nil, v)}
 	}
 	msgs := []kafka.Message{
 		mk(0, "a", float64(base)+1), mk(1, "a", float64(base)+2), mk(2, "b", float64(base)+9.999),
@@ -168,7 +162,7 @@ func TestWindowsCountDistinctIdsAndDeadLetterLateVisits(t *testing.T) {
 		mk(6, "f", float64(base)+3),  // late
 	}
 	counts, late, _ := drive(w, msgs, 100)
-	if len(counts) != 1 || counts[0].Count != 3 || counts[0].Window[0] != base || counts[0].Window[1] != base+10 {
+	if len(counts) != 1 || counts[0].Count != 3 || counts[0].Start != base || counts[0].End != base+10 {
 		t.Fatalf("emitted %+v, want one window [%d, %d) counting 3", counts, base, base+10)
 	}
 	if len(late) != 1 || late[0] != 6 {
@@ -178,41 +172,6 @@ func TestWindowsCountDistinctIdsAndDeadLetterLateVisits(t *testing.T) {
 	w.Tick(time.Unix(base+100, 0), &out)
 	if n := len(outputMessages(&out)); n != 1 {
 		t.Fatalf("an idle tick emitted %d windows, want the 1 still open", n)
-	}
-}
-
-func TestDecodeVisitRejectsBadVisitsWithReasons(t *testing.T) {
-	rec := time.Unix(1_700_000_000, 0)
-	for _, tc := range []struct {
-		in   string
-		want Reason
-	}{
-		{`{"id":"a","account_id":1,"store_id":"uk","timestamp":1700000000.5}`, ""},
-		{`{"id":"a","account_id":1,"store_id":null,"timestamp":1700000000}`, ""},
-		{`{"id":"a","account_id":1,"timestamp":1700000000}`, ""},
-		{`not json`, ReasonMalformedJSON},
-		{`{"id":"a","account_id":1`, ReasonMalformedJSON},
-		{`{"account_id":1,"timestamp":1700000000}`, ReasonMissingField},
-		{`{"id":"a","timestamp":1700000000}`, ReasonMissingField},
-		{`{"id":"a","account_id":1}`, ReasonMissingField},
-		{`{"id":7,"account_id":1,"timestamp":1700000000}`, ReasonWrongType},
-		{`{"id":"a","account_id":"1","timestamp":1700000000}`, ReasonWrongType},
-		{`{"id":"a","account_id":1.5,"timestamp":1700000000}`, ReasonWrongType},
-		{`{"id":"a","account_id":1,"store_id":5,"timestamp":1700000000}`, ReasonWrongType},
-		{`{"id":"a","account_id":1,"timestamp":"now"}`, ReasonWrongType},
-		{`{"id":"","account_id":1,"timestamp":1700000000}`, ReasonBadID},
-		{`{"id":"a","account_id":1,"store_id":"","timestamp":1700000000}`, ReasonBadStoreID},
-		{`{"id":"a","account_id":1,"timestamp":0}`, ReasonBadTimestamp},
-		{`{"id":"a","account_id":1,"timestamp":2015000000}`, ReasonBadTimestamp},
-		{`{"id":"a","account_id":1,"timestamp":1e400}`, ReasonWrongType},
-	} {
-		_, err := DecodeVisit([]byte(tc.in), rec, VisitLimits{})
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("DecodeVisit(%s) = %v, want it accepted", tc.in, err)
-		case tc.want != "" && (err == nil || err.Reason != tc.want):
-			t.Errorf("DecodeVisit(%s) = %v, want reason %s", tc.in, err, tc.want)
-		}
 	}
 }
 

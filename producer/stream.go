@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"strconv"
+
+	"github.com/domination/domination/wire"
 )
 
 // Stream identifiers: the second half of each PCG seed, so that one seed
@@ -142,9 +144,5 @@ func (s *RatingStream) AppendJSON(dst []byte) (buf []byte, uniqueID string) {
 // growth. The unique_id is the 36 bytes before the closing `"}`.
 func (s *RatingStream) appendNext(dst []byte) []byte {
 	rating, id := s.next()
-	dst = append(dst, `{"rating":`...)
-	dst = strconv.AppendInt(dst, rating, 10)
-	dst = append(dst, `,"unique_id":"`...)
-	dst = append(dst, id[:]...)
-	return append(dst, `"}`...)
+	return wire.AppendRating(dst, wire.Rating{Rating: rating, UniqueID: id[:]})
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/domination/domination/wire"
 )
 
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -314,10 +316,10 @@ func TestVisitJSONRoundTrips(t *testing.T) {
 	nulls := 0
 	for range 2000 {
 		v := a.Next(now)
-		enc := v.AppendJSON(nil)
+		enc := wire.AppendVisit(nil, v)
 		streamEnc, ts := b.AppendJSON(nil, now)
 		if !bytes.Equal(enc, streamEnc) {
-			t.Fatalf("Visit.AppendJSON = %s, VisitStream.AppendJSON = %s", enc, streamEnc)
+			t.Fatalf("wire.AppendVisit = %s, VisitStream.AppendJSON = %s", enc, streamEnc)
 		}
 		if got := float64(ts.UnixMicro()) / 1e6; got != v.Timestamp {
 			t.Fatalf("message time %v, timestamp %f", ts, v.Timestamp)

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/wire"
 )
 
 // Defaults for VisitsConfig. DefaultMaxVisits is for the command's
@@ -106,10 +105,9 @@ func (c VisitsConfig) Validate() error {
 	return c.Sending.validate("visits")
 }
 
-// Visit is one generated visit: the type the visits agent decodes, so that
-// what is produced and what is consumed share one encoding
-// (agents.Visit.AppendJSON).
-type Visit = agents.Visit
+// Visit is one generated visit: the visits topic's record, so that what is
+// produced and what is consumed share one encoding (wire.AppendVisit).
+type Visit = wire.Visit
 
 // VisitStream yields the deterministic sequence of visits for a
 // configuration: the same Seed, AccountIDs, StoreIDs and LateFraction give
@@ -125,7 +123,7 @@ type VisitStream struct {
 	rng          *prng
 	accounts     []int64
 	stores       []*string
-	storeJSON    [][]byte // encoded stores; the last is null
+	storeBytes   [][]byte // the stores as bytes; the last is nil, null
 	lateFraction float64
 	lateBy       time.Duration
 }
@@ -145,10 +143,10 @@ func NewVisitStream(cfg VisitsConfig) (*VisitStream, error) {
 	}
 	for _, id := range cfg.StoreIDs {
 		s.stores = append(s.stores, &id)
-		s.storeJSON = append(s.storeJSON, agents.AppendJSONString(nil, []byte(id)))
+		s.storeBytes = append(s.storeBytes, []byte(id))
 	}
 	s.stores = append(s.stores, nil)
-	s.storeJSON = append(s.storeJSON, []byte("null"))
+	s.storeBytes = append(s.storeBytes, nil)
 	return s, nil
 }
 
@@ -172,19 +170,13 @@ func (s *VisitStream) Next(now time.Time) Visit {
 }
 
 // AppendJSON appends the next visit, stamped now, encoded as
-// Visit.AppendJSON does, to dst. It returns the extended buffer and the
-// visit's time.
+// wire.AppendVisit does, to dst, without allocating beyond dst's growth.
+// It returns the extended buffer and the visit's time.
 func (s *VisitStream) AppendJSON(dst []byte, now time.Time) (buf []byte, ts time.Time) {
 	id, account, store, micros := s.next(now)
-	dst = append(dst, `{"id":"`...)
-	dst = append(dst, id[:]...)
-	dst = append(dst, `","account_id":`...)
-	dst = strconv.AppendInt(dst, account, 10)
-	dst = append(dst, `,"store_id":`...)
-	dst = append(dst, s.storeJSON[store]...)
-	dst = append(dst, `,"timestamp":`...)
-	dst = strconv.AppendFloat(dst, microsToSeconds(micros), 'f', -1, 64)
-	return append(dst, '}'), time.UnixMicro(micros)
+	// The visit in place, as wire writes it on the repartition topic too.
+	v := wire.Repartitioned{ID: id[:], AccountID: account, StoreID: s.storeBytes[store], Timestamp: microsToSeconds(micros)}
+	return wire.AppendRepartitioned(dst, v), time.UnixMicro(micros)
 }
 
 func microsToSeconds(micros int64) float64 { return float64(micros) / 1e6 }

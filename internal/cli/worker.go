@@ -12,6 +12,7 @@ import (
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/web"
 	"github.com/domination/domination/internal/worker"
+	"github.com/domination/domination/wire"
 )
 
 func workerCommand() *cli.Command {
@@ -57,7 +58,7 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	limits := agents.DefaultRatingLimits()
+	limits := wire.DefaultRatingLimits()
 	limits.MinRating, limits.MaxRating = c.Int64("min-rating"), c.Int64("max-rating")
 	cfg := worker.Config{
 		Kafka: kc,

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/feed"
 	"github.com/domination/domination/internal/guard"
@@ -19,6 +18,7 @@ import (
 	"github.com/domination/domination/internal/rollup"
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/verify"
+	"github.com/domination/domination/wire"
 )
 
 // t0 is when the fixture's events happen.
@@ -179,8 +179,8 @@ var sources = []source{
 // stand-ins and so through the views. Each store gets one event twice, as
 // a re-delivery would, in separate parts that are never merged.
 func fixture() []string {
-	rating := func(t agents.Type, id string, at time.Duration, rating int64) string {
-		return "INSERT INTO shadow_stream FORMAT JSONEachRow " + string(agents.AppendShadow(nil, t, []byte(id), t0.Add(at).Unix(), rating))
+	rating := func(t wire.Type, id string, at time.Duration, rating int64) string {
+		return "INSERT INTO shadow_stream FORMAT JSONEachRow " + string(wire.AppendShadow(nil, t, []byte(id), t0.Add(at).Unix(), rating))
 	}
 	window := func(account int, store string, from time.Duration, count int) string {
 		return fmt.Sprintf(`INSERT INTO active_visitors_stream FORMAT JSONEachRow {"account_id":%d,"store_id":%s,"window":[%d,%d],"count":%d}`,
@@ -189,12 +189,12 @@ func fixture() []string {
 	return []string{
 		"SYSTEM STOP MERGES shadow",
 		"SYSTEM STOP MERGES active_visitors",
-		rating(agents.Sha, "a", 0, 3),
-		rating(agents.Sha, "a", 0, 3),
-		rating(agents.Sha, "e", time.Second, 6),
-		rating(agents.Dow, "b", time.Minute, 5),
-		rating(agents.ShaDow, "c", time.Hour, 15),
-		rating(agents.Incompatible, "d", 24*time.Hour, 7),
+		rating(wire.Sha, "a", 0, 3),
+		rating(wire.Sha, "a", 0, 3),
+		rating(wire.Sha, "e", time.Second, 6),
+		rating(wire.Dow, "b", time.Minute, 5),
+		rating(wire.ShaDow, "c", time.Hour, 15),
+		rating(wire.Incompatible, "d", 24*time.Hour, 7),
 		window(1, `"uk"`, 0, 3),
 		window(1, `"uk"`, 0, 3),
 		window(1, "null", 0, 2),
@@ -209,7 +209,7 @@ func fixture() []string {
 func poison() []string {
 	return []string{
 		`INSERT INTO shadow_stream FORMAT JSONEachRow {"_topic":"shadow","_partition":0,"_offset":7,"_raw_message":"not json","_error":"Cannot parse input"}`,
-		"INSERT INTO shadow_stream FORMAT JSONEachRow " + strings.TrimSuffix(string(agents.AppendShadow(nil, agents.Sha, []byte("f"), t0.Unix(), 5)), "}") +
+		"INSERT INTO shadow_stream FORMAT JSONEachRow " + strings.TrimSuffix(string(wire.AppendShadow(nil, wire.Sha, []byte("f"), t0.Unix(), 5)), "}") +
 			`,"_topic":"shadow","_partition":0,"_offset":8}`,
 		fmt.Sprintf(`INSERT INTO active_visitors_stream FORMAT JSONEachRow {"account_id":1,"store_id":"uk","window":[%d,%d],"count":3,"_topic":"active-visitors","_partition":0,"_offset":9}`,
 			t0.Add(10*time.Second).Unix(), t0.Unix()),

@@ -13,6 +13,7 @@ import (
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // world is one test's topics on the real broker: an input topic with 4
@@ -56,13 +57,13 @@ func newWorld(t *testing.T) *world {
 func (w *world) deadLetter(i int, reason string, part int, stamp time.Time, extra ...kafka.Header) kafka.Message {
 	headers := append([]kafka.Header{{Key: "trace", Value: []byte("t" + strconv.Itoa(i))}}, extra...)
 	headers = append(headers,
-		kafka.Header{Key: agents.HeaderReason, Value: []byte(reason)},
-		kafka.Header{Key: agents.HeaderDetail, Value: []byte("because")},
-		kafka.Header{Key: agents.HeaderAgent, Value: []byte(agents.ShadowAgentName)},
-		kafka.Header{Key: agents.HeaderTopic, Value: []byte(w.input)},
-		kafka.Header{Key: agents.HeaderPartition, Value: []byte(strconv.Itoa(i % 4))},
-		kafka.Header{Key: agents.HeaderOffset, Value: []byte(strconv.Itoa(100 + i))},
-		kafka.Header{Key: agents.HeaderTimestamp, Value: []byte(strconv.FormatInt(stamp.UnixMilli(), 10))},
+		kafka.Header{Key: wire.HeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: wire.HeaderDetail, Value: []byte("because")},
+		kafka.Header{Key: wire.HeaderAgent, Value: []byte(agents.ShadowAgentName)},
+		kafka.Header{Key: wire.HeaderTopic, Value: []byte(w.input)},
+		kafka.Header{Key: wire.HeaderPartition, Value: []byte(strconv.Itoa(i % 4))},
+		kafka.Header{Key: wire.HeaderOffset, Value: []byte(strconv.Itoa(100 + i))},
+		kafka.Header{Key: wire.HeaderTimestamp, Value: []byte(strconv.FormatInt(stamp.UnixMilli(), 10))},
 	)
 	return kafka.Message{
 		Partition: part, Key: []byte(fmt.Sprintf("u-%d", i)),
@@ -163,7 +164,7 @@ func TestGetReadsOneRecordWithItsHeaders(t *testing.T) {
 	if r.Reason != "wrong_type" || string(r.Key) != "u-1" || r.OriginID() != w.input+"/1/101" || !r.Time.Equal(at) {
 		t.Errorf("got %s %q %s at %s", r.Reason, r.Key, r.OriginID(), r.Time)
 	}
-	if agents.HeaderValue(r.Headers, "trace") != "t1" {
+	if wire.HeaderValue(r.Headers, "trace") != "t1" {
 		t.Errorf("headers %v lack the input's own", r.Headers)
 	}
 	_, err = w.d.Get(context.Background(), 1, 2)
@@ -205,10 +206,10 @@ func TestReplaySendsTheInputsBackWithTheirTimeAndHeadersTwiceAlike(t *testing.T)
 		if string(m.Value) != string(want.Value) || m.Partition != i%4 || !m.Time.Equal(t0.Add(time.Duration(i)*time.Second)) {
 			t.Errorf("replayed %q on partition %d at %s, want %q on %d at %s", m.Value, m.Partition, m.Time, want.Value, i%4, want.Time)
 		}
-		if agents.HeaderValue(m.Headers, "trace") != fmt.Sprintf("t%d", i) || agents.HeaderValue(m.Headers, agents.HeaderReason) != "" {
+		if wire.HeaderValue(m.Headers, "trace") != fmt.Sprintf("t%d", i) || wire.HeaderValue(m.Headers, wire.HeaderReason) != "" {
 			t.Errorf("replayed headers %v: want the input's own, without the dlq.* ones", m.Headers)
 		}
-		if from := agents.HeaderValue(m.Headers, HeaderReplayedFrom); from != fmt.Sprintf("%s/%d/%d", w.cfg.Topic, i%2, i/2) {
+		if from := wire.HeaderValue(m.Headers, HeaderReplayedFrom); from != fmt.Sprintf("%s/%d/%d", w.cfg.Topic, i%2, i/2) {
 			t.Errorf("%s = %q", HeaderReplayedFrom, from)
 		}
 	}
@@ -254,14 +255,14 @@ func TestReplayRefusesBadRecordsAndMissingTopicsBeforeSendingAnything(t *testing
 	orphan := w.deadLetter(1, "out_of_range", 0, time.Now())
 	var kept []kafka.Header
 	for _, h := range orphan.Headers {
-		if h.Key != agents.HeaderTopic {
+		if h.Key != wire.HeaderTopic {
 			kept = append(kept, h)
 		}
 	}
 	orphan.Headers = kept
 	elsewhere := w.deadLetter(2, "wrong_type", 1, time.Now())
 	for i, h := range elsewhere.Headers {
-		if h.Key == agents.HeaderTopic {
+		if h.Key == wire.HeaderTopic {
 			elsewhere.Headers[i].Value = []byte(w.input + "-gone")
 		}
 	}
@@ -289,7 +290,7 @@ func TestReplayRefusesBadRecordsAndMissingTopicsBeforeSendingAnything(t *testing
 
 func TestReplaySkipsTruncatedRecordsAndSaysSo(t *testing.T) {
 	w := newWorld(t)
-	cut := w.deadLetter(0, "message_too_large", 0, time.Now(), kafka.Header{Key: agents.HeaderTruncated, Value: []byte("2000000")})
+	cut := w.deadLetter(0, "message_too_large", 0, time.Now(), kafka.Header{Key: wire.HeaderTruncated, Value: []byte("2000000")})
 	w.write(cut, w.deadLetter(1, "message_too_large", 0, time.Now()))
 	var skipped []string
 	sum, err := w.d.Replay(context.Background(), Selection{}, ReplayOptions{OnRecord: func(r Record, _ kafka.Message, skip bool) {

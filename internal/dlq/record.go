@@ -9,7 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 // HeaderReplayedFrom marks a replayed record: its value names the dead
@@ -52,23 +52,23 @@ type Record struct {
 
 // FromMessage decodes the dead letter m.
 func FromMessage(m kafka.Message) Record {
-	h := func(key string) string { return agents.HeaderValue(m.Headers, key) }
+	h := func(key string) string { return wire.HeaderValue(m.Headers, key) }
 	r := Record{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
 		Time: m.Time, Key: m.Key, Value: m.Value, Headers: m.Headers,
-		Reason: h(agents.HeaderReason), Detail: h(agents.HeaderDetail), Agent: h(agents.HeaderAgent),
-		Origin: h(agents.HeaderTopic), OriginPartition: -1, OriginOffset: -1,
+		Reason: h(wire.HeaderReason), Detail: h(wire.HeaderDetail), Agent: h(wire.HeaderAgent),
+		Origin: h(wire.HeaderTopic), OriginPartition: -1, OriginOffset: -1,
 	}
-	if ms, err := strconv.ParseInt(h(agents.HeaderTimestamp), 10, 64); err == nil {
+	if ms, err := strconv.ParseInt(h(wire.HeaderTimestamp), 10, 64); err == nil {
 		r.Time = time.UnixMilli(ms)
 	}
-	if p, err := strconv.Atoi(h(agents.HeaderPartition)); err == nil {
+	if p, err := strconv.Atoi(h(wire.HeaderPartition)); err == nil {
 		r.OriginPartition = p
 	}
-	if o, err := strconv.ParseInt(h(agents.HeaderOffset), 10, 64); err == nil {
+	if o, err := strconv.ParseInt(h(wire.HeaderOffset), 10, 64); err == nil {
 		r.OriginOffset = o
 	}
-	if n, err := strconv.Atoi(h(agents.HeaderTruncated)); err == nil && n > 0 {
+	if n, err := strconv.Atoi(h(wire.HeaderTruncated)); err == nil && n > 0 {
 		r.Truncated = n
 	}
 	return r

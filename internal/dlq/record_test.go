@@ -6,8 +6,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 func TestParseRangeReadsOneOffsetARangeOrAnOpenEnd(t *testing.T) {
@@ -100,13 +100,13 @@ func TestSelectionValidateRejectsAnEmptyTimeRange(t *testing.T) {
 func deadLetterOf(in kafka.Message, reason string) kafka.Message {
 	headers := append([]kafka.Header{}, in.Headers...)
 	headers = append(headers,
-		kafka.Header{Key: agents.HeaderReason, Value: []byte(reason)},
-		kafka.Header{Key: agents.HeaderDetail, Value: []byte("detail of " + reason)},
-		kafka.Header{Key: agents.HeaderAgent, Value: []byte("shadow")},
-		kafka.Header{Key: agents.HeaderTopic, Value: []byte(in.Topic)},
-		kafka.Header{Key: agents.HeaderPartition, Value: []byte("3")},
-		kafka.Header{Key: agents.HeaderOffset, Value: []byte("41")},
-		kafka.Header{Key: agents.HeaderTimestamp, Value: []byte("1700000000123")},
+		kafka.Header{Key: wire.HeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: wire.HeaderDetail, Value: []byte("detail of " + reason)},
+		kafka.Header{Key: wire.HeaderAgent, Value: []byte("shadow")},
+		kafka.Header{Key: wire.HeaderTopic, Value: []byte(in.Topic)},
+		kafka.Header{Key: wire.HeaderPartition, Value: []byte("3")},
+		kafka.Header{Key: wire.HeaderOffset, Value: []byte("41")},
+		kafka.Header{Key: wire.HeaderTimestamp, Value: []byte("1700000000123")},
 	)
 	return kafka.Message{Topic: "dominate-dlq", Partition: 0, Offset: 9, Key: in.Key, Value: in.Value, Headers: headers, Time: time.Unix(1_800_000_000, 0)}
 }
@@ -125,7 +125,7 @@ func TestReplayRestoresTheInputAndMarksTheReplay(t *testing.T) {
 	if m.Topic != "dominate" || m.Partition != 3 || string(m.Key) != "u-1" || string(m.Value) != string(in.Value) || !m.Time.Equal(r.Time) {
 		t.Errorf("replay = %s/%d %q %q at %s", m.Topic, m.Partition, m.Key, m.Value, m.Time)
 	}
-	if len(m.Headers) != 2 || m.Headers[0].Key != "trace" || agents.HeaderValue(m.Headers, HeaderReplayedFrom) != "dominate-dlq/0/9" {
+	if len(m.Headers) != 2 || m.Headers[0].Key != "trace" || wire.HeaderValue(m.Headers, HeaderReplayedFrom) != "dominate-dlq/0/9" {
 		t.Errorf("replay headers %v, want the input's then %s", m.Headers, HeaderReplayedFrom)
 	}
 
@@ -138,13 +138,13 @@ func TestReplayRestoresTheInputAndMarksTheReplay(t *testing.T) {
 		t.Errorf("reason %q, want the latest refusal's", r2.Reason)
 	}
 	m2 := r2.Replay()
-	if len(m2.Headers) != 2 || agents.HeaderValue(m2.Headers, HeaderReplayedFrom) != "dominate-dlq/0/12" {
+	if len(m2.Headers) != 2 || wire.HeaderValue(m2.Headers, HeaderReplayedFrom) != "dominate-dlq/0/12" {
 		t.Errorf("second replay headers %v", m2.Headers)
 	}
 }
 
 func TestADeadLetterWithoutTimestampHeaderKeepsItsOwnTime(t *testing.T) {
-	m := kafka.Message{Topic: "dlq", Time: time.Unix(1_700_000_000, 0), Headers: []kafka.Header{{Key: agents.HeaderTopic, Value: []byte("in")}}}
+	m := kafka.Message{Topic: "dlq", Time: time.Unix(1_700_000_000, 0), Headers: []kafka.Header{{Key: wire.HeaderTopic, Value: []byte("in")}}}
 	r := FromMessage(m)
 	if !r.Time.Equal(m.Time) || r.OriginPartition != -1 || r.OriginOffset != -1 || r.OriginID() != "in/?/?" {
 		t.Errorf("decoded %+v", r)

@@ -13,11 +13,11 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/dlq"
 	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/internal/verify"
 	"github.com/domination/domination/producer"
+	"github.com/domination/domination/wire"
 )
 
 // replayOutcome is what the dead-letter replay scenario measured.
@@ -174,7 +174,7 @@ func (e *env) checkShow() {
 	}
 	at := fmt.Sprintf("%d/%d", first.Partition, first.Offset)
 	text := e.cli("dlq", "show", "--offset", at).stdout
-	for _, want := range []string{"dead letter  " + e.dlq + "/" + at, "reason       out_of_range", "origin       " + first.Origin, "  " + agents.HeaderTimestamp + ": ", `"unique_id"`} {
+	for _, want := range []string{"dead letter  " + e.dlq + "/" + at, "reason       out_of_range", "origin       " + first.Origin, "  " + wire.HeaderTimestamp + ": ", `"unique_id"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("dlq show %s does not print %q:\n%s", at, want, text)
 		}
@@ -254,7 +254,7 @@ func (e *env) reconcileProduced(src *verify.Source) verify.Report {
 	var inputs []verify.Input
 	from, to := int64(1<<62), int64(0)
 	for _, m := range msgs {
-		if agents.HeaderValue(m.Headers, dlq.HeaderReplayedFrom) != "" {
+		if wire.HeaderValue(m.Headers, dlq.HeaderReplayedFrom) != "" {
 			continue
 		}
 		inputs = append(inputs, verify.Input{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time.Unix(), Key: m.Key, Value: m.Value})

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/producer"
+	"github.com/domination/domination/wire"
 )
 
 // expectedCounts recomputes offline what the seeded stream must yield.
@@ -19,7 +19,7 @@ func expectedCounts(seed int64, n int) map[string]uint64 {
 	out := map[string]uint64{}
 	for i := 0; i < n; i++ {
 		r, _ := s.Next()
-		out[agents.Classify(r).String()]++
+		out[wire.Classify(r).String()]++
 	}
 	return out
 }

@@ -19,8 +19,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // poison are records no agent writes, of every kind a careless or hostile
@@ -95,9 +95,9 @@ func (e *env) accounted(topic, dlq, errorsTable string) (inDLQ, inTable map[stri
 		var p, o string
 		for _, h := range m.Headers {
 			switch h.Key {
-			case agents.HeaderPartition:
+			case wire.HeaderPartition:
 				p = string(h.Value)
-			case agents.HeaderOffset:
+			case wire.HeaderOffset:
 				o = string(h.Value)
 			}
 		}
@@ -193,7 +193,7 @@ func TestReliabilityPoisonOnTheShadowTopicNeverStallsIngestion(t *testing.T) {
 	wait()
 	r := e.reconcileRatings(3 * time.Minute)
 	resumed := time.Since(poisoned)
-	accounted := e.checkPoisonAccounted(e.shadow, e.shadow+"-dlq", "shadow_errors", agents.CheckShadow, len(bad))
+	accounted := e.checkPoisonAccounted(e.shadow, e.shadow+"-dlq", "shadow_errors", wire.CheckShadow, len(bad))
 	skipped := w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="shadow"}`)
 	fmt.Fprintf(os.Stdout, "poison-shadow: %d poison records accounted for, %.0f skipped by the guard; stall reported %s after the poison, first skip after %s, every rating stored after %s\n",
 		accounted, skipped, stalled.Round(time.Second), firstSkip.Round(time.Second), resumed.Round(time.Second))
@@ -221,7 +221,7 @@ func TestReliabilityPoisonOnTheActiveVisitorsTopicNeverStallsIngestion(t *testin
 		return w.metric(`domination_clickhouse_guard_skipped_total{reason="contract",table="active_visitors"}`) >= 1
 	})
 	r := e.reconcileVisits(2*time.Second, 3*time.Minute)
-	e.checkPoisonAccounted(e.active, e.active+"-dlq", "active_visitors_errors", agents.CheckActiveVisitors, len(bad))
+	e.checkPoisonAccounted(e.active, e.active+"-dlq", "active_visitors_errors", wire.CheckActiveVisitors, len(bad))
 	printScenario(t, "poison-active-visitors", r)
 }
 

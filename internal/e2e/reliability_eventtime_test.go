@@ -13,6 +13,7 @@ import (
 
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // rebalances sums the generations every agent of the workers has joined.
@@ -103,11 +104,11 @@ func TestReliabilityVisitsStampedAheadLeaveOnTimeCountsUntouched(t *testing.T) {
 	sec := func(t time.Time) string { return fmt.Sprintf("%.3f", float64(t.UnixMilli())/1000) }
 	aheads := []struct {
 		ahead  string
-		reason agents.Reason // "" when counted
+		reason wire.Reason // "" when counted
 	}{
 		{"2", ""}, {"10", ""}, {"25", ""},
-		{"45", agents.ReasonFutureTimestamp}, {"300", agents.ReasonFutureTimestamp}, {"3000", agents.ReasonFutureTimestamp},
-		{"172800", agents.ReasonBadTimestamp}, {"=1e20", agents.ReasonBadTimestamp},
+		{"45", wire.ReasonFutureTimestamp}, {"300", wire.ReasonFutureTimestamp}, {"3000", wire.ReasonFutureTimestamp},
+		{"172800", wire.ReasonBadTimestamp}, {"=1e20", wire.ReasonBadTimestamp},
 	}
 	want := map[string]int{}
 	// Each visit is stamped as it is sent, ahead or now, so that a slow

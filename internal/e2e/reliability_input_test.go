@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 // hostile is one kind of bad input, how many copies to send, and the reason
@@ -24,7 +25,7 @@ type hostile struct {
 	value  func(i int) []byte
 	// at, when set, is the Kafka timestamp of the record.
 	at     time.Time
-	reason agents.Reason
+	reason wire.Reason
 }
 
 func sprintf(format string, args ...any) func(int) []byte {
@@ -43,26 +44,26 @@ func twoMB(prefix string) func(int) []byte {
 func garbage(i int) []byte { return []byte{0xff, 0x00, 0xfe, byte(i), 0x7b, 0x80, 0x22} }
 
 // badTimestamp is the reason a record with an absurd timestamp must carry.
-const badTimestamp = agents.ReasonBadTimestamp
+const badTimestamp = wire.ReasonBadTimestamp
 
 func hostileRatings() []hostile {
 	return []hostile{
-		{"invalid json", 10, sprintf(`{"rating": 5, "unique_id": "h-%d"`), time.Time{}, agents.ReasonMalformedJSON},
-		{"binary garbage", 10, garbage, time.Time{}, agents.ReasonMalformedJSON},
-		{"rating as a string", 10, sprintf(`{"rating":"5","unique_id":"h-%d"}`), time.Time{}, agents.ReasonWrongType},
-		{"rating as a word", 10, sprintf(`{"rating":"five","unique_id":"h-%d"}`), time.Time{}, agents.ReasonWrongType},
-		{"rating true", 10, sprintf(`{"rating":true,"unique_id":"h-%d"}`), time.Time{}, agents.ReasonWrongType},
-		{"rating 5.5", 10, sprintf(`{"rating":5.5,"unique_id":"h-%d"}`), time.Time{}, agents.ReasonWrongType},
-		{"unique_id as a number", 10, sprintf(`{"rating":5,"unique_id":%d}`), time.Time{}, agents.ReasonWrongType},
-		{"missing rating", 10, sprintf(`{"unique_id":"h-%d"}`), time.Time{}, agents.ReasonMissingField},
-		{"missing unique_id", 10, sprintf(`{"rating":5,"n":%d}`), time.Time{}, agents.ReasonMissingField},
-		{"rating 0", 10, sprintf(`{"rating":0,"unique_id":"h-%d"}`), time.Time{}, agents.ReasonOutOfRange},
-		{"rating 101", 10, sprintf(`{"rating":101,"unique_id":"h-%d"}`), time.Time{}, agents.ReasonOutOfRange},
-		{"rating -1", 10, sprintf(`{"rating":-1,"unique_id":"h-%d"}`), time.Time{}, agents.ReasonOutOfRange},
-		{"rating 1e309", 10, sprintf(`{"rating":1e309,"unique_id":"h-%d"}`), time.Time{}, agents.ReasonWrongType},
-		{"2 MB payload", 3, twoMB(`{"rating":5,"unique_id":"h-%d",`), time.Time{}, agents.ReasonTooLarge},
-		{"empty unique_id", 10, constant(`{"rating":5,"unique_id":""}`), time.Time{}, agents.ReasonBadID},
-		{"10 KB unique_id", 10, sprintf(`{"rating":5,"unique_id":"%d-` + strings.Repeat("x", 10<<10) + `"}`), time.Time{}, agents.ReasonBadID},
+		{"invalid json", 10, sprintf(`{"rating": 5, "unique_id": "h-%d"`), time.Time{}, wire.ReasonMalformedJSON},
+		{"binary garbage", 10, garbage, time.Time{}, wire.ReasonMalformedJSON},
+		{"rating as a string", 10, sprintf(`{"rating":"5","unique_id":"h-%d"}`), time.Time{}, wire.ReasonWrongType},
+		{"rating as a word", 10, sprintf(`{"rating":"five","unique_id":"h-%d"}`), time.Time{}, wire.ReasonWrongType},
+		{"rating true", 10, sprintf(`{"rating":true,"unique_id":"h-%d"}`), time.Time{}, wire.ReasonWrongType},
+		{"rating 5.5", 10, sprintf(`{"rating":5.5,"unique_id":"h-%d"}`), time.Time{}, wire.ReasonWrongType},
+		{"unique_id as a number", 10, sprintf(`{"rating":5,"unique_id":%d}`), time.Time{}, wire.ReasonWrongType},
+		{"missing rating", 10, sprintf(`{"unique_id":"h-%d"}`), time.Time{}, wire.ReasonMissingField},
+		{"missing unique_id", 10, sprintf(`{"rating":5,"n":%d}`), time.Time{}, wire.ReasonMissingField},
+		{"rating 0", 10, sprintf(`{"rating":0,"unique_id":"h-%d"}`), time.Time{}, wire.ReasonOutOfRange},
+		{"rating 101", 10, sprintf(`{"rating":101,"unique_id":"h-%d"}`), time.Time{}, wire.ReasonOutOfRange},
+		{"rating -1", 10, sprintf(`{"rating":-1,"unique_id":"h-%d"}`), time.Time{}, wire.ReasonOutOfRange},
+		{"rating 1e309", 10, sprintf(`{"rating":1e309,"unique_id":"h-%d"}`), time.Time{}, wire.ReasonWrongType},
+		{"2 MB payload", 3, twoMB(`{"rating":5,"unique_id":"h-%d",`), time.Time{}, wire.ReasonTooLarge},
+		{"empty unique_id", 10, constant(`{"rating":5,"unique_id":""}`), time.Time{}, wire.ReasonBadID},
+		{"10 KB unique_id", 10, sprintf(`{"rating":5,"unique_id":"%d-` + strings.Repeat("x", 10<<10) + `"}`), time.Time{}, wire.ReasonBadID},
 		// (A record stamped at the epoch itself cannot be sent with
 		// kafka-go, which stamps timestamp 0 with the current time.)
 		{"record stamped in 1970", 10, sprintf(`{"rating":5,"unique_id":"1970-%d"}`), time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC), badTimestamp},
@@ -73,23 +74,23 @@ func hostileVisits() []hostile {
 	now := float64(time.Now().Unix())
 	later := fmt.Sprint(now + 10*365*24*3600)
 	return []hostile{
-		{"invalid json", 10, sprintf(`{"id": "h-%d", "account_id": 1,`), time.Time{}, agents.ReasonMalformedJSON},
-		{"binary garbage", 10, garbage, time.Time{}, agents.ReasonMalformedJSON},
-		{"id as a number", 10, sprintf(`{"id":%d,"account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonWrongType},
-		{"account_id as a string", 10, sprintf(`{"id":"h-%d","account_id":"1","store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonWrongType},
-		{"account_id 1e309", 10, sprintf(`{"id":"h-%d","account_id":1e309,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonWrongType},
-		{"store_id as a number", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":5,"timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonWrongType},
-		{"timestamp as a string", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":"now"}`), time.Time{}, agents.ReasonWrongType},
-		{"timestamp 1e309", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":1e309}`), time.Time{}, agents.ReasonWrongType},
-		{"missing id", 10, sprintf(`{"n":%d,"account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonMissingField},
-		{"missing account_id", 10, sprintf(`{"id":"h-%d","store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonMissingField},
-		{"missing timestamp", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north"}`), time.Time{}, agents.ReasonMissingField},
-		{"2 MB payload", 3, twoMB(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `,`), time.Time{}, agents.ReasonTooLarge},
-		{"empty id", 10, constant(`{"id":"","account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonBadID},
-		{"10 KB id", 10, sprintf(`{"id":"%d-` + strings.Repeat("x", 10<<10) + `","account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonBadID},
-		{"empty store_id", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, agents.ReasonBadStoreID},
-		{"timestamp in 1970", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":86400}`), time.Time{}, agents.ReasonBadTimestamp},
-		{"timestamp ten years ahead", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":` + later + `}`), time.Time{}, agents.ReasonBadTimestamp},
+		{"invalid json", 10, sprintf(`{"id": "h-%d", "account_id": 1,`), time.Time{}, wire.ReasonMalformedJSON},
+		{"binary garbage", 10, garbage, time.Time{}, wire.ReasonMalformedJSON},
+		{"id as a number", 10, sprintf(`{"id":%d,"account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonWrongType},
+		{"account_id as a string", 10, sprintf(`{"id":"h-%d","account_id":"1","store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonWrongType},
+		{"account_id 1e309", 10, sprintf(`{"id":"h-%d","account_id":1e309,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonWrongType},
+		{"store_id as a number", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":5,"timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonWrongType},
+		{"timestamp as a string", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":"now"}`), time.Time{}, wire.ReasonWrongType},
+		{"timestamp 1e309", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":1e309}`), time.Time{}, wire.ReasonWrongType},
+		{"missing id", 10, sprintf(`{"n":%d,"account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonMissingField},
+		{"missing account_id", 10, sprintf(`{"id":"h-%d","store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonMissingField},
+		{"missing timestamp", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north"}`), time.Time{}, wire.ReasonMissingField},
+		{"2 MB payload", 3, twoMB(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `,`), time.Time{}, wire.ReasonTooLarge},
+		{"empty id", 10, constant(`{"id":"","account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonBadID},
+		{"10 KB id", 10, sprintf(`{"id":"%d-` + strings.Repeat("x", 10<<10) + `","account_id":1,"store_id":"north","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonBadID},
+		{"empty store_id", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"","timestamp":` + fmt.Sprint(now) + `}`), time.Time{}, wire.ReasonBadStoreID},
+		{"timestamp in 1970", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":86400}`), time.Time{}, wire.ReasonBadTimestamp},
+		{"timestamp ten years ahead", 10, sprintf(`{"id":"h-%d","account_id":1,"store_id":"north","timestamp":` + later + `}`), time.Time{}, wire.ReasonBadTimestamp},
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // badInput is one kind of invalid rating and the reason it must be
@@ -19,24 +19,24 @@ import (
 type badInput struct {
 	name   string
 	value  func(i int) []byte
-	reason agents.Reason
+	reason wire.Reason
 }
 
 var badInputs = []badInput{
-	{"truncated json", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating": 5, "unique_id": "bad-%d"`, i)) }, agents.ReasonMalformedJSON},
-	{"binary garbage", func(i int) []byte { return []byte{0xff, 0x00, 0xfe, byte(i), 0x7b} }, agents.ReasonMalformedJSON},
-	{"top-level array", func(i int) []byte { return []byte(fmt.Sprintf(`[%d]`, i)) }, agents.ReasonMalformedJSON},
-	{"rating as string", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":"5","unique_id":"bad-%d"}`, i)) }, agents.ReasonWrongType},
-	{"rating 1e309", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":1e309,"unique_id":"bad-%d"}`, i)) }, agents.ReasonWrongType},
-	{"missing rating", func(i int) []byte { return []byte(fmt.Sprintf(`{"unique_id":"bad-%d"}`, i)) }, agents.ReasonMissingField},
-	{"rating 0", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":0,"unique_id":"bad-%d"}`, i)) }, agents.ReasonOutOfRange},
-	{"rating 101", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":101,"unique_id":"bad-%d"}`, i)) }, agents.ReasonOutOfRange},
-	{"rating -1", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":-1,"unique_id":"bad-%d"}`, i)) }, agents.ReasonOutOfRange},
-	{"empty id", func(int) []byte { return []byte(`{"rating":5,"unique_id":""}`) }, agents.ReasonBadID},
-	{"10 KB id", func(int) []byte { return []byte(`{"rating":5,"unique_id":"` + strings.Repeat("x", 10<<10) + `"}`) }, agents.ReasonBadID},
+	{"truncated json", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating": 5, "unique_id": "bad-%d"`, i)) }, wire.ReasonMalformedJSON},
+	{"binary garbage", func(i int) []byte { return []byte{0xff, 0x00, 0xfe, byte(i), 0x7b} }, wire.ReasonMalformedJSON},
+	{"top-level array", func(i int) []byte { return []byte(fmt.Sprintf(`[%d]`, i)) }, wire.ReasonMalformedJSON},
+	{"rating as string", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":"5","unique_id":"bad-%d"}`, i)) }, wire.ReasonWrongType},
+	{"rating 1e309", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":1e309,"unique_id":"bad-%d"}`, i)) }, wire.ReasonWrongType},
+	{"missing rating", func(i int) []byte { return []byte(fmt.Sprintf(`{"unique_id":"bad-%d"}`, i)) }, wire.ReasonMissingField},
+	{"rating 0", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":0,"unique_id":"bad-%d"}`, i)) }, wire.ReasonOutOfRange},
+	{"rating 101", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":101,"unique_id":"bad-%d"}`, i)) }, wire.ReasonOutOfRange},
+	{"rating -1", func(i int) []byte { return []byte(fmt.Sprintf(`{"rating":-1,"unique_id":"bad-%d"}`, i)) }, wire.ReasonOutOfRange},
+	{"empty id", func(int) []byte { return []byte(`{"rating":5,"unique_id":""}`) }, wire.ReasonBadID},
+	{"10 KB id", func(int) []byte { return []byte(`{"rating":5,"unique_id":"` + strings.Repeat("x", 10<<10) + `"}`) }, wire.ReasonBadID},
 	{"100 KB message", func(int) []byte {
 		return []byte(`{"rating":5,"unique_id":"big","pad":"` + strings.Repeat("p", 100<<10) + `"}`)
-	}, agents.ReasonTooLarge},
+	}, wire.ReasonTooLarge},
 }
 
 func TestShadowDeadLettersEveryKindOfBadInputAndKeepsTheRest(t *testing.T) {
@@ -46,7 +46,7 @@ func TestShadowDeadLettersEveryKindOfBadInputAndKeepsTheRest(t *testing.T) {
 
 	const valid, invalid = 10000, 1000
 	msgs := make([]kafka.Message, 0, valid+invalid)
-	wantReasons := map[agents.Reason]int{}
+	wantReasons := map[wire.Reason]int{}
 	wantTypes := map[string]int{}
 	v, b := 0, 0
 	for v < valid || b < invalid {
@@ -59,7 +59,7 @@ func TestShadowDeadLettersEveryKindOfBadInputAndKeepsTheRest(t *testing.T) {
 		}
 		rating := int64(v%100) + 1
 		msgs = append(msgs, kafka.Message{Value: []byte(fmt.Sprintf(`{"rating": %d, "unique_id": "valid-%d"}`, rating, v))})
-		wantTypes[agents.Classify(rating).String()]++
+		wantTypes[wire.Classify(rating).String()]++
 		v++
 	}
 	if err := e.writer(e.ratings).WriteMessages(context.Background(), msgs...); err != nil {
@@ -78,10 +78,10 @@ func TestShadowDeadLettersEveryKindOfBadInputAndKeepsTheRest(t *testing.T) {
 		t.Errorf("shadow holds %d rows from invalid input", got)
 	}
 
-	gotReasons := map[agents.Reason]int{}
+	gotReasons := map[wire.Reason]int{}
 	for _, m := range e.readAll(e.dlq, invalid, time.Minute) {
-		gotReasons[agents.Reason(agents.HeaderValue(m.Headers, agents.HeaderReason))]++
-		if agents.HeaderValue(m.Headers, agents.HeaderTopic) != e.ratings || agents.HeaderValue(m.Headers, agents.HeaderOffset) == "" {
+		gotReasons[wire.Reason(wire.HeaderValue(m.Headers, wire.HeaderReason))]++
+		if wire.HeaderValue(m.Headers, wire.HeaderTopic) != e.ratings || wire.HeaderValue(m.Headers, wire.HeaderOffset) == "" {
 			t.Fatalf("dead letter without its origin: headers %v", m.Headers)
 		}
 	}

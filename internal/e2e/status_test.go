@@ -10,9 +10,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/status"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // status runs `domination status` in this test's world, whatever it exits
@@ -118,7 +118,7 @@ func TestStatusIsZeroAfterADrainedRunAndNamesAStalledStoreUntilItRecovers(t *tes
 	now := time.Now().Unix()
 	for i := range msgs {
 		id := fmt.Sprintf("stalled-%d", i)
-		msgs[i] = kafka.Message{Key: []byte(id), Value: agents.AppendShadow(nil, agents.Classify(3), []byte(id), now, 3)}
+		msgs[i] = kafka.Message{Key: []byte(id), Value: wire.AppendShadow(nil, wire.Classify(3), []byte(id), now, 3)}
 	}
 	if err := e.writer(e.shadow).WriteMessages(ctx, msgs...); err != nil {
 		t.Fatalf("produce shadow events: %v", err)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // windowCount is one (account, store, window) count, as a comparable string.
@@ -40,18 +40,18 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 		var topic, p, o string
 		for _, h := range m.Headers {
 			switch h.Key {
-			case agents.HeaderTopic:
+			case wire.HeaderTopic:
 				topic = string(h.Value)
-			case agents.HeaderPartition:
+			case wire.HeaderPartition:
 				p = string(h.Value)
-			case agents.HeaderOffset:
+			case wire.HeaderOffset:
 				o = string(h.Value)
 			}
 		}
 		if topic == e.repart {
 			deadCopy[p+"/"+o] = true
 		} else {
-			var v agents.Visit
+			var v wire.Visit
 			if json.Unmarshal(m.Value, &v) == nil {
 				refused[v.ID] = true
 			}
@@ -59,7 +59,7 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 	}
 	copies, live := map[string]int{}, map[string]int{} // per visit id: repartition copies, and those not dead-lettered
 	for _, m := range e.readAllAvailable(e.repart) {
-		var v agents.Visit
+		var v wire.Visit
 		if json.Unmarshal(m.Value, &v) != nil {
 			continue
 		}
@@ -69,16 +69,10 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 		}
 	}
 	dead := func(id string) bool { return refused[id] || (copies[id] > 0 && live[id] == 0) }
-	type key struct {
-		account int64
-		store   string
-		null    bool
-		start   int64
-	}
-	ids := map[key]map[string]bool{}
-	stores := map[key]*string{}
+	ids := map[wire.WindowKey]map[string]bool{}
+	stores := map[wire.WindowKey]*string{}
 	for _, m := range e.readAll(e.visits, sent, time.Minute) {
-		var v agents.Visit
+		var v wire.Visit
 		if err := json.Unmarshal(m.Value, &v); err != nil {
 			e.t.Fatalf("a produced visit is not JSON: %v", err)
 		}
@@ -86,10 +80,7 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 			continue
 		}
 		start := int64(math.Floor(float64(int64(v.Timestamp*1000))/1000/float64(window))) * window
-		k := key{account: v.AccountID, start: start, null: v.StoreID == nil}
-		if v.StoreID != nil {
-			k.store = *v.StoreID
-		}
+		k := wire.ActiveVisitors{AccountID: v.AccountID, StoreID: v.StoreID, Start: start}.Key()
 		if ids[k] == nil {
 			ids[k] = map[string]bool{}
 			stores[k] = v.StoreID
@@ -98,7 +89,7 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 	}
 	var out []string
 	for k, set := range ids {
-		out = append(out, windowCount(k.account, stores[k], k.start, uint64(len(set))))
+		out = append(out, windowCount(k.AccountID, stores[k], k.Start, uint64(len(set))))
 	}
 	sort.Strings(out)
 	return out

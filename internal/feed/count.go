@@ -1,28 +1,17 @@
 package feed
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
+
+	"github.com/domination/domination/wire"
 )
 
 // Count is one closed window of distinct-visit counts for an account and a
-// store, as the visits agent emits it on the active-visitors topic.
-type Count struct {
-	// AccountID is the account counted.
-	AccountID int64
-	// StoreID is the store, nil for visits without a store.
-	StoreID *string
-	// Start and End bound the window [Start, End), unix seconds.
-	Start, End int64
-	// Count is the number of distinct visits in the window.
-	Count uint64
-}
+// store: a record of the active-visitors topic (wire.ActiveVisitors), with
+// the feed's own encoding for clients.
+type Count wire.ActiveVisitors
 
 // MarshalJSON encodes c as the frame clients receive:
 // {"account_id":1,"store_id":"uk","ts_from":1700000000,"ts_to":1700000010,"count":3}
@@ -54,51 +43,14 @@ func (c Count) appendFrame(b []byte) []byte {
 func (c Count) frame() []byte { return c.appendFrame(make([]byte, 0, 96)) }
 
 // windowKey identifies one count: a re-emitted window has the same key.
-type windowKey struct {
-	account  int64
-	store    string
-	hasStore bool
-	start    int64
-}
+type windowKey = wire.WindowKey
 
-func (c Count) key() windowKey {
-	k := windowKey{account: c.AccountID, start: c.Start}
-	if c.StoreID != nil {
-		k.store, k.hasStore = *c.StoreID, true
-	}
-	return k
-}
+func (c Count) key() windowKey { return wire.ActiveVisitors(c).Key() }
 
 // compareCounts orders counts as clients receive history: by window start,
 // then account, then store with the null store last (as ClickHouse orders
 // NULLs).
-func compareCounts(a, b Count) int {
-	if a.Start != b.Start {
-		return cmpInt(a.Start, b.Start)
-	}
-	if a.AccountID != b.AccountID {
-		return cmpInt(a.AccountID, b.AccountID)
-	}
-	switch {
-	case a.StoreID == nil && b.StoreID == nil:
-		return 0
-	case a.StoreID == nil:
-		return 1
-	case b.StoreID == nil:
-		return -1
-	}
-	return strings.Compare(*a.StoreID, *b.StoreID)
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+func compareCounts(a, b Count) int { return wire.CompareWindowKeys(a.key(), b.key()) }
 
 // lastN sorts counts in history order and returns the last n of them.
 func lastN(counts []Count, n int) []Count {
@@ -130,53 +82,8 @@ func mergeHistory(stored, recent []Count, n int) []Count {
 	return lastN(out, n)
 }
 
-// wireCount is a record of the active-visitors topic:
-// {"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}.
-type wireCount struct {
-	AccountID *int64        `json:"account_id"`
-	StoreID   *string       `json:"store_id"`
-	Window    []json.Number `json:"window"`
-	Count     *uint64       `json:"count"`
-}
-
-// decodeCount parses a record of the active-visitors topic. The window's
-// bounds may be written as integral floats (1700000000.0).
+// decodeCount parses a record of the active-visitors topic.
 func decodeCount(value []byte) (Count, error) {
-	var w wireCount
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
-		return Count{}, fmt.Errorf("decode count: %w", err)
-	}
-	switch {
-	case w.AccountID == nil:
-		return Count{}, errors.New("decode count: no account_id")
-	case w.Count == nil:
-		return Count{}, errors.New("decode count: no count")
-	case len(w.Window) != 2:
-		return Count{}, fmt.Errorf("decode count: window has %d bounds, want 2", len(w.Window))
-	}
-	start, err := unixSeconds(w.Window[0])
-	if err != nil {
-		return Count{}, fmt.Errorf("decode count: window start: %w", err)
-	}
-	end, err := unixSeconds(w.Window[1])
-	if err != nil {
-		return Count{}, fmt.Errorf("decode count: window end: %w", err)
-	}
-	if end <= start {
-		return Count{}, fmt.Errorf("decode count: window [%d, %d) is empty", start, end)
-	}
-	return Count{AccountID: *w.AccountID, StoreID: w.StoreID, Start: start, End: end, Count: *w.Count}, nil
-}
-
-func unixSeconds(n json.Number) (int64, error) {
-	if i, err := n.Int64(); err == nil {
-		return i, nil
-	}
-	f, err := n.Float64()
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, fmt.Errorf("%s is not a whole number of seconds", n)
-	}
-	return int64(f), nil
+	c, err := wire.DecodeActiveVisitors(value)
+	return Count(c), err
 }

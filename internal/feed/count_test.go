@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
-
-	"github.com/domination/domination/internal/testenv"
 )
 
 func str(s string) *string { return &s }
@@ -65,44 +63,6 @@ func TestFrameEncodesTheOriginalFields(t *testing.T) {
 			}
 			if back := decodeFrame(t, got).count(); !reflect.DeepEqual(back, tt.c) {
 				t.Errorf("round trip = %+v, want %+v", back, tt.c)
-			}
-		})
-	}
-}
-
-func TestDecodeCountReadsTheTopicRecord(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    Count
-		wantErr string
-	}{
-		{"store", `{"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}`,
-			Count{AccountID: 1, StoreID: str("uk"), Start: 1700000000, End: 1700000010, Count: 3}, ""},
-		{"null store", `{"account_id":1,"store_id":null,"window":[0,10],"count":0}`,
-			Count{AccountID: 1, Start: 0, End: 10}, ""},
-		{"missing store is null", `{"account_id":1,"window":[0,10],"count":1}`,
-			Count{AccountID: 1, Start: 0, End: 10, Count: 1}, ""},
-		{"integral float window", `{"account_id":1,"store_id":"us","window":[1700000000.0,1.70000001e9],"count":2}`,
-			Count{AccountID: 1, StoreID: str("us"), Start: 1700000000, End: 1700000010, Count: 2}, ""},
-		{"fractional window", `{"account_id":1,"window":[0.5,10],"count":2}`, Count{}, "whole number"},
-		{"no account", `{"window":[0,10],"count":2}`, Count{}, "no account_id"},
-		{"no count", `{"account_id":1,"window":[0,10]}`, Count{}, "no count"},
-		{"negative count", `{"account_id":1,"window":[0,10],"count":-1}`, Count{}, "decode count"},
-		{"one bound", `{"account_id":1,"window":[0],"count":1}`, Count{}, "1 bounds"},
-		{"empty window", `{"account_id":1,"window":[10,10],"count":1}`, Count{}, "empty"},
-		{"string account", `{"account_id":"1","window":[0,10],"count":1}`, Count{}, "decode count"},
-		{"not json", `hello`, Count{}, "decode count"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeCount([]byte(tt.in))
-			testenv.CheckErr(t, "decodeCount", err, tt.wantErr)
-			if tt.wantErr != "" {
-				return
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/metrics"
+	"github.com/domination/domination/wire"
 )
 
 // Mode says when the guard runs.
@@ -78,9 +79,9 @@ func Tables(src clickhouse.KafkaSource, shadowDLQ, visitorsDLQ string) []Table {
 	}
 	return []Table{
 		{Store: "shadow", Engine: "shadow_stream", View: "shadow_consumer", Errors: "shadow_errors",
-			Topic: src.ShadowTopic, Group: src.ShadowGroup, DeadLetterTopic: shadowDLQ, Check: agents.CheckShadow},
+			Topic: src.ShadowTopic, Group: src.ShadowGroup, DeadLetterTopic: shadowDLQ, Check: wire.CheckShadow},
 		{Store: "active_visitors", Engine: "active_visitors_stream", View: "active_visitors_consumer", Errors: "active_visitors_errors",
-			Topic: src.ActiveVisitorsTopic, Group: src.ActiveVisitorsGroup, DeadLetterTopic: visitorsDLQ, Check: agents.CheckActiveVisitors},
+			Topic: src.ActiveVisitorsTopic, Group: src.ActiveVisitorsGroup, DeadLetterTopic: visitorsDLQ, Check: wire.CheckActiveVisitors},
 	}
 }
 
@@ -239,7 +240,7 @@ func New(cfg Config, d Deps) (*Guard, error) {
 		}
 	}
 	for _, t := range cfg.Tables {
-		g.m.skipped.WithLabelValues(t.Store, string(agents.ReasonContract))
+		g.m.skipped.WithLabelValues(t.Store, string(wire.ReasonContract))
 		g.m.validStalls.WithLabelValues(t.Store)
 	}
 	return g, nil
@@ -317,7 +318,7 @@ type audit struct {
 
 func (a *audit) Process(m *kafka.Message, out *stream.Output) {
 	if err := a.t.Check(m.Value); err != nil {
-		out.Emit(agents.DeadLetter(a.t.DeadLetterTopic, a.agent, m, agents.ReasonContract, err.Error()))
+		out.Emit(agents.DeadLetter(a.t.DeadLetterTopic, a.agent, m, wire.ReasonContract, err.Error()))
 	}
 }
 

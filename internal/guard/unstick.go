@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 // lead joins the leader group and, in every generation in which this worker
@@ -311,7 +312,7 @@ func (l *leader) skip(ctx context.Context, t Table, plans []plan) error {
 		g.log.Warn("guard: clear the detached mark", "err", err)
 	}
 	for _, pl := range plans {
-		g.m.skipped.WithLabelValues(t.Store, string(agents.ReasonContract)).Inc()
+		g.m.skipped.WithLabelValues(t.Store, string(wire.ReasonContract)).Inc()
 		g.log.Info("guard: engine moved past the bad record", "table", t.Store, "partition", pl.partition, "offset", pl.bad.Offset)
 	}
 	return nil
@@ -325,7 +326,7 @@ func (l *leader) account(ctx context.Context, t Table, plans []plan) error {
 	for _, pl := range plans {
 		m := pl.bad
 		skipped = append(skipped, Skipped{Partition: pl.partition, Offset: m.Offset, Value: m.Value, Reason: pl.why.Error()})
-		out = append(out, agents.DeadLetter(t.DeadLetterTopic, AgentName+"-"+t.Store, &m, agents.ReasonContract, pl.why.Error()))
+		out = append(out, agents.DeadLetter(t.DeadLetterTopic, AgentName+"-"+t.Store, &m, wire.ReasonContract, pl.why.Error()))
 		for _, v := range pl.before {
 			out = append(out, kafka.Message{Topic: t.Topic, Key: v.Key, Value: v.Value, Headers: v.Headers, Time: v.Time})
 		}

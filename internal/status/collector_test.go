@@ -21,6 +21,7 @@ import (
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/wire"
 )
 
 // world is one test's own topics, groups and database, migrated, with a
@@ -153,7 +154,7 @@ func shadowEvents(from, n int, newest time.Time) []kafka.Message {
 	for i := range msgs {
 		id := fmt.Sprintf("id-%d", from+i)
 		ts := newest.Add(-time.Duration(n-1-i) * time.Second).Unix()
-		msgs[i] = kafka.Message{Key: []byte(id), Value: agents.AppendShadow(nil, agents.Classify(3), []byte(id), ts, 3)}
+		msgs[i] = kafka.Message{Key: []byte(id), Value: wire.AppendShadow(nil, wire.Classify(3), []byte(id), ts, 3)}
 	}
 	return msgs
 }
@@ -313,7 +314,7 @@ func TestAStoreDetachedFromItsEngineShowsAsStalledAndRecovers(t *testing.T) {
 }
 
 func deadLetter(reason string) kafka.Message {
-	return kafka.Message{Value: []byte("x"), Headers: []kafka.Header{{Key: agents.HeaderReason, Value: []byte(reason)}}}
+	return kafka.Message{Value: []byte("x"), Headers: []kafka.Header{{Key: wire.HeaderReason, Value: []byte(reason)}}}
 }
 
 func TestDeadLettersAreCountedByReasonReadingOnlyWhatIsNew(t *testing.T) {

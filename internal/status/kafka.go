@@ -12,7 +12,7 @@ import (
 
 	"github.com/domination/domination/internal/broker"
 
-	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 // errNoTopic marks a topic that does not exist.
@@ -177,7 +177,7 @@ func readRange(ctx context.Context, c *kafka.Client, topic string, partition int
 }
 
 // shadowEventTime decodes the emit_timestamp of a shadow event (see
-// agents.AppendShadow).
+// wire.AppendShadow).
 func shadowEventTime(value []byte) (time.Time, bool) {
 	var v struct {
 		EmitTimestamp *int64 `json:"emit_timestamp"`
@@ -218,7 +218,7 @@ func newDeadLetterCursor() *deadLetterCursor {
 func reasonOf(headers []kafka.Header) string {
 	reason := ""
 	for _, h := range headers {
-		if h.Key == agents.HeaderReason {
+		if h.Key == wire.HeaderReason {
 			reason = string(h.Value)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 func TestEngineSettingsReadTheTopicAndGroupOfAKafkaTable(t *testing.T) {
@@ -29,7 +29,7 @@ func TestEngineSettingsReadTheTopicAndGroupOfAKafkaTable(t *testing.T) {
 }
 
 func TestEventTimesDecodeWhatTheAgentsWrite(t *testing.T) {
-	shadow := agents.AppendShadow(nil, agents.Classify(3), []byte("id-1"), 1700000000, 3)
+	shadow := wire.AppendShadow(nil, wire.Classify(3), []byte("id-1"), 1700000000, 3)
 	if got, ok := shadowEventTime(shadow); !ok || got.Unix() != 1700000000 {
 		t.Errorf("shadowEventTime(%s) = %v, %v; want 1700000000", shadow, got, ok)
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 // ShadowRow is one row of shadow FINAL.
@@ -17,7 +17,7 @@ type ShadowRow struct {
 
 // lenient decodes any rating the product could have accepted, whatever its
 // configured limits: the id is what matters here.
-var lenient = agents.RatingLimits{MinRating: math.MinInt64, MaxRating: math.MaxInt64, MaxIDLen: math.MaxInt32, MaxMessageBytes: math.MaxInt32}
+var lenient = wire.RatingLimits{MinRating: math.MinInt64, MaxRating: math.MaxInt64, MaxIDLen: math.MaxInt32, MaxMessageBytes: math.MaxInt32}
 
 // ReconcileRatings accounts for every rating input: landed in rows (shadow
 // FINAL), dead-lettered in dead, or missing. See the package doc for how
@@ -55,7 +55,7 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 			refusedByKey[string(d.Key)] = d
 		}
 		anyByKey[string(d.Key)] = d
-		if rt, err := agents.DecodeRating(d.Value, lenient); err == nil {
+		if rt, err := wire.DecodeRating(d.Value, lenient); err == nil {
 			anyByKey[string(rt.UniqueID)] = d
 		}
 	}
@@ -71,7 +71,7 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 			continue
 		}
 		r.Produced--
-		if rt, err := agents.DecodeRating(in.Value, lenient); err == nil {
+		if rt, err := wire.DecodeRating(in.Value, lenient); err == nil {
 			replayed[stamp{string(rt.UniqueID), in.Time}] = true
 		}
 	}
@@ -83,7 +83,7 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 		if in.Replayed {
 			continue
 		}
-		rating, err := agents.DecodeRating(in.Value, lenient)
+		rating, err := wire.DecodeRating(in.Value, lenient)
 		id := ""
 		if err == nil {
 			id = string(rating.UniqueID)
@@ -130,7 +130,7 @@ func ReconcileRatings(inputs []Input, rows []ShadowRow, dead []DeadLetter) Repor
 			r.DuplicatedSample = sample(r.DuplicatedSample, id)
 		case row != nil:
 			r.Landed++
-			if row.Type != agents.Classify(rating.Rating).String() || row.Rating != rating.Rating {
+			if row.Type != wire.Classify(rating.Rating).String() || row.Rating != rating.Rating {
 				r.Mismatched++
 			}
 		case d != nil:

@@ -10,10 +10,10 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/dlq"
 	"github.com/domination/domination/producer"
+	"github.com/domination/domination/wire"
 )
 
 // Source reads what a reconciliation compares: input and dead-letter
@@ -158,22 +158,22 @@ func (s *Source) DeadLetters(ctx context.Context, topic string, since time.Time)
 
 // ParseDeadLetter reads the dlq.* headers of a dead-letter record.
 func ParseDeadLetter(m kafka.Message) DeadLetter {
-	p, err := strconv.Atoi(agents.HeaderValue(m.Headers, agents.HeaderPartition))
+	p, err := strconv.Atoi(wire.HeaderValue(m.Headers, wire.HeaderPartition))
 	if err != nil {
 		p = -1
 	}
-	o, err := strconv.ParseInt(agents.HeaderValue(m.Headers, agents.HeaderOffset), 10, 64)
+	o, err := strconv.ParseInt(wire.HeaderValue(m.Headers, wire.HeaderOffset), 10, 64)
 	if err != nil {
 		o = -1
 	}
 	return DeadLetter{
-		Topic:     agents.HeaderValue(m.Headers, agents.HeaderTopic),
+		Topic:     wire.HeaderValue(m.Headers, wire.HeaderTopic),
 		Partition: p,
 		Offset:    o,
 		Key:       m.Key,
 		Value:     m.Value,
-		Reason:    agents.HeaderValue(m.Headers, agents.HeaderReason),
-		Agent:     agents.HeaderValue(m.Headers, agents.HeaderAgent),
+		Reason:    wire.HeaderValue(m.Headers, wire.HeaderReason),
+		Agent:     wire.HeaderValue(m.Headers, wire.HeaderAgent),
 	}
 }
 

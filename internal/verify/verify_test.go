@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 func rating(p int, off int64, ts int64, id string, r int) Input {
@@ -64,7 +64,7 @@ func TestReconcileRatingsMatchesSeededInputsByID(t *testing.T) {
 		}
 		var n int64
 		fmt.Sscanf(string(x.Value)[len(`{"rating":`):], "%d", &n)
-		rows = append(rows, ShadowRow{string(x.Key), 1700000000, agents.Classify(n).String(), n})
+		rows = append(rows, ShadowRow{string(x.Key), 1700000000, wire.Classify(n).String(), n})
 	}
 	// The product dead-letters the input itself: no key, the id in the value.
 	dead := []DeadLetter{{Topic: "in", Partition: 2, Offset: 7, Value: in[2].Value, Reason: "output_rejected"}}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/wire"
 )
 
 // WindowRow is one row of active_visitors FINAL.
@@ -16,19 +17,13 @@ type WindowRow struct {
 	Count     uint64
 }
 
-type windowKey struct {
-	account int64
-	store   string
-	null    bool
-	start   int64
-}
-
-func (k windowKey) String() string {
+// windowName names a window in a report's samples: `352:"uk"@<start>`.
+func windowName(k wire.WindowKey) string {
 	s := "null"
-	if !k.null {
-		s = fmt.Sprintf("%q", k.store)
+	if k.HasStore {
+		s = fmt.Sprintf("%q", k.Store)
 	}
-	return fmt.Sprintf("%d:%s@%s", k.account, s, time.Unix(k.start, 0).UTC().Format(time.RFC3339))
+	return fmt.Sprintf("%d:%s@%s", k.AccountID, s, time.Unix(k.Start, 0).UTC().Format(time.RFC3339))
 }
 
 // ReconcileVisits accounts for every visit input. A visit is dead-lettered
@@ -52,7 +47,7 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 		d := &dead[i]
 		deadAt[origin{d.Topic, d.Partition, d.Offset}] = d
 		if d.Agent == agents.WindowsAgentName {
-			var v agents.Visit
+			var v wire.Visit
 			if json.Unmarshal(d.Value, &v) == nil && v.ID != "" {
 				deadByID[v.ID] = d
 			}
@@ -65,7 +60,7 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 		ids    map[string]bool
 		inputs int
 	}
-	want := map[windowKey]*expected{}
+	want := map[wire.WindowKey]*expected{}
 	for _, in := range inputs {
 		at := origin{in.Topic, in.Partition, in.Offset}
 		if d := deadAt[at]; d != nil {
@@ -74,7 +69,7 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 			r.Reasons[d.Reason]++
 			continue
 		}
-		var v agents.Visit
+		var v wire.Visit
 		err := json.Unmarshal(in.Value, &v)
 		if err == nil && v.ID != "" {
 			if d := deadByID[v.ID]; d != nil {
@@ -90,10 +85,7 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 			continue
 		}
 		ts := int64(v.Timestamp * 1000)
-		k := windowKey{account: v.AccountID, start: floorDiv(ts, size) * size / 1000, null: v.StoreID == nil}
-		if v.StoreID != nil {
-			k.store = *v.StoreID
-		}
+		k := wire.ActiveVisitors{AccountID: v.AccountID, StoreID: v.StoreID, Start: floorDiv(ts, size) * size / 1000}.Key()
 		e := want[k]
 		if e == nil {
 			e = &expected{ids: map[string]bool{}}
@@ -103,12 +95,9 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 		e.inputs++
 	}
 
-	got := make(map[windowKey]uint64, len(rows))
+	got := make(map[wire.WindowKey]uint64, len(rows))
 	for _, row := range rows {
-		k := windowKey{account: row.AccountID, start: row.Start, null: row.StoreID == nil}
-		if row.StoreID != nil {
-			k.store = *row.StoreID
-		}
+		k := wire.ActiveVisitors{AccountID: row.AccountID, StoreID: row.StoreID, Start: row.Start}.Key()
 		got[k] += row.Count
 	}
 	for k, e := range want {
@@ -117,11 +106,11 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 		case n < exp:
 			r.Missing += int(exp - n)
 			r.Landed += e.inputs - int(exp-n)
-			r.MissingSample = sample(r.MissingSample, k.String())
+			r.MissingSample = sample(r.MissingSample, windowName(k))
 		case n > exp:
 			r.Landed += e.inputs
 			r.Duplicated += int(n - exp)
-			r.DuplicatedSample = sample(r.DuplicatedSample, k.String())
+			r.DuplicatedSample = sample(r.DuplicatedSample, windowName(k))
 		default:
 			r.Landed += e.inputs
 		}
@@ -135,7 +124,7 @@ func ReconcileVisits(inputs []Input, rows []WindowRow, dead []DeadLetter, window
 		if usedAt[origin{d.Topic, d.Partition, d.Offset}] {
 			continue
 		}
-		var v agents.Visit
+		var v wire.Visit
 		if d.Agent == agents.WindowsAgentName && json.Unmarshal(d.Value, &v) == nil && usedID[v.ID] {
 			continue
 		}

@@ -1,11 +1,11 @@
-package agents_test
+package wire_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/domination/domination/agents"
 	"github.com/domination/domination/producer"
+	"github.com/domination/domination/wire"
 )
 
 // TestDecodeVisitReadsWhatTheProducerWrites: every visit the producer's
@@ -30,7 +30,7 @@ func TestDecodeVisitReadsWhatTheProducerWrites(t *testing.T) {
 		for i := range 1000 {
 			buf, ts := enc.AppendJSON(nil, now)
 			v := want.Next(now)
-			got, derr := agents.DecodeVisit(buf, ts, agents.VisitLimits{})
+			got, derr := wire.DecodeVisit(buf, ts, wire.VisitLimits{})
 			if derr != nil {
 				t.Fatalf("seed %d, visit %d: DecodeVisit(%s) = %v", cfg.Seed, i, buf, derr)
 			}
@@ -38,7 +38,7 @@ func TestDecodeVisitReadsWhatTheProducerWrites(t *testing.T) {
 				(got.StoreID == nil) != (v.StoreID == nil) || (got.StoreID != nil && *got.StoreID != *v.StoreID) {
 				t.Fatalf("seed %d, visit %d: DecodeVisit(%s) = %+v, want %+v", cfg.Seed, i, buf, got, v)
 			}
-			if again := got.AppendJSON(nil); string(again) != string(buf) {
+			if again := wire.AppendVisit(nil, got); string(again) != string(buf) {
 				t.Fatalf("seed %d, visit %d: the agent re-encodes %s as %s", cfg.Seed, i, buf, again)
 			}
 			now = now.Add(time.Millisecond)

@@ -1,250 +1,12 @@
-package agents
+package wire
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
-
-// Type is the class of a rating. Its numeric values are those of the
-// ClickHouse column type Enum8('Incompatible'=0,'Sha'=1,'Dow'=2,'ShaDow'=3).
-type Type uint8
-
-// The classes of a rating, in enum order.
-const (
-	// Incompatible is a rating that is a multiple of neither 3 nor 5.
-	Incompatible Type = iota
-	// Sha is a multiple of 3 that is not a multiple of 5.
-	Sha
-	// Dow is a multiple of 5 that is not a multiple of 3.
-	Dow
-	// ShaDow is a multiple of 15.
-	ShaDow
-)
-
-// Types lists every Type in enum order. Callers must not modify it.
-var Types = []Type{Incompatible, Sha, Dow, ShaDow}
-
-var typeNames = [...]string{
-	Incompatible: "Incompatible",
-	Sha:          "Sha",
-	Dow:          "Dow",
-	ShaDow:       "ShaDow",
-}
-
-// String returns the name of t as it appears in the output JSON and in the
-// ClickHouse enum, or "Type(n)" for a value outside Types.
-func (t Type) String() string {
-	if int(t) < len(typeNames) {
-		return typeNames[t]
-	}
-	return "Type(" + strconv.Itoa(int(t)) + ")"
-}
-
-// ParseType returns the Type named s. Names are matched exactly and
-// case-sensitively: "Sha" is a Type, "sha" is not.
-func ParseType(s string) (Type, bool) {
-	for i, name := range typeNames {
-		if s == name {
-			return Type(i), true
-		}
-	}
-	return 0, false
-}
-
-// Classify returns the class of rating: ShaDow for a multiple of 15, else
-// Sha for a multiple of 3, else Dow for a multiple of 5, else Incompatible.
-// Zero and negative multiples count, so Classify(0) is ShaDow.
-func Classify(rating int64) Type {
-	switch {
-	case rating%15 == 0:
-		return ShaDow
-	case rating%3 == 0:
-		return Sha
-	case rating%5 == 0:
-		return Dow
-	default:
-		return Incompatible
-	}
-}
-
-// Rating is one decoded input record.
-type Rating struct {
-	// Rating is the rating, within the RatingLimits it was decoded with.
-	Rating int64
-	// UniqueID is the record's identifier: valid UTF-8, not empty, no
-	// control characters. When the JSON string had no escapes it aliases
-	// the buffer given to DecodeRating, so it is valid only as long as that
-	// buffer is; copy it to keep it longer.
-	UniqueID []byte
-}
-
-// Reason says why an input was dead-lettered. It is a short, stable,
-// snake_case string, fit for a metric label and a Kafka header value.
-type Reason string
-
-// The reasons DecodeRating rejects an input for. DecodeRating checks them
-// in this order and reports the first that applies, so a message that is
-// both too large and malformed is message_too_large, and a syntax error
-// anywhere outranks a problem with a field.
-const (
-	// ReasonTooLarge: the whole message is over
-	// RatingLimits.MaxMessageBytes. Checked before parsing.
-	ReasonTooLarge Reason = "message_too_large"
-	// ReasonMalformedJSON: not a JSON object, a syntax error, trailing
-	// bytes after the object, invalid UTF-8 in a string, nesting deeper
-	// than 32, or a second "rating" or "unique_id" key (for a visit: a
-	// second "id", "account_id", "store_id" or "timestamp").
-	ReasonMalformedJSON Reason = "malformed_json"
-	// ReasonMissingField: "rating" or "unique_id" is absent or null.
-	ReasonMissingField Reason = "missing_field"
-	// ReasonWrongType: "rating" is not a plain JSON integer (a string, a
-	// boolean, a number with a fraction or an exponent such as 15.0 or
-	// 1e2), or "unique_id" is not a string.
-	ReasonWrongType Reason = "wrong_type"
-	// ReasonOutOfRange: the rating is outside
-	// [RatingLimits.MinRating, RatingLimits.MaxRating], including integers
-	// too large for an int64.
-	ReasonOutOfRange Reason = "out_of_range"
-	// ReasonBadID: "unique_id" is empty, longer than
-	// RatingLimits.MaxIDLen, contains a control character (U+0000–U+001F,
-	// U+007F–U+009F), or contains an unpaired UTF-16 surrogate escape.
-	ReasonBadID Reason = "bad_unique_id"
-)
-
-// Reasons lists every Reason, in the order DecodeRating checks them, so
-// that metrics can be created with all their labels up front. Callers must
-// not modify it.
-var Reasons = []Reason{
-	ReasonTooLarge,
-	ReasonMalformedJSON,
-	ReasonMissingField,
-	ReasonWrongType,
-	ReasonOutOfRange,
-	ReasonBadID,
-}
-
-// DecodeError is the error DecodeRating returns: why the input was
-// rejected, and a human-readable detail such as "rating 101 outside
-// 1..100" or "unexpected character 'x' at offset 12, want ',' or '}'".
-// The detail gives offsets and lengths, never the unique_id itself.
-type DecodeError struct {
-	// Reason is the stable class of the problem.
-	Reason Reason
-	// Detail says what exactly was wrong, for logs and dead-letter headers.
-	Detail string
-}
-
-// Error returns "<reason>: <detail>".
-func (e *DecodeError) Error() string {
-	return string(e.Reason) + ": " + e.Detail
-}
-
-func decodeErr(r Reason, format string, args ...any) *DecodeError {
-	return &DecodeError{Reason: r, Detail: fmt.Sprintf(format, args...)}
-}
-
-// Defaults for RatingLimits.
-const (
-	defaultMinRating       = 1
-	defaultMaxRating       = 100
-	defaultMaxIDLen        = 128
-	defaultMaxMessageBytes = 64 << 10
-)
-
-// RatingLimits bounds what DecodeRating accepts. The zero value means the
-// defaults, DefaultRatingLimits.
-type RatingLimits struct {
-	// MinRating and MaxRating bound the rating, inclusive. When both are
-	// zero they default to 1 and 100; any other pair is used as given, so
-	// 0..100 is written {MinRating: 0, MaxRating: 100}. (The range holding
-	// only 0 is the one range that cannot be written.)
-	MinRating, MaxRating int64
-	// MaxIDLen is the longest unique_id accepted, in bytes of UTF-8 after
-	// unescaping. Zero: 128.
-	MaxIDLen int
-	// MaxMessageBytes is the largest message accepted, in bytes. Zero:
-	// 64 KiB.
-	MaxMessageBytes int
-}
-
-// DefaultRatingLimits returns the limits used for zero fields: ratings
-// 1..100, unique_id up to 128 bytes, messages up to 64 KiB.
-func DefaultRatingLimits() RatingLimits {
-	return RatingLimits{
-		MinRating:       defaultMinRating,
-		MaxRating:       defaultMaxRating,
-		MaxIDLen:        defaultMaxIDLen,
-		MaxMessageBytes: defaultMaxMessageBytes,
-	}
-}
-
-func (l RatingLimits) withDefaults() RatingLimits {
-	if l.MinRating == 0 && l.MaxRating == 0 {
-		l.MinRating, l.MaxRating = defaultMinRating, defaultMaxRating
-	}
-	if l.MaxIDLen == 0 {
-		l.MaxIDLen = defaultMaxIDLen
-	}
-	if l.MaxMessageBytes == 0 {
-		l.MaxMessageBytes = defaultMaxMessageBytes
-	}
-	return l
-}
-
-// Validate checks, after defaults are applied, that MinRating is not above
-// MaxRating and that the sizes are positive. DecodeRating does not check
-// its limits; call Validate once when building the configuration.
-func (l RatingLimits) Validate() error {
-	l = l.withDefaults()
-	var errs []error
-	if l.MinRating > l.MaxRating {
-		errs = append(errs, fmt.Errorf("rating limits: min rating %d above max rating %d", l.MinRating, l.MaxRating))
-	}
-	if l.MaxIDLen < 0 {
-		errs = append(errs, fmt.Errorf("rating limits: max unique_id length %d is negative", l.MaxIDLen))
-	}
-	if l.MaxMessageBytes < 0 {
-		errs = append(errs, fmt.Errorf("rating limits: max message size %d is negative", l.MaxMessageBytes))
-	}
-	return errors.Join(errs...)
-}
-
-// DecodeRating decodes one message value from the dominate topic. On
-// failure the error is a *DecodeError whose Reason says which check failed
-// (see the Reason constants for the order they are checked in).
-//
-// The input must be exactly one JSON object (RFC 8259, UTF-8), optionally
-// surrounded by whitespace. Keys may come in any order. Keys other than
-// "rating" and "unique_id" are skipped, but their values must still be
-// valid JSON, nested at most 32 deep. Keys are compared exactly after
-// unescaping, so "r\u0061ting" is "rating" but "Rating" is unknown.
-// "rating" and "unique_id" may each appear only once: a repeat is
-// malformed_json, so that no reader of the same record can see a
-// different value.
-//
-// The rating must be a plain JSON integer: 15 is accepted, while 15.0,
-// 1.5e1 and "15" are wrong_type. An integer too large for an int64 is
-// out_of_range.
-//
-// When the unique_id string has no escapes, Rating.UniqueID aliases value
-// and decoding allocates nothing; otherwise it is unescaped into a new
-// slice.
-func DecodeRating(value []byte, lim RatingLimits) (Rating, error) {
-	lim = lim.withDefaults()
-	f := fields{names: ratingKeys}
-	if err := f.scan(value, lim.MaxMessageBytes); err != nil {
-		return Rating{}, err
-	}
-	r, err := f.rating(value, lim)
-	if err != nil {
-		return Rating{}, err
-	}
-	return r, nil
-}
 
 // maxDepth is how deeply arrays and objects may nest, counting the
 // message's own object as 1.
@@ -321,61 +83,6 @@ func (f *fields) scan(value []byte, maxBytes int) *DecodeError {
 	return s.document(f)
 }
 
-// ratingKeys are the keys DecodeRating looks for, indexed by ratingField
-// and idField.
-var ratingKeys = []string{"rating", "unique_id"}
-
-const (
-	ratingField = iota
-	idField
-)
-
-// rating checks the scanned fields against lim and builds the Rating.
-func (f *fields) rating(buf []byte, lim RatingLimits) (Rating, *DecodeError) {
-	ratingVal, idVal := f.vals[ratingField], f.vals[idField]
-	switch ratingVal.kind {
-	case kindAbsent:
-		return Rating{}, decodeErr(ReasonMissingField, `missing field "rating"`)
-	case kindNull:
-		return Rating{}, decodeErr(ReasonMissingField, `field "rating" is null`)
-	}
-	switch idVal.kind {
-	case kindAbsent:
-		return Rating{}, decodeErr(ReasonMissingField, `missing field "unique_id"`)
-	case kindNull:
-		return Rating{}, decodeErr(ReasonMissingField, `field "unique_id" is null`)
-	}
-	tok := buf[ratingVal.start:ratingVal.end]
-	if ratingVal.kind != kindNumber {
-		return Rating{}, decodeErr(ReasonWrongType, "rating is %s, want an integer", ratingVal.kind)
-	}
-	if !ratingVal.plain {
-		return Rating{}, decodeErr(ReasonWrongType, "rating %s is not a plain integer", clip(tok))
-	}
-	if idVal.kind != kindString {
-		return Rating{}, decodeErr(ReasonWrongType, "unique_id is %s, want a string", idVal.kind)
-	}
-	n, ok := parseInt(tok)
-	if !ok || n < lim.MinRating || n > lim.MaxRating {
-		return Rating{}, decodeErr(ReasonOutOfRange, "rating %s outside %d..%d", clip(tok), lim.MinRating, lim.MaxRating)
-	}
-	id := buf[idVal.start:idVal.end]
-	if idVal.escaped {
-		var p unescapeProblem
-		id, p = appendUnescaped(make([]byte, 0, min(len(id), max(lim.MaxIDLen, 0))), id, lim.MaxIDLen)
-		switch p {
-		case tooLong:
-			return Rating{}, decodeErr(ReasonBadID, "unique_id is over %d bytes", lim.MaxIDLen)
-		case unpairedSurrogate:
-			return Rating{}, decodeErr(ReasonBadID, "unique_id has an unpaired UTF-16 surrogate escape")
-		}
-	}
-	if err := checkID(id, lim.MaxIDLen, idVal.escaped || idVal.unusual); err != nil {
-		return Rating{}, err
-	}
-	return Rating{Rating: n, UniqueID: id}, nil
-}
-
 // clip shortens a token quoted in an error detail.
 func clip(tok []byte) string {
 	const most = 32
@@ -411,28 +118,6 @@ func parseInt(tok []byte) (int64, bool) {
 }
 
 // checkID applies the unique_id rules to a decoded, valid UTF-8 id. Only
-// when scan is set can id hold a control character; otherwise the scanner
-// has already seen that every byte is printable ASCII.
-func checkID(id []byte, maxLen int, scan bool) *DecodeError {
-	if len(id) == 0 {
-		return decodeErr(ReasonBadID, "unique_id is empty")
-	}
-	if len(id) > maxLen {
-		return decodeErr(ReasonBadID, "unique_id is %d bytes, limit %d", len(id), maxLen)
-	}
-	if !scan {
-		return nil
-	}
-	for i, c := range id {
-		// C1 controls U+0080–U+009F are 0xC2 0x80–0xC2 0x9F in UTF-8; the
-		// input is valid UTF-8, so the byte after 0xC2 is at least 0x80.
-		if c < 0x20 || c == 0x7f || (c == 0xc2 && i+1 < len(id) && id[i+1] <= 0x9f) {
-			r, _ := utf8.DecodeRune(id[i:])
-			return decodeErr(ReasonBadID, "unique_id has control character %U at byte %d", r, i)
-		}
-	}
-	return nil
-}
 
 // scanner is a strict JSON scanner over one message. It validates syntax
 // and records where the values of interest are, without copying anything.
@@ -844,20 +529,6 @@ func appendUnescaped(dst, raw []byte, maxLen int) ([]byte, unescapeProblem) {
 //
 // The id is escaped as encoding/json would: '"', '\\' and control
 // characters are escaped, as are U+2028 and U+2029, and each byte of
-// invalid UTF-8 becomes U+FFFD, so the output is always valid JSON. t
-// should be one of Types; any other value is written as its String. With a
-// dst of enough capacity AppendShadow does not allocate.
-func AppendShadow(dst []byte, t Type, uniqueID []byte, emitUnix int64, rating int64) []byte {
-	dst = append(dst, `{"type":"`...)
-	dst = append(dst, t.String()...)
-	dst = append(dst, `","unique_id":"`...)
-	dst = appendEscaped(dst, uniqueID)
-	dst = append(dst, `","emit_timestamp":`...)
-	dst = strconv.AppendInt(dst, emitUnix, 10)
-	dst = append(dst, `,"rating":`...)
-	dst = strconv.AppendInt(dst, rating, 10)
-	return append(dst, '}')
-}
 
 const hexDigits = "0123456789abcdef"
 
@@ -909,4 +580,13 @@ func appendEscaped(dst, s []byte) []byte {
 		start = i
 	}
 	return append(dst, s[start:]...)
+}
+
+// AppendJSONString appends s as a JSON string, escaped as encoding/json
+// would (invalid UTF-8 becomes U+FFFD), the way every record's strings are
+// written.
+func AppendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
 }

@@ -1,4 +1,4 @@
-package agents
+package wire
 
 import (
 	"encoding/json"
@@ -38,7 +38,8 @@ var ratingFuzzSeeds = []string{
 
 // FuzzDecodeRating checks DecodeRating against encoding/json: it never
 // panics, it accepts only valid JSON and then agrees with encoding/json on
-// both fields, and it rejects valid JSON only for the documented reasons.
+// both fields, it rejects valid JSON only for the documented reasons, and
+// what it accepts round-trips through AppendRating.
 func FuzzDecodeRating(f *testing.F) {
 	for _, s := range ratingFuzzSeeds {
 		f.Add([]byte(s))
@@ -70,6 +71,10 @@ func FuzzDecodeRating(f *testing.F) {
 		}
 		out := AppendShadow(nil, Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
 		checkShadowRoundTrip(t, out, Classify(r.Rating), r.UniqueID, 1700000000, r.Rating)
+		enc := AppendRating(nil, r)
+		if again, err := DecodeRating(enc, RatingLimits{}); err != nil || again.Rating != r.Rating || string(again.UniqueID) != string(r.UniqueID) {
+			t.Fatalf("DecodeRating(%q) = %+v, but AppendRating's %s reads back as %+v, %v", in, r, enc, again, err)
+		}
 	})
 }
 

@@ -1,4 +1,4 @@
-package agents
+package wire
 
 import (
 	"encoding/json"
@@ -99,5 +99,49 @@ func BenchmarkAppendShadow(b *testing.B) {
 				dst = AppendShadow(dst[:0], Sha, bm.id, 1700000000, 42)
 			}
 		})
+	}
+}
+
+var (
+	benchVisit        = []byte(`{"id":"` + exampleUUID + `","account_id":42,"store_id":"s3","timestamp":1700000000.123456}`)
+	benchVisitFaust   = []byte(faustVisit)
+	benchVisitEscaped = []byte(`{"id": "0b8c9f0e\/3a6f\u002d4c55-9b1e-8d7c2f1a0e11", "account_id": 42, "store_id": "m\u00fcnchen", "timestamp": 1700000000.123456}`)
+	visitBenchSink    Repartitioned
+)
+
+func BenchmarkDecodeVisit(b *testing.B) {
+	lim := VisitLimits{}
+	for _, bm := range []struct {
+		name string
+		in   []byte
+	}{
+		{"plain", benchVisit},
+		{"faust", benchVisitFaust},
+		{"escaped", benchVisitEscaped},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bm.in)))
+			for b.Loop() {
+				v, err := DecodeRepartitioned(bm.in, visitRecorded, lim)
+				if err != nil {
+					b.Fatal(err)
+				}
+				visitBenchSink = v
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeVisitEncodingJSON is the reference: encoding/json into a
+// Visit, which is neither strict nor checked.
+func BenchmarkDecodeVisitEncodingJSON(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchVisit)))
+	for b.Loop() {
+		var v Visit
+		if err := json.Unmarshal(benchVisit, &v); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -1,21 +1,14 @@
-package agents
+package wire
 
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
-
-	"github.com/domination/domination/internal/stream"
-	"github.com/domination/domination/metrics"
 )
 
 // visitRecorded is the Kafka timestamp the visit tests decode against.
@@ -184,7 +177,7 @@ func TestVisitJSONRoundTripsThroughDecodeVisit(t *testing.T) {
 		{ID: "q\"b\\s/\x01\x1f\u007f\u2028é😀", AccountID: 9223372036854775807, StoreID: storePtr("<&>\t\u2029"), Timestamp: 1699999999.999999},
 		{ID: strings.Repeat("é", 64), AccountID: 0, StoreID: storePtr(strings.Repeat("z", 128)), Timestamp: 1.7e9 + 1.0/3},
 	} {
-		enc := v.AppendJSON(nil)
+		enc := AppendVisit(nil, v)
 		got, err := DecodeVisit(enc, visitRecorded, VisitLimits{})
 		if err != nil || !sameVisit(got, v) {
 			t.Errorf("DecodeVisit(%s) = %s, %v; want %s", enc, showVisit(got), err, showVisit(v))
@@ -193,7 +186,7 @@ func TestVisitJSONRoundTripsThroughDecodeVisit(t *testing.T) {
 		if err := json.Unmarshal(enc, &std); err != nil || !sameVisit(std, v) {
 			t.Errorf("encoding/json reads %s as %s, %v; want %s", enc, showVisit(std), err, showVisit(v))
 		}
-		if key, want := v.GroupKey(), AppendGroupKey(nil, v.AccountID, v.StoreID); string(key) != string(want) {
+		if key, want := v.GroupKey(), AppendGroupKey(nil, v.AccountID, v.storeBytes()); string(key) != string(want) {
 			t.Errorf("GroupKey %s, AppendGroupKey %s", key, want)
 		}
 	}
@@ -203,51 +196,15 @@ func TestVisitsHotPathDoesNotAllocate(t *testing.T) {
 	in := []byte(faustVisit)
 	dst := make([]byte, 0, 512)
 	allocs := testing.AllocsPerRun(100, func() {
-		v, err := decodeVisit(in, visitRecorded, VisitLimits{}.withDefaults())
+		v, err := DecodeRepartitioned(in, visitRecorded, VisitLimits{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dst = appendGroupKey(dst[:0], v.account, v.store)
-		dst = appendVisitJSON(dst, v)
+		dst = AppendGroupKey(dst[:0], v.AccountID, v.StoreID)
+		dst = AppendRepartitioned(dst, v)
 	})
 	if allocs != 0 {
 		t.Errorf("decoding and re-encoding a visit made %v allocations, want 0", allocs)
-	}
-}
-
-func TestWindowerDeadLettersABadRepartitionedVisitWithItsReason(t *testing.T) {
-	w := newTestWindower(stream.Partition{})
-	var out stream.Output
-	w.Process(&kafka.Message{Offset: 0, Value: []byte(`{"id":"a","id":"b","account_id":1,"store_id":null,"timestamp":1700000000}`)}, &out)
-	w.Process(&kafka.Message{Offset: 1, Value: []byte(`{"id":"a","account_id":1,"store_id":null}`)}, &out)
-	msgs := outputMessages(&out)
-	if len(msgs) != 2 {
-		t.Fatalf("windower emitted %d records, want 2 dead letters", len(msgs))
-	}
-	for i, want := range []Reason{ReasonMalformedJSON, ReasonMissingField} {
-		if got := HeaderValue(msgs[i].Headers, HeaderReason); got != string(want) || !strings.HasPrefix(HeaderValue(msgs[i].Headers, HeaderDetail), "repartitioned visit: ") {
-			t.Errorf("dead letter %d: reason %s, detail %q; want %s and a detail naming the repartitioned visit", i, got, HeaderValue(msgs[i].Headers, HeaderDetail), want)
-		}
-	}
-}
-
-func TestWindowerCountsOneStoreAsOneKeyWhateverItsBuffer(t *testing.T) {
-	w := newTestWindower(stream.Partition{})
-	var out stream.Output
-	for i := range 3 {
-		// A new buffer per record: the interned store must not alias one.
-		v := Visit{ID: fmt.Sprint("v", i), AccountID: 1, StoreID: storePtr("uk"), Timestamp: 1700000000 + float64(i)}
-		w.Process(&kafka.Message{Offset: int64(i), Value: v.AppendJSON(nil)}, &out)
-	}
-	v := Visit{ID: "v9", AccountID: 1, StoreID: storePtr("us"), Timestamp: 1700000100}
-	w.Process(&kafka.Message{Offset: 3, Value: v.AppendJSON(nil)}, &out)
-	var got []string
-	for _, m := range outputMessages(&out) {
-		got = append(got, string(m.Key)+" "+string(m.Value))
-	}
-	want := []string{`1:"uk" {"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}`}
-	if !slices.Equal(got, want) {
-		t.Errorf("windower emitted %q, want %q", got, want)
 	}
 }
 
@@ -270,6 +227,12 @@ func TestParseSecondsAgreesWithParseFloat(t *testing.T) {
 			t.Errorf("parseSeconds(%s) gave the text %s, AppendFloat writes %s", tok, short, f)
 		}
 	}
+}
+
+// visitReasons are the reasons DecodeVisit refuses a visit for.
+var visitReasons = []Reason{
+	ReasonTooLarge, ReasonMalformedJSON, ReasonMissingField, ReasonWrongType,
+	ReasonBadID, ReasonBadStoreID, ReasonBadTimestamp,
 }
 
 // visitFuzzSeeds are inputs near the edges of what DecodeVisit accepts.
@@ -300,10 +263,10 @@ func FuzzDecodeVisit(f *testing.F) {
 	for _, s := range visitFuzzSeeds {
 		f.Add([]byte(s))
 	}
-	lim := VisitLimits{}.withDefaults()
+	lim := VisitLimits{}.WithDefaults()
 	f.Fuzz(func(t *testing.T, in []byte) {
 		v, err := DecodeVisit(in, visitRecorded, VisitLimits{})
-		m, ok := checkStrictVerdict(t, "DecodeVisit", in, err, VisitReasons)
+		m, ok := checkStrictVerdict(t, "DecodeVisit", in, err, visitReasons)
 		if !ok {
 			return
 		}
@@ -321,9 +284,9 @@ func FuzzDecodeVisit(f *testing.F) {
 		if len(v.ID) == 0 || len(v.ID) > lim.MaxIDLen || (v.StoreID != nil && (len(*v.StoreID) == 0 || len(*v.StoreID) > lim.MaxIDLen)) {
 			t.Fatalf("DecodeVisit(%q) accepted %s outside the limits", in, showVisit(v))
 		}
-		enc := v.AppendJSON(nil)
-		if fv, _ := decodeVisit(in, visitRecorded, lim); string(appendVisitJSON(nil, fv)) != string(enc) {
-			t.Fatalf("DecodeVisit(%q): the visits agent writes %s, Visit.AppendJSON %s", in, appendVisitJSON(nil, fv), enc)
+		enc := AppendVisit(nil, v)
+		if fv, _ := DecodeRepartitioned(in, visitRecorded, lim); string(AppendRepartitioned(nil, fv)) != string(enc) {
+			t.Fatalf("DecodeVisit(%q): the visits agent writes %s, AppendVisit %s", in, AppendRepartitioned(nil, fv), enc)
 		}
 		again, err := DecodeVisit(enc, visitRecorded, VisitLimits{})
 		if err != nil || !sameVisit(again, v) {
@@ -345,96 +308,52 @@ func showVisit(v Visit) string {
 	return fmt.Sprintf("{id %q, account %d, store %s, ts %v}", v.ID, v.AccountID, store, v.Timestamp)
 }
 
-var (
-	benchVisit        = []byte(`{"id":"` + exampleUUID + `","account_id":42,"store_id":"s3","timestamp":1700000000.123456}`)
-	benchVisitFaust   = []byte(faustVisit)
-	benchVisitEscaped = []byte(`{"id": "0b8c9f0e\/3a6f\u002d4c55-9b1e-8d7c2f1a0e11", "account_id": 42, "store_id": "m\u00fcnchen", "timestamp": 1700000000.123456}`)
-	visitBenchSink    visitFields
-)
-
-func BenchmarkDecodeVisit(b *testing.B) {
-	lim := VisitLimits{}.withDefaults()
-	for _, bm := range []struct {
-		name string
-		in   []byte
+func TestDecodeVisitRejectsBadVisitsWithReasons(t *testing.T) {
+	rec := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		in   string
+		want Reason
 	}{
-		{"plain", benchVisit},
-		{"faust", benchVisitFaust},
-		{"escaped", benchVisitEscaped},
+		{`{"id":"a","account_id":1,"store_id":"uk","timestamp":1700000000.5}`, ""},
+		{`{"id":"a","account_id":1,"store_id":null,"timestamp":1700000000}`, ""},
+		{`{"id":"a","account_id":1,"timestamp":1700000000}`, ""},
+		{`not json`, ReasonMalformedJSON},
+		{`{"id":"a","account_id":1`, ReasonMalformedJSON},
+		{`{"account_id":1,"timestamp":1700000000}`, ReasonMissingField},
+		{`{"id":"a","timestamp":1700000000}`, ReasonMissingField},
+		{`{"id":"a","account_id":1}`, ReasonMissingField},
+		{`{"id":7,"account_id":1,"timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":"1","timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":1.5,"timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":1,"store_id":5,"timestamp":1700000000}`, ReasonWrongType},
+		{`{"id":"a","account_id":1,"timestamp":"now"}`, ReasonWrongType},
+		{`{"id":"","account_id":1,"timestamp":1700000000}`, ReasonBadID},
+		{`{"id":"a","account_id":1,"store_id":"","timestamp":1700000000}`, ReasonBadStoreID},
+		{`{"id":"a","account_id":1,"timestamp":0}`, ReasonBadTimestamp},
+		{`{"id":"a","account_id":1,"timestamp":2015000000}`, ReasonBadTimestamp},
+		{`{"id":"a","account_id":1,"timestamp":1e400}`, ReasonWrongType},
 	} {
-		b.Run(bm.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(len(bm.in)))
-			for b.Loop() {
-				v, err := decodeVisit(bm.in, visitRecorded, lim)
-				if err != nil {
-					b.Fatal(err)
-				}
-				visitBenchSink = v
-			}
-		})
-	}
-}
-
-// BenchmarkDecodeVisitEncodingJSON is the reference: encoding/json into a
-// Visit, which is neither strict nor checked.
-func BenchmarkDecodeVisitEncodingJSON(b *testing.B) {
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchVisit)))
-	for b.Loop() {
-		var v Visit
-		if err := json.Unmarshal(benchVisit, &v); err != nil {
-			b.Fatal(err)
+		_, err := DecodeVisit([]byte(tc.in), rec, VisitLimits{})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("DecodeVisit(%s) = %v, want it accepted", tc.in, err)
+		case tc.want != "" && (err == nil || err.Reason != tc.want):
+			t.Errorf("DecodeVisit(%s) = %v, want reason %s", tc.in, err, tc.want)
 		}
 	}
 }
 
-// BenchmarkRepartitionProcess is the visits agent's work per record:
-// decode, check, re-key and encode, emitting into a batch's Output.
-func BenchmarkRepartitionProcess(b *testing.B) {
-	p := &repartitioner{cfg: VisitsConfig{}.WithDefaults(), dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), now: func() time.Time { return visitRecorded }}
-	m := kafka.Message{Value: benchVisit, Time: visitRecorded}
-	var out stream.Output
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		p.Process(&m, &out)
-		if i%4096 == 4095 {
-			out = stream.Output{}
-		}
-	}
-}
-
-// BenchmarkWindowerProcess counts distinct visits over 250 keys (one
-// repartition partition's share of 1,000), 10,000 visits per second of
-// event time, in runs of 65,536 visits, each with a fresh windower.
-func BenchmarkWindowerProcess(b *testing.B) {
-	cfg := VisitsConfig{}.WithDefaults()
-	m := metrics.New()
-	fresh := func() *windower {
-		return newWindower(cfg, stream.Partition{}, deadCounters(m, WindowsAgentName, VisitReasons), m.OpenWindows.WithLabelValues(WindowsAgentName), slog.New(slog.DiscardHandler))
-	}
-	const n = 1 << 16
-	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		v := Visit{ID: fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i), AccountID: int64(i % 25), Timestamp: 1700000000 + float64(i)/10000}
-		if s := i % 10; s > 0 {
-			v.StoreID = storePtr(fmt.Sprint("s", s))
-		}
-		msgs[i] = kafka.Message{Value: v.AppendJSON(nil), Time: visitRecorded.Add(time.Hour)}
-	}
-	w := fresh()
-	var out stream.Output
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		j := i % n
-		if j == 0 && i > 0 {
-			w = fresh() // event time restarts with the same visits
-		}
-		msg := msgs[j]
-		msg.Offset = int64(i)
-		w.Process(&msg, &out)
-		if out.Len() > 4096 {
-			out = stream.Output{}
+func TestDecodeVisitReportsAnAbsurdTimestampAsItWasSent(t *testing.T) {
+	rec := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct{ ts, want string }{
+		{"1e20", "timestamp 1e+20 s is more than 1h0m0s after the message was recorded"},
+		{"-1e20", "timestamp -1e+20 s is before 2000"},
+		{"86400", "timestamp 1970-01-02T00:00:00Z is before 2000"},
+		{"1800003660", "timestamp 2027-01-15T09:01:00Z is more than 1h0m0s after the message was recorded"},
+	} {
+		_, err := DecodeVisit([]byte(`{"id":"a","account_id":1,"timestamp":`+tc.ts+`}`), rec, VisitLimits{})
+		if err == nil || err.Reason != ReasonBadTimestamp || err.Detail != tc.want {
+			t.Errorf("timestamp %s: got %v, want bad_timestamp: %s", tc.ts, err, tc.want)
 		}
 	}
 }

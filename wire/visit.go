@@ -1,4 +1,4 @@
-package agents
+package wire
 
 import (
 	"bytes"
@@ -6,6 +6,101 @@ import (
 	"strconv"
 	"time"
 )
+
+// Defaults of VisitLimits' bounds on time; its sizes default to
+// DefaultMaxMessageBytes and DefaultMaxIDLen.
+const (
+	// DefaultMaxFuture is how far after its record's Kafka timestamp a
+	// visit may be stamped.
+	DefaultMaxFuture = time.Hour
+	// DefaultMaxPast is how far before its record's Kafka timestamp a visit
+	// may be stamped.
+	DefaultMaxPast = 7 * 24 * time.Hour
+)
+
+// VisitLimits bound what DecodeVisit accepts. Zero or negative fields mean
+// the defaults.
+type VisitLimits struct {
+	// MaxMessageBytes caps a message. Default DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// MaxIDLen caps id and store_id, in bytes. Default DefaultMaxIDLen.
+	MaxIDLen int
+	// MaxFuture is how far after the message's Kafka timestamp a visit may
+	// be stamped. Default DefaultMaxFuture.
+	MaxFuture time.Duration
+	// MaxPast is how far before the message's Kafka timestamp a visit may
+	// be stamped. Default DefaultMaxPast.
+	MaxPast time.Duration
+}
+
+// WithDefaults returns l with its zero or negative fields set to the
+// defaults.
+func (l VisitLimits) WithDefaults() VisitLimits {
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if l.MaxIDLen <= 0 {
+		l.MaxIDLen = DefaultMaxIDLen
+	}
+	if l.MaxFuture <= 0 {
+		l.MaxFuture = DefaultMaxFuture
+	}
+	if l.MaxPast <= 0 {
+		l.MaxPast = DefaultMaxPast
+	}
+	return l
+}
+
+// MinUnix is the earliest timestamp a record may carry, unix seconds:
+// 2000-01-01T00:00:00Z. A visit stamped earlier is bad_timestamp, the
+// shadow agent dead-letters a rating record stamped earlier, and the shadow
+// topic's contract refuses an earlier emit_timestamp.
+const MinUnix = 946684800
+
+// FormatSeconds writes unix seconds as RFC 3339 when they are a time of
+// years 1 to 9999, else as the number: how a timestamp is quoted in a
+// DecodeError's detail.
+func FormatSeconds(s float64) string {
+	if s >= -62135596800 && s < 253402300800 {
+		return time.UnixMilli(int64(math.Floor(s * 1000))).UTC().Format(time.RFC3339Nano)
+	}
+	return strconv.FormatFloat(s, 'g', -1, 64) + " s"
+}
+
+// Visit is one record of the visits topic, validated.
+type Visit struct {
+	ID        string  `json:"id"`
+	AccountID int64   `json:"account_id"`
+	StoreID   *string `json:"store_id"`
+	// Timestamp is unix seconds with a fraction.
+	Timestamp float64 `json:"timestamp"`
+}
+
+// Time returns the visit's timestamp, to the millisecond.
+func (v Visit) Time() time.Time { return time.UnixMilli(int64(math.Floor(v.Timestamp * 1000))) }
+
+// GroupKey is the repartition key of the visit's (account_id, store_id):
+// `352:"uk"`, or `352:null` without a store.
+func (v Visit) GroupKey() []byte { return AppendGroupKey(nil, v.AccountID, v.storeBytes()) }
+
+func (v Visit) storeBytes() []byte {
+	if v.StoreID == nil {
+		return nil
+	}
+	return []byte(*v.StoreID)
+}
+
+// AppendVisit appends the visit's canonical JSON, which is also the
+// repartition topic's value (see AppendRepartitioned):
+//
+//	{"id":"<id>","account_id":352,"store_id":"uk","timestamp":1700000000.123456}
+//
+// with "store_id":null for no store, strings escaped as encoding/json would
+// and the timestamp in the shortest decimal that reads back as the same
+// float64.
+func AppendVisit(dst []byte, v Visit) []byte {
+	return AppendRepartitioned(dst, Repartitioned{ID: []byte(v.ID), AccountID: v.AccountID, StoreID: v.storeBytes(), Timestamp: v.Timestamp})
+}
 
 // visitKeys are the keys of a visit, indexed by the visit*Field constants:
 // the order in which DecodeVisit checks them.
@@ -17,21 +112,6 @@ const (
 	visitStoreField
 	visitTimestampField
 )
-
-// visitFields is a decoded, checked visit. id and store alias the decoded
-// message when their JSON strings had no escapes, so a visitFields is
-// valid only as long as the message's bytes are.
-type visitFields struct {
-	id      []byte
-	account int64
-	// store is nil for store_id null or absent.
-	store []byte
-	// ts is unix seconds with a fraction.
-	ts float64
-	// tsText, when not nil, is ts written as strconv.AppendFloat(ts, 'f',
-	// -1) would write it, taken from the message.
-	tsText []byte
-}
 
 // DecodeVisit parses and checks one visit. recorded is the message's Kafka
 // timestamp, against which the visit's own timestamp is judged, so that the
@@ -65,82 +145,81 @@ type visitFields struct {
 //     (1606470000.123456, as Faust sends them) and exponents are numbers.
 //     One before 2000, or more than VisitLimits.MaxFuture after or MaxPast
 //     before recorded, is bad_timestamp.
+//
+// DecodeVisit copies the strings out of value; DecodeRepartitioned applies
+// the same rules without the copies.
 func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *DecodeError) {
-	f, err := decodeVisit(value, recorded, lim)
+	r, err := DecodeRepartitioned(value, recorded, lim)
 	if err != nil {
 		return Visit{}, err
 	}
-	v := Visit{ID: string(f.id), AccountID: f.account, Timestamp: f.ts}
-	if f.store != nil {
-		s := string(f.store)
-		v.StoreID = &s
-	}
-	return v, nil
+	return r.Visit(), nil
 }
 
-// decodeVisit is DecodeVisit without the copies: it allocates only to
+// DecodeRepartitioned decodes a record of the repartition topic, or of the
+// visits topic, with DecodeVisit's rules, in place: it allocates only to
 // unescape a string that has escapes.
-func decodeVisit(value []byte, recorded time.Time, lim VisitLimits) (visitFields, *DecodeError) {
-	lim = lim.withDefaults()
+func DecodeRepartitioned(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned, *DecodeError) {
+	lim = lim.WithDefaults()
 	f := fields{names: visitKeys}
 	if err := f.scan(value, lim.MaxMessageBytes); err != nil {
-		return visitFields{}, err
+		return Repartitioned{}, err
 	}
-	var v visitFields
+	var v Repartitioned
 
 	idVal := f.vals[visitIDField]
 	if err := required(idVal, "id", kindString, "a string"); err != nil {
-		return visitFields{}, err
+		return Repartitioned{}, err
 	}
 	id, p := visitString(value, idVal, lim.MaxIDLen)
 	if p != 0 || len(id) == 0 {
-		return visitFields{}, decodeErr(ReasonBadID, "id %s (want 1..%d bytes of text)", describeString(id, p, lim.MaxIDLen), lim.MaxIDLen)
+		return Repartitioned{}, decodeErr(ReasonBadID, "id %s (want 1..%d bytes of text)", describeString(id, p, lim.MaxIDLen), lim.MaxIDLen)
 	}
-	v.id = id
+	v.ID = id
 
 	accVal := f.vals[visitAccountField]
 	if err := required(accVal, "account_id", kindNumber, "an integer"); err != nil {
-		return visitFields{}, err
+		return Repartitioned{}, err
 	}
 	tok := value[accVal.start:accVal.end]
 	acc, ok := parseInt(tok)
 	if !accVal.plain || !ok {
-		return visitFields{}, decodeErr(ReasonWrongType, "account_id is not an integer: %s", clip(tok))
+		return Repartitioned{}, decodeErr(ReasonWrongType, "account_id is not an integer: %s", clip(tok))
 	}
-	v.account = acc
+	v.AccountID = acc
 
 	switch storeVal := f.vals[visitStoreField]; storeVal.kind {
 	case kindAbsent, kindNull:
 	case kindString:
 		store, p := visitString(value, storeVal, lim.MaxIDLen)
 		if p != 0 || len(store) == 0 {
-			return visitFields{}, decodeErr(ReasonBadStoreID, "store_id %s (want 1..%d bytes of text, or null)", describeString(store, p, lim.MaxIDLen), lim.MaxIDLen)
+			return Repartitioned{}, decodeErr(ReasonBadStoreID, "store_id %s (want 1..%d bytes of text, or null)", describeString(store, p, lim.MaxIDLen), lim.MaxIDLen)
 		}
-		v.store = store
+		v.StoreID = store
 	default:
-		return visitFields{}, decodeErr(ReasonWrongType, "store_id is %s, want a string or null", storeVal.kind)
+		return Repartitioned{}, decodeErr(ReasonWrongType, "store_id is %s, want a string or null", storeVal.kind)
 	}
 
 	tsVal := f.vals[visitTimestampField]
 	if err := required(tsVal, "timestamp", kindNumber, "a number of seconds"); err != nil {
-		return visitFields{}, err
+		return Repartitioned{}, err
 	}
 	tok = value[tsVal.start:tsVal.end]
 	ts, tsText, perr := parseSeconds(tok)
 	if perr != nil || math.IsInf(ts, 0) {
-		return visitFields{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(tok))
+		return Repartitioned{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(tok))
 	}
 	// Compared as seconds, before any conversion: 1e20 seconds would
 	// overflow a time.Time.
 	switch rec := float64(recorded.UnixMilli()) / 1000; {
-	case ts < minVisitSeconds:
-		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", formatSeconds(ts), minVisitTime.Format("2006"))
+	case ts < MinUnix:
+		return Repartitioned{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", FormatSeconds(ts), time.Unix(MinUnix, 0).UTC().Format("2006"))
 	case !recorded.IsZero() && ts > rec+lim.MaxFuture.Seconds():
-		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", formatSeconds(ts), lim.MaxFuture)
+		return Repartitioned{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", FormatSeconds(ts), lim.MaxFuture)
 	case !recorded.IsZero() && ts < rec-lim.MaxPast.Seconds():
-		return visitFields{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", formatSeconds(ts), lim.MaxPast)
+		return Repartitioned{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", FormatSeconds(ts), lim.MaxPast)
 	}
-	v.ts, v.tsText = ts, tsText
+	v.Timestamp, v.text = ts, tsText
 	return v, nil
 }
 
@@ -236,43 +315,4 @@ func describeString(s []byte, p unescapeProblem, maxLen int) string {
 		return "has an unpaired UTF-16 surrogate escape"
 	}
 	return "is empty"
-}
-
-// appendVisitJSON appends the canonical JSON of a visit, the repartition
-// topic's value: keys in the order of visitKeys, strings escaped as
-// encoding/json would, the timestamp in the shortest decimal form that
-// reads back as the same float64.
-func appendVisitJSON(dst []byte, v visitFields) []byte {
-	dst = append(dst, `{"id":`...)
-	dst = AppendJSONString(dst, v.id)
-	dst = append(dst, `,"account_id":`...)
-	dst = strconv.AppendInt(dst, v.account, 10)
-	dst = append(dst, `,"store_id":`...)
-	dst = appendStoreJSON(dst, v.store)
-	dst = append(dst, `,"timestamp":`...)
-	if v.tsText != nil {
-		dst = append(dst, v.tsText...)
-	} else {
-		dst = strconv.AppendFloat(dst, v.ts, 'f', -1, 64)
-	}
-	return append(dst, '}')
-}
-
-// appendStoreJSON appends a store_id: the JSON string, or null for nil.
-func appendStoreJSON(dst, store []byte) []byte {
-	if store == nil {
-		return append(dst, "null"...)
-	}
-	return AppendJSONString(dst, store)
-}
-
-// appendGroupKey appends the repartition key of (account, store), as
-// AppendGroupKey does.
-func appendGroupKey(dst []byte, account int64, store []byte) []byte {
-	dst = strconv.AppendInt(dst, account, 10)
-	dst = append(dst, ':')
-	if store == nil {
-		return append(dst, "null"...)
-	}
-	return strconv.AppendQuote(dst, string(store))
 }

@@ -1,4 +1,4 @@
-package agents
+package wire
 
 import (
 	"errors"
@@ -81,8 +81,8 @@ func FuzzCheckShadowFastPathKeepsOnlyWhatTheFullCheckKeeps(f *testing.F) {
 	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":4294967296,"rating":3}`))
 	f.Add([]byte(`{"typ\u0065":"Dow","unique_id":"\u00ff","emit_timestamp":1700000000,"rating":2147483645}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if plainShadow(in) {
-			if err := checkShadowJSON(in); err != nil {
+		if _, ok := plainShadow(in); ok {
+			if _, err := checkShadowJSON(in); err != nil {
 				t.Fatalf("the fast path keeps %q, the full check refuses it: %v", in, err)
 			}
 		}
@@ -95,7 +95,7 @@ func FuzzCheckShadowAcceptsWhatAppendShadowWrites(f *testing.F) {
 	f.Add([]byte("id"), int64(1700000000), int64(42))
 	f.Add([]byte(`q"\`+"\u00e9"), int64(946684800), int64(-15))
 	f.Fuzz(func(t *testing.T, id []byte, ts, rating int64) {
-		if len(id) == 0 || len(id) > 128 || ts < minShadowUnix || ts > 1<<32-1 || rating < -1<<31 || rating > 1<<31-1 || checkID(id, 128, true) != nil {
+		if len(id) == 0 || len(id) > 128 || ts < MinUnix || ts > 1<<32-1 || rating < -1<<31 || rating > 1<<31-1 || checkID(id, 128, true) != nil {
 			return
 		}
 		out := AppendShadow(nil, Classify(rating), id, ts, rating)
@@ -108,7 +108,7 @@ func FuzzCheckShadowAcceptsWhatAppendShadowWrites(f *testing.F) {
 func TestCheckShadowKeepsWhatTheAgentWritesWithoutAllocating(t *testing.T) {
 	for _, rating := range []int64{1, 3, 5, 15, 100} {
 		rec := AppendShadow(nil, Classify(rating), []byte(exampleUUID), 1700000000, rating)
-		if !plainShadow(rec) {
+		if _, ok := plainShadow(rec); !ok {
 			t.Errorf("the fast path leaves %s to the full check", rec)
 		}
 		if allocs := testing.AllocsPerRun(50, func() {

@@ -1,4 +1,4 @@
-package agents
+package wire
 
 import (
 	"bytes"
@@ -111,8 +111,8 @@ func TestRatingLimitsZeroValueMeansDefaults(t *testing.T) {
 	if got := DefaultRatingLimits(); got != want {
 		t.Errorf("DefaultRatingLimits() = %+v, want %+v", got, want)
 	}
-	if got := (RatingLimits{}).withDefaults(); got != want {
-		t.Errorf("RatingLimits{}.withDefaults() = %+v, want %+v", got, want)
+	if got := (RatingLimits{}).WithDefaults(); got != want {
+		t.Errorf("RatingLimits{}.WithDefaults() = %+v, want %+v", got, want)
 	}
 }
 
@@ -122,9 +122,9 @@ func TestRatingLimitsKeepAZeroBoundWhenTheOtherIsSet(t *testing.T) {
 		{MinRating: -5, MaxRating: 0},
 	}
 	for _, lim := range tests {
-		got := lim.withDefaults()
+		got := lim.WithDefaults()
 		if got.MinRating != lim.MinRating || got.MaxRating != lim.MaxRating {
-			t.Errorf("%+v.withDefaults() range = %d..%d, want %d..%d",
+			t.Errorf("%+v.WithDefaults() range = %d..%d, want %d..%d",
 				lim, got.MinRating, got.MaxRating, lim.MinRating, lim.MaxRating)
 		}
 	}

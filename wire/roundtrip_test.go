@@ -1,0 +1,177 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+func TestAppendRatingRoundTripsThroughDecodeRating(t *testing.T) {
+	for _, r := range []Rating{
+		{Rating: 42, UniqueID: []byte(exampleUUID)},
+		{Rating: 1, UniqueID: []byte(`q"b\s/é😀` + "\u2028")},
+		{Rating: 100, UniqueID: bytes.Repeat([]byte("x"), DefaultMaxIDLen)},
+	} {
+		enc := AppendRating(nil, r)
+		got, err := DecodeRating(enc, RatingLimits{})
+		if err != nil || got.Rating != r.Rating || !bytes.Equal(got.UniqueID, r.UniqueID) {
+			t.Errorf("DecodeRating(%s) = %+v, %v; want %+v", enc, got, err, r)
+		}
+	}
+	if got, want := string(AppendRating(nil, Rating{Rating: 7, UniqueID: []byte(exampleUUID)})), `{"rating":7,"unique_id":"`+exampleUUID+`"}`; got != want {
+		t.Errorf("AppendRating = %s, want %s", got, want)
+	}
+}
+
+func TestAppendRatingDoesNotAllocate(t *testing.T) {
+	r := Rating{Rating: 42, UniqueID: []byte(exampleUUID)}
+	dst := make([]byte, 0, 256)
+	if allocs := testing.AllocsPerRun(100, func() { dst = AppendRating(dst[:0], r) }); allocs != 0 {
+		t.Errorf("AppendRating made %v allocations, want 0", allocs)
+	}
+}
+
+func TestDecodeShadowReadsWhatAppendShadowWrites(t *testing.T) {
+	for _, s := range []Shadow{
+		{Type: ShaDow, UniqueID: []byte(exampleUUID), EmitTimestamp: 1700000000, Rating: 15},
+		{Type: Incompatible, UniqueID: []byte(`a"b\c` + "\x01é"), EmitTimestamp: MinUnix, Rating: -7},
+		{Type: Sha, UniqueID: []byte("x"), EmitTimestamp: math.MaxUint32, Rating: math.MaxInt32 - 1},
+	} {
+		enc := AppendShadow(nil, s.Type, s.UniqueID, s.EmitTimestamp, s.Rating)
+		got, err := DecodeShadow(enc)
+		if err != nil || !reflect.DeepEqual(got, s) {
+			t.Errorf("DecodeShadow(%s) = %+v, %v; want %+v", enc, got, err, s)
+		}
+	}
+	if _, err := DecodeShadow([]byte(`{"type":"Dow","unique_id":"x","emit_timestamp":1700000000,"rating":3}`)); !errors.Is(err, ErrContract) {
+		t.Errorf("DecodeShadow of a mistyped event = %v, want an ErrContract", err)
+	}
+}
+
+func TestAppendActiveVisitorsRoundTripsAndKeepsTheContract(t *testing.T) {
+	for _, c := range []ActiveVisitors{
+		{AccountID: 1, StoreID: storePtr("uk"), Start: 1700000000, End: 1700000010, Count: 3},
+		{AccountID: -4, Start: 1700000000, End: 1700000010, Count: 1},
+		{AccountID: math.MaxInt64, StoreID: storePtr(`a"b\c<` + "\u2028"), Start: 0, End: math.MaxUint32, Count: 1 << 40},
+		{AccountID: 2, StoreID: storePtr(""), Start: 10, End: 20, Count: 1},
+	} {
+		enc := AppendActiveVisitors(nil, c)
+		got, err := DecodeActiveVisitors(enc)
+		if err != nil || !reflect.DeepEqual(got, c) {
+			t.Errorf("DecodeActiveVisitors(%s) = %+v, %v; want %+v", enc, got, err, c)
+		}
+		if err := CheckActiveVisitors(enc); err != nil {
+			t.Errorf("CheckActiveVisitors(%s) = %v", enc, err)
+		}
+	}
+	want := `{"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}`
+	if got := AppendActiveVisitors(nil, ActiveVisitors{AccountID: 1, StoreID: storePtr("uk"), Start: 1700000000, End: 1700000010, Count: 3}); string(got) != want {
+		t.Errorf("AppendActiveVisitors = %s, want %s", got, want)
+	}
+}
+
+func TestCompareWindowKeysOrdersByStartAccountThenStoreWithNullLast(t *testing.T) {
+	keys := []WindowKey{
+		{AccountID: 1, Store: "a", HasStore: true, Start: 0},
+		{AccountID: 1, Store: "b", HasStore: true, Start: 0},
+		{AccountID: 1, Start: 0},
+		{AccountID: 2, Store: "", HasStore: true, Start: 0},
+		{AccountID: 1, Store: "a", HasStore: true, Start: 10},
+	}
+	for i, a := range keys {
+		for j, b := range keys {
+			if got, want := CompareWindowKeys(a, b), cmpIndex(i, j); got != want {
+				t.Errorf("CompareWindowKeys(%+v, %+v) = %d, want %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+func cmpIndex(i, j int) int {
+	switch {
+	case i < j:
+		return -1
+	case i > j:
+		return 1
+	}
+	return 0
+}
+
+func TestRepartitionedRecordsRoundTrip(t *testing.T) {
+	in := []byte(faustVisit)
+	r, err := DecodeRepartitioned(in, visitRecorded, VisitLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := AppendRepartitioned(nil, r)
+	again, err := DecodeRepartitioned(enc, visitRecorded, VisitLimits{})
+	if err != nil || !reflect.DeepEqual(again.Visit(), r.Visit()) || string(AppendRepartitioned(nil, again)) != string(enc) {
+		t.Errorf("%s re-encodes as %s, which decodes to %+v, %v", in, enc, again.Visit(), err)
+	}
+	if got, want := string(AppendGroupKey(nil, r.AccountID, r.StoreID)), `352:"uk"`; got != want {
+		t.Errorf("AppendGroupKey = %s, want %s", got, want)
+	}
+	if got, want := string(AppendGroupKey(nil, 352, nil)), `352:null`; got != want {
+		t.Errorf("AppendGroupKey without a store = %s, want %s", got, want)
+	}
+}
+
+// FuzzDecodeShadow: DecodeShadow never panics, agrees with CheckShadow, and
+// what it accepts AppendShadow writes back as a record that decodes the
+// same.
+func FuzzDecodeShadow(f *testing.F) {
+	f.Add(AppendShadow(nil, Sha, []byte(exampleUUID), 1700000000, 3))
+	f.Add([]byte(`{"rating":-3,"emit_timestamp":946684800,"unique_id":"x\u00e9","type":"Sha"}`))
+	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":1700000000,"rating":3,"rating":3}`))
+	f.Add([]byte(`{"type":"ShaDow","unique_id":"\ud800","emit_timestamp":1700000000,"rating":0}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s, err := DecodeShadow(in)
+		if (err == nil) != (CheckShadow(in) == nil) {
+			t.Fatalf("DecodeShadow(%q) = %v, CheckShadow disagrees", in, err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrContract) {
+				t.Fatalf("DecodeShadow(%q) = %v, want an ErrContract", in, err)
+			}
+			return
+		}
+		enc := AppendShadow(nil, s.Type, s.UniqueID, s.EmitTimestamp, s.Rating)
+		again, err := DecodeShadow(enc)
+		if err != nil || again.Type != s.Type || again.EmitTimestamp != s.EmitTimestamp || again.Rating != s.Rating ||
+			string(again.UniqueID) != encodingJSONRoundTrip(t, s.UniqueID) {
+			t.Fatalf("DecodeShadow(%q) = %+v, re-encoded %s reads back as %+v, %v", in, s, enc, again, err)
+		}
+	})
+}
+
+// FuzzDecodeActiveVisitors: DecodeActiveVisitors never panics, and what it
+// accepts AppendActiveVisitors writes back as a record that decodes the
+// same and, when the count and window fit the stores, keeps the contract.
+func FuzzDecodeActiveVisitors(f *testing.F) {
+	f.Add(AppendActiveVisitors(nil, ActiveVisitors{AccountID: 1, StoreID: storePtr("uk"), Start: 1700000000, End: 1700000010, Count: 3}))
+	f.Add([]byte(`{"account_id":1,"store_id":"us","window":[1700000000.0,1.70000001e9],"count":2}`))
+	f.Add([]byte(`{"account_id":1,"window":[0.5,10],"count":2}`))
+	f.Add([]byte(`{"Account_ID":1,"window":[0,10],"count":2,"count":3} trailing`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := DecodeActiveVisitors(in)
+		if err != nil {
+			return
+		}
+		enc := AppendActiveVisitors(nil, c)
+		again, err := DecodeActiveVisitors(enc)
+		if err != nil || again.AccountID != c.AccountID || again.Start != c.Start || again.End != c.End || again.Count != c.Count ||
+			(again.StoreID == nil) != (c.StoreID == nil) {
+			t.Fatalf("DecodeActiveVisitors(%q) = %+v, re-encoded %s reads back as %+v, %v", in, c, enc, again, err)
+		}
+		if c.StoreID != nil && *again.StoreID != encodingJSONRoundTrip(t, []byte(*c.StoreID)) {
+			t.Fatalf("store %q re-encoded reads back as %q", *c.StoreID, *again.StoreID)
+		}
+		if c.Start >= 0 && c.End <= math.MaxUint32 && c.Count >= 1 && c.Count <= math.MaxInt64 {
+			if err := CheckActiveVisitors(enc); err != nil {
+				t.Fatalf("CheckActiveVisitors(%s) = %v", enc, err)
+			}
+		}
+	})
+}
