@@ -18,6 +18,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/domination/domination/wire"
 )
 
 // e2eResult is the end-to-end run: a preloaded backlog to ClickHouse, then
@@ -281,7 +283,7 @@ func (b *bench) soloLatency(ctx context.Context, id, name string) (*latency, err
 	// Wait until the group owns the partitions (one record through).
 	w := &kafka.Writer{Addr: kafka.TCP(b.cfg.brokers...), RequiredAcks: kafka.RequireAll}
 	defer w.Close()
-	if err := w.WriteMessages(tctx, kafka.Message{Topic: in, Key: []byte("warm-up"), Value: []byte(`{"rating":1,"unique_id":"warm-up"}`)}); err != nil {
+	if err := w.WriteMessages(tctx, kafka.Message{Topic: in, Key: []byte("warm-up"), Value: wire.AppendRating(nil, wire.Rating{Rating: 1, UniqueID: []byte("warm-up")})}); err != nil {
 		return nil, err
 	}
 	for {
@@ -472,7 +474,7 @@ func (b *bench) steadyLatency(ctx context.Context, in, shadow, db string) (*late
 			msgs := make([]kafka.Message, due)
 			for i := range msgs {
 				uid := randomUUID(rng)
-				v := fmt.Appendf(nil, `{"rating":%d,"unique_id":"%s"}`, 1+rng.IntN(100), uid)
+				v := wire.AppendRating(nil, wire.Rating{Rating: int64(1 + rng.IntN(100)), UniqueID: []byte(uid)})
 				msgs[i] = kafka.Message{Topic: in, Key: []byte(uid), Value: v, Time: now}
 				produced[uid] = now
 			}
@@ -556,20 +558,19 @@ func (b *bench) steadyLatency(ctx context.Context, in, shadow, db string) (*late
 	return lat, nil
 }
 
-// uniqueID picks the unique_id out of a shadow event without decoding it.
+// anyRating decodes the ratings of every contender, whatever its range.
+var anyRating = wire.RatingLimits{MinRating: math.MinInt64, MaxRating: math.MaxInt64}
+
+// uniqueID is the unique_id of a shadow event, or of a rating (an input, or
+// a pass-through's copy of one); "" for any other record.
 func uniqueID(v []byte) string {
-	const key = `"unique_id":"`
-	s := string(v)
-	i := strings.Index(s, key)
-	if i < 0 {
-		return ""
+	if s, err := wire.DecodeShadow(v); err == nil {
+		return string(s.UniqueID)
 	}
-	s = s[i+len(key):]
-	j := strings.IndexByte(s, '"')
-	if j < 0 {
-		return ""
+	if r, err := wire.DecodeRating(v, anyRating); err == nil {
+		return string(r.UniqueID)
 	}
-	return s[:j]
+	return ""
 }
 
 func randomUUID(r *rand.Rand) string {
