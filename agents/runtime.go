@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,12 +62,8 @@ const (
 // WithDefaults returns b with its zero (or negative) fields set to the
 // defaults.
 func (b Batching) WithDefaults() Batching {
-	if b.MaxBatch <= 0 {
-		b.MaxBatch = DefaultMaxBatch
-	}
-	if b.MaxWait <= 0 {
-		b.MaxWait = DefaultMaxWait
-	}
+	b.MaxBatch = cmp.Or(max(b.MaxBatch, 0), DefaultMaxBatch)
+	b.MaxWait = cmp.Or(max(b.MaxWait, 0), DefaultMaxWait)
 	return b
 }
 
@@ -77,12 +74,18 @@ type Topic struct {
 	Partitions int
 }
 
-// streamConfig is the runtime's configuration for one agent stage.
-func (rt Runtime) streamConfig(name, topic, group string, b Batching) stream.Config {
-	return stream.Config{
+// stage builds the runner of one agent stage: the consumer group group
+// reading topic, a processor per partition from factory.
+func (rt Runtime) stage(name, topic, group string, b Batching, factory stream.Factory) (*stream.Runner, error) {
+	sc := stream.Config{
 		Name: name, Brokers: rt.Brokers, Topic: topic, GroupID: group,
 		MaxBatch: b.MaxBatch, MaxWait: b.MaxWait,
 	}
+	runner, err := stream.New(sc, rt.Dialer, rt.Admin, rt.Writer, factory, rt.Metrics, rt.Log)
+	if err != nil {
+		return nil, fmt.Errorf("%s agent: %w", name, err)
+	}
+	return runner, nil
 }
 
 // runStages runs every stage until ctx ends or one of them returns: the

@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,14 +24,6 @@ var ShadowReasons = []wire.Reason{
 	wire.ReasonMalformedJSON, wire.ReasonMissingField, wire.ReasonWrongType, wire.ReasonOutOfRange,
 	wire.ReasonBadID, wire.ReasonTooLarge, wire.ReasonBadTimestamp, wire.ReasonFutureTimestamp, wire.ReasonOutputRejected,
 }
-
-// Defaults of ShadowConfig.
-const (
-	DefaultShadowInputTopic      = "dominate"
-	DefaultShadowOutputTopic     = "shadow"
-	DefaultShadowDeadLetterTopic = "dominate-dlq"
-	DefaultShadowGroupID         = "domination-shadow"
-)
 
 // ShadowConfig configures the shadow agent.
 type ShadowConfig struct {
@@ -62,28 +55,24 @@ type ShadowConfig struct {
 	Batching Batching
 }
 
+// Defaults of ShadowConfig.
+const (
+	DefaultShadowInputTopic      = "dominate"
+	DefaultShadowOutputTopic     = "shadow"
+	DefaultShadowDeadLetterTopic = "dominate-dlq"
+	DefaultShadowGroupID         = "domination-shadow"
+)
+
 // WithDefaults returns a copy of c with its zero fields set to the
 // documented defaults; applying it twice changes nothing more.
 func (c ShadowConfig) WithDefaults() ShadowConfig {
-	if c.InputTopic == "" {
-		c.InputTopic = DefaultShadowInputTopic
-	}
-	if c.OutputTopic == "" {
-		c.OutputTopic = DefaultShadowOutputTopic
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = DefaultShadowDeadLetterTopic
-	}
-	if c.GroupID == "" {
-		c.GroupID = DefaultShadowGroupID
-	}
+	c.InputTopic = cmp.Or(c.InputTopic, DefaultShadowInputTopic)
+	c.OutputTopic = cmp.Or(c.OutputTopic, DefaultShadowOutputTopic)
+	c.DeadLetterTopic = cmp.Or(c.DeadLetterTopic, DefaultShadowDeadLetterTopic)
+	c.GroupID = cmp.Or(c.GroupID, DefaultShadowGroupID)
 	c.Limits = c.Limits.WithDefaults()
-	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
-	if c.MaxDeadLetterBytes <= 0 {
-		c.MaxDeadLetterBytes = DefaultMaxDeadLetterBytes
-	}
+	c.MaxClockSkew = cmp.Or(c.MaxClockSkew, DefaultMaxClockSkew)
+	c.MaxDeadLetterBytes = cmp.Or(max(c.MaxDeadLetterBytes, 0), DefaultMaxDeadLetterBytes)
 	c.Batching = c.Batching.WithDefaults()
 	return c
 }
@@ -123,13 +112,11 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 		return nil, err
 	}
 	dead := deadCounters(rt.Metrics, ShadowAgentName, ShadowReasons)
-	sc := rt.streamConfig(ShadowAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching)
-	factory := func(stream.Partition) stream.Processor {
+	runner, err := rt.stage(ShadowAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching, func(stream.Partition) stream.Processor {
 		return &shadowProcessor{cfg: cfg, dead: dead, log: rt.Log, now: rt.Now}
-	}
-	runner, err := stream.New(sc, rt.Dialer, rt.Admin, rt.Writer, factory, rt.Metrics, rt.Log)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("shadow agent: %w", err)
+		return nil, err
 	}
 	return &Shadow{cfg: cfg, runner: runner}, nil
 }

@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -79,33 +80,15 @@ type VisitsConfig struct {
 // documented defaults; applying it twice changes nothing more. A negative
 // Grace or MaxClockSkew stays as it is: it means none.
 func (c VisitsConfig) WithDefaults() VisitsConfig {
-	if c.InputTopic == "" {
-		c.InputTopic = DefaultVisitsInputTopic
-	}
-	if c.RepartitionTopic == "" {
-		c.RepartitionTopic = DefaultRepartitionTopic
-	}
-	if c.RepartitionPartitions <= 0 {
-		c.RepartitionPartitions = DefaultRepartitionPartitions
-	}
-	if c.OutputTopic == "" {
-		c.OutputTopic = DefaultActiveVisitorsTopic
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = DefaultVisitsDeadLetterTopic
-	}
-	if c.GroupID == "" {
-		c.GroupID = DefaultVisitsGroupID
-	}
-	if c.Window <= 0 {
-		c.Window = DefaultWindow
-	}
-	if c.Grace == 0 {
-		c.Grace = DefaultGrace
-	}
-	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
-	}
+	c.InputTopic = cmp.Or(c.InputTopic, DefaultVisitsInputTopic)
+	c.RepartitionTopic = cmp.Or(c.RepartitionTopic, DefaultRepartitionTopic)
+	c.RepartitionPartitions = cmp.Or(max(c.RepartitionPartitions, 0), DefaultRepartitionPartitions)
+	c.OutputTopic = cmp.Or(c.OutputTopic, DefaultActiveVisitorsTopic)
+	c.DeadLetterTopic = cmp.Or(c.DeadLetterTopic, DefaultVisitsDeadLetterTopic)
+	c.GroupID = cmp.Or(c.GroupID, DefaultVisitsGroupID)
+	c.Window = cmp.Or(max(c.Window, 0), DefaultWindow)
+	c.Grace = cmp.Or(c.Grace, DefaultGrace)
+	c.MaxClockSkew = cmp.Or(c.MaxClockSkew, DefaultMaxClockSkew)
 	c.Limits = c.Limits.WithDefaults()
 	c.Batching = c.Batching.WithDefaults()
 	return c
@@ -160,12 +143,11 @@ func NewVisits(cfg VisitsConfig, rt Runtime) (*Visits, error) {
 		return nil, err
 	}
 	dead := deadCounters(rt.Metrics, VisitsAgentName, VisitReasons)
-	rc := rt.streamConfig(VisitsAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching)
-	repartition, err := stream.New(rc, rt.Dialer, rt.Admin, rt.Writer, func(stream.Partition) stream.Processor {
+	repartition, err := rt.stage(VisitsAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching, func(stream.Partition) stream.Processor {
 		return &repartitioner{cfg: cfg, dead: dead, now: rt.Now}
-	}, rt.Metrics, rt.Log)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("visits agent: %w", err)
+		return nil, err
 	}
 	windows, err := NewWindows(cfg, rt)
 	if err != nil {

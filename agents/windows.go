@@ -36,12 +36,11 @@ func NewWindows(cfg VisitsConfig, rt Runtime) (*Windows, error) {
 	}
 	dead := deadCounters(rt.Metrics, WindowsAgentName, VisitReasons)
 	open := rt.Metrics.OpenWindows.WithLabelValues(WindowsAgentName)
-	wc := rt.streamConfig(WindowsAgentName, cfg.RepartitionTopic, cfg.GroupID+"-windows", cfg.Batching)
-	runner, err := stream.New(wc, rt.Dialer, rt.Admin, rt.Writer, func(p stream.Partition) stream.Processor {
+	runner, err := rt.stage(WindowsAgentName, cfg.RepartitionTopic, cfg.GroupID+"-windows", cfg.Batching, func(p stream.Partition) stream.Processor {
 		return newWindower(cfg, p, dead, open, rt.Log)
-	}, rt.Metrics, rt.Log)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("windows agent: %w", err)
+		return nil, err
 	}
 	return &Windows{runner: runner}, nil
 }

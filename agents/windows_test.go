@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,4 +181,75 @@ func outputMessages(o *stream.Output) []kafka.Message {
 	msgs := append([]kafka.Message(nil), o.Messages()...)
 	*o = stream.Output{}
 	return msgs
+}
+
+func TestWindowerDeadLettersABadRepartitionedVisitWithItsReason(t *testing.T) {
+	w := newTestWindower(stream.Partition{})
+	var out stream.Output
+	w.Process(&kafka.Message{Offset: 0, Value: []byte(`{"id":"a","id":"b","account_id":1,"store_id":null,"timestamp":1700000000}`)}, &out)
+	w.Process(&kafka.Message{Offset: 1, Value: []byte(`{"id":"a","account_id":1,"store_id":null}`)}, &out)
+	msgs := outputMessages(&out)
+	if len(msgs) != 2 {
+		t.Fatalf("windower emitted %d records, want 2 dead letters", len(msgs))
+	}
+	for i, want := range []wire.Reason{wire.ReasonMalformedJSON, wire.ReasonMissingField} {
+		if got := wire.HeaderValue(msgs[i].Headers, wire.HeaderReason); got != string(want) || !strings.HasPrefix(wire.HeaderValue(msgs[i].Headers, wire.HeaderDetail), "repartitioned visit: ") {
+			t.Errorf("dead letter %d: reason %s, detail %q; want %s and a detail naming the repartitioned visit", i, got, wire.HeaderValue(msgs[i].Headers, wire.HeaderDetail), want)
+		}
+	}
+}
+
+func TestWindowerCountsOneStoreAsOneKeyWhateverItsBuffer(t *testing.T) {
+	w := newTestWindower(stream.Partition{})
+	var out stream.Output
+	for i := range 3 {
+		// A new buffer per record: the interned store must not alias one.
+		v := wire.Visit{ID: fmt.Sprint("v", i), AccountID: 1, StoreID: ptr("uk"), Timestamp: 1700000000 + float64(i)}
+		w.Process(&kafka.Message{Offset: int64(i), Value: wire.AppendVisit(nil, v)}, &out)
+	}
+	v := wire.Visit{ID: "v9", AccountID: 1, StoreID: ptr("us"), Timestamp: 1700000100}
+	w.Process(&kafka.Message{Offset: 3, Value: wire.AppendVisit(nil, v)}, &out)
+	var got []string
+	for _, m := range outputMessages(&out) {
+		got = append(got, string(m.Key)+" "+string(m.Value))
+	}
+	want := []string{`1:"uk" {"account_id":1,"store_id":"uk","window":[1700000000,1700000010],"count":3}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("windower emitted %q, want %q", got, want)
+	}
+}
+
+// BenchmarkWindowerProcess counts distinct visits over 250 keys (one
+// repartition partition's share of 1,000), 10,000 visits per second of
+// event time, in runs of 65,536 visits, each with a fresh windower.
+func BenchmarkWindowerProcess(b *testing.B) {
+	cfg := VisitsConfig{}.WithDefaults()
+	m := metrics.New()
+	fresh := func() *windower {
+		return newWindower(cfg, stream.Partition{}, deadCounters(m, WindowsAgentName, VisitReasons), m.OpenWindows.WithLabelValues(WindowsAgentName), slog.New(slog.DiscardHandler))
+	}
+	const n = 1 << 16
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		v := wire.Visit{ID: fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i), AccountID: int64(i % 25), Timestamp: 1700000000 + float64(i)/10000}
+		if s := i % 10; s > 0 {
+			v.StoreID = ptr(fmt.Sprint("s", s))
+		}
+		msgs[i] = kafka.Message{Value: wire.AppendVisit(nil, v), Time: visitRecorded.Add(time.Hour)}
+	}
+	w := fresh()
+	var out stream.Output
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		j := i % n
+		if j == 0 && i > 0 {
+			w = fresh() // event time restarts with the same visits
+		}
+		msg := msgs[j]
+		msg.Offset = int64(i)
+		w.Process(&msg, &out)
+		if out.Len() > 4096 {
+			out = stream.Output{}
+		}
+	}
 }

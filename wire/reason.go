@@ -6,7 +6,8 @@ import "fmt"
 // snake_case string, fit for a metric label and a Kafka header value.
 type Reason string
 
-// The reasons DecodeRating rejects an input for. DecodeRating checks them
+// The reasons, as a dead-letter record's dlq.reason header carries them.
+// The first six are those DecodeRating rejects an input for; it checks them
 // in this order and reports the first that applies, so a message that is
 // both too large and malformed is message_too_large, and a syntax error
 // anywhere outranks a problem with a field.
@@ -33,23 +34,10 @@ const (
 	// RatingLimits.MaxIDLen, contains a control character (U+0000–U+001F,
 	// U+007F–U+009F), or contains an unpaired UTF-16 surrogate escape.
 	ReasonBadID Reason = "bad_unique_id"
-)
 
-// Reasons lists every Reason, in the order DecodeRating checks them, so
-// that metrics can be created with all their labels up front. Callers must
-// not modify it.
-var Reasons = []Reason{
-	ReasonTooLarge,
-	ReasonMalformedJSON,
-	ReasonMissingField,
-	ReasonWrongType,
-	ReasonOutOfRange,
-	ReasonBadID,
-}
+	// The reasons of the visit decoders and of the agents, besides
+	// DecodeRating's.
 
-// The reasons of the visit decoders and of the agents, besides the ones
-// above.
-const (
 	// ReasonBadTimestamp: a visit's timestamp (or a rating record's) is
 	// before 2000, or a visit's is too far from the time Kafka recorded for
 	// the message (VisitLimits.MaxFuture, MaxPast).
@@ -68,6 +56,18 @@ const (
 	// (CheckShadow, CheckActiveVisitors).
 	ReasonContract Reason = "contract"
 )
+
+// Reasons lists the reasons DecodeRating rejects an input for, in the
+// order it checks them, so that metrics can be created with all their
+// labels up front. Callers must not modify it.
+var Reasons = []Reason{
+	ReasonTooLarge,
+	ReasonMalformedJSON,
+	ReasonMissingField,
+	ReasonWrongType,
+	ReasonOutOfRange,
+	ReasonBadID,
+}
 
 // DecodeError is the error the decoders return: why the input was
 // rejected, and a human-readable detail such as "rating 101 outside

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"cmp"
 	"math"
 	"strconv"
 	"time"
@@ -36,18 +37,10 @@ type VisitLimits struct {
 // WithDefaults returns l with its zero or negative fields set to the
 // defaults.
 func (l VisitLimits) WithDefaults() VisitLimits {
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if l.MaxIDLen <= 0 {
-		l.MaxIDLen = DefaultMaxIDLen
-	}
-	if l.MaxFuture <= 0 {
-		l.MaxFuture = DefaultMaxFuture
-	}
-	if l.MaxPast <= 0 {
-		l.MaxPast = DefaultMaxPast
-	}
+	l.MaxMessageBytes = cmp.Or(max(l.MaxMessageBytes, 0), DefaultMaxMessageBytes)
+	l.MaxIDLen = cmp.Or(max(l.MaxIDLen, 0), DefaultMaxIDLen)
+	l.MaxFuture = cmp.Or(max(l.MaxFuture, 0), DefaultMaxFuture)
+	l.MaxPast = cmp.Or(max(l.MaxPast, 0), DefaultMaxPast)
 	return l
 }
 
