@@ -165,7 +165,7 @@ func checkShadowJSON(value []byte) (Shadow, error) {
 // shadowKeys are the keys of a shadow event, in the contract's order.
 var shadowKeys = []string{"type", "unique_id", "emit_timestamp", "rating"}
 
-// plainShadow is CheckShadow's fast path, on the agents' scanner: it
+// plainShadow is CheckShadow's fast path, on the decoders' scanner: it
 // reports true only for a record the contract keeps whose strings have no
 // escapes, which is every record AppendShadow writes for a plain id. Any
 // other record, good or bad, is left to the full check, so verdicts and

@@ -12,7 +12,7 @@
 //
 //   - Audit. Every worker reads the output topics in a consumer group of the
 //     guard's own (Config.AuditGroup) and checks each record against its
-//     topic's contract (agents.CheckShadow, agents.CheckActiveVisitors: the
+//     topic's contract (wire.CheckShadow, wire.CheckActiveVisitors: the
 //     rules of the code that writes those topics). A record that breaks it
 //     is copied, with the reason and its coordinates, to the table's
 //     dead-letter topic. The audit commits a record's offset only after its
