@@ -143,6 +143,7 @@ func maxClockSkew(d time.Duration) time.Duration {
 // minTime is wire.MinUnix, the earliest time a record may carry.
 var minTime = time.Unix(wire.MinUnix, 0)
 
+// clock reads the wall clock now, time.Now when it is nil.
 func clock(now func() time.Time) time.Time {
 	if now == nil {
 		return time.Now()

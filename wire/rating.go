@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -58,8 +57,12 @@ func (l RatingLimits) WithDefaults() RatingLimits {
 	if l.MinRating == 0 && l.MaxRating == 0 {
 		l.MinRating, l.MaxRating = DefaultMinRating, DefaultMaxRating
 	}
-	l.MaxIDLen = cmp.Or(l.MaxIDLen, DefaultMaxIDLen)
-	l.MaxMessageBytes = cmp.Or(l.MaxMessageBytes, DefaultMaxMessageBytes)
+	if l.MaxIDLen == 0 {
+		l.MaxIDLen = DefaultMaxIDLen
+	}
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	return l
 }
 
