@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -57,12 +58,8 @@ func (l RatingLimits) WithDefaults() RatingLimits {
 	if l.MinRating == 0 && l.MaxRating == 0 {
 		l.MinRating, l.MaxRating = DefaultMinRating, DefaultMaxRating
 	}
-	if l.MaxIDLen == 0 {
-		l.MaxIDLen = DefaultMaxIDLen
-	}
-	if l.MaxMessageBytes == 0 {
-		l.MaxMessageBytes = DefaultMaxMessageBytes
-	}
+	l.MaxIDLen = cmp.Or(l.MaxIDLen, DefaultMaxIDLen)
+	l.MaxMessageBytes = cmp.Or(l.MaxMessageBytes, DefaultMaxMessageBytes)
 	return l
 }
 
