@@ -23,16 +23,17 @@ const (
 // RatingsConfig configures RunRatings, the load generator behind
 // `domination produce ratings`.
 type RatingsConfig struct {
-	// Topic receives the ratings. Default "dominate".
+	// Topic receives the ratings. Default DefaultRatingsTopic.
 	Topic string
 	// Rate is ratings per second; 0 (or +Inf) means as fast as possible.
 	Rate float64
 	// Count stops the run after that many ratings; 0 runs until ctx ends.
 	Count int64
 	// Min and Max bound the ratings, inclusive. When both are zero they
-	// are 1 and 100; any other pair is used as given, so 0..100 (what the
-	// original producer sent) is Min 0, Max 100, and a range reaching
-	// outside 1..100 exercises the shadow agent's dead-letter path.
+	// are DefaultMinRating and DefaultMaxRating (1 and 100); any other pair
+	// is used as given, so 0..100 (what the original producer sent) is
+	// Min 0, Max 100, and a range reaching outside 1..100 exercises the
+	// shadow agent's dead-letter path.
 	Min, Max int64
 	// Seed makes the stream reproducible: a non-zero seed always gives the
 	// same sequence of (rating, unique_id), the one NewRatingStream(Seed,
@@ -40,6 +41,7 @@ type RatingsConfig struct {
 	// reported in Summary so the run can be replayed.
 	Seed int64
 	// Sending sets the batch size and the WriteMessages calls in flight.
+	// Defaults as Sending's.
 	Sending
 }
 
@@ -52,13 +54,13 @@ func (c RatingsConfig) WithDefaults() RatingsConfig {
 	if c.Min == 0 && c.Max == 0 {
 		c.Min, c.Max = DefaultMinRating, DefaultMaxRating
 	}
-	c.Sending = c.Sending.withDefaults()
+	c.Sending = c.Sending.WithDefaults()
 	return c
 }
 
-// Validate reports the first setting, after defaults, that cannot work.
+// Validate reports the first setting that cannot work. It applies no
+// defaults: call it on c.WithDefaults().
 func (c RatingsConfig) Validate() error {
-	c = c.WithDefaults()
 	if err := broker.ValidTopic(c.Topic); err != nil {
 		return fmt.Errorf("ratings topic: %w", err)
 	}
@@ -71,7 +73,10 @@ func (c RatingsConfig) Validate() error {
 	if c.Min > c.Max {
 		return fmt.Errorf("ratings min %d is above max %d", c.Min, c.Max)
 	}
-	return c.Sending.validate("ratings")
+	if err := c.Sending.Validate(); err != nil {
+		return fmt.Errorf("ratings %w", err)
+	}
+	return nil
 }
 
 // ratingsEncoder feeds RunRatings' batches. The unique_id is the key: the
@@ -105,10 +110,10 @@ func (e ratingsEncoder) appendNext(dst []byte) ([]byte, int, int, time.Time) {
 // w is used as given: for the settings RunRatings expects, make it with
 // NewWriter. Its Topic must be empty or cfg.Topic.
 func RunRatings(ctx context.Context, w *kafka.Writer, cfg RatingsConfig, progress Progress, log *slog.Logger) (Summary, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Summary{Kind: "ratings"}, err
 	}
-	cfg = cfg.WithDefaults()
 	if w == nil {
 		return Summary{Kind: "ratings"}, errors.New("produce ratings: nil writer")
 	}

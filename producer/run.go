@@ -60,18 +60,20 @@ func NewWriter(brokers []string, t *kafka.Transport) *kafka.Writer {
 // Sending is how a run hands its messages to the writer; RatingsConfig and
 // VisitsConfig embed it.
 type Sending struct {
-	// BatchSize is the most messages per WriteMessages call. Default 1000;
-	// at a set rate a batch holds at most a tenth of a second's worth (and
+	// BatchSize is the most messages per WriteMessages call. Default
+	// DefaultBatchSize; at a set rate a batch holds at most a tenth of a second's worth (and
 	// at least one message), so messages go out smoothly. Set the writer's
 	// BatchSize to match (see NewWriter).
 	BatchSize int
-	// InFlight is how many WriteMessages calls may run at once. Default 4.
-	// Above 1, messages reach their partitions in nearly, not exactly, the
+	// InFlight is how many WriteMessages calls may run at once. Default
+	// DefaultInFlight. Above 1, messages reach their partitions in nearly, not exactly, the
 	// order they were generated (the set sent is the same).
 	InFlight int
 }
 
-func (s Sending) withDefaults() Sending {
+// WithDefaults returns s with its zero fields set to the documented
+// defaults.
+func (s Sending) WithDefaults() Sending {
 	if s.BatchSize == 0 {
 		s.BatchSize = DefaultBatchSize
 	}
@@ -81,13 +83,13 @@ func (s Sending) withDefaults() Sending {
 	return s
 }
 
-// validate reports a negative setting, naming what is produced.
-func (s Sending) validate(what string) error {
+// Validate reports a negative setting. It applies no defaults.
+func (s Sending) Validate() error {
 	if s.BatchSize < 0 {
-		return fmt.Errorf("%s batch size %d is negative", what, s.BatchSize)
+		return fmt.Errorf("batch size %d is negative", s.BatchSize)
 	}
 	if s.InFlight < 0 {
-		return fmt.Errorf("%s in-flight %d is negative", what, s.InFlight)
+		return fmt.Errorf("in-flight %d is negative", s.InFlight)
 	}
 	return nil
 }

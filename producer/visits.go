@@ -29,16 +29,17 @@ const (
 // VisitsConfig configures RunVisits, the load generator behind
 // `domination produce visits`.
 type VisitsConfig struct {
-	// Topic receives the visits. Default "visits".
+	// Topic receives the visits. Default DefaultVisitsTopic.
 	Topic string
 	// AccountIDs are the accounts a visit picks from, uniformly. Default
-	// [352].
+	// [DefaultAccountID].
 	AccountIDs []int64
 	// StoreIDs are the stores a visit picks from. A visit has no store
 	// (store_id null) with probability 1/(len(StoreIDs)+1), else one of
-	// StoreIDs uniformly. Default ["default"]. Repeats weigh a store more.
+	// StoreIDs uniformly. Default [DefaultStoreID]. Repeats weigh a store
+	// more.
 	StoreIDs []string
-	// Frequency is visits per second. Zero means the default, 1;
+	// Frequency is visits per second. Default DefaultFrequency;
 	// math.Inf(1) (the flag value "inf") means as fast as possible.
 	Frequency float64
 	// MaxMessages stops the run after that many visits; 0 runs until ctx
@@ -52,9 +53,11 @@ type VisitsConfig struct {
 	// the past, to exercise windows that receive records after they
 	// would have closed. Default 0.
 	LateFraction float64
-	// LateBy is how far in the past a late visit is stamped. Default 30s.
+	// LateBy is how far in the past a late visit is stamped. Default
+	// DefaultLateBy.
 	LateBy time.Duration
 	// Sending sets the batch size and the WriteMessages calls in flight.
+	// Defaults as Sending's.
 	Sending
 	// Now stamps visits. Default time.Now.
 	Now func() time.Time
@@ -78,16 +81,16 @@ func (c VisitsConfig) WithDefaults() VisitsConfig {
 	if c.LateBy == 0 {
 		c.LateBy = DefaultLateBy
 	}
-	c.Sending = c.Sending.withDefaults()
+	c.Sending = c.Sending.WithDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	return c
 }
 
-// Validate reports the first setting, after defaults, that cannot work.
+// Validate reports the first setting that cannot work. It applies no
+// defaults: call it on c.WithDefaults().
 func (c VisitsConfig) Validate() error {
-	c = c.WithDefaults()
 	if err := broker.ValidTopic(c.Topic); err != nil {
 		return fmt.Errorf("visits topic: %w", err)
 	}
@@ -103,7 +106,10 @@ func (c VisitsConfig) Validate() error {
 	if c.LateBy < 0 {
 		return fmt.Errorf("visits late-by %s is negative", c.LateBy)
 	}
-	return c.Sending.validate("visits")
+	if err := c.Sending.Validate(); err != nil {
+		return fmt.Errorf("visits %w", err)
+	}
+	return nil
 }
 
 // Visit is one generated visit: the type the visits agent decodes, so that
@@ -133,10 +139,10 @@ type VisitStream struct {
 // NewVisitStream returns the stream for cfg, after defaults. Every seed, 0
 // included, is a seed here.
 func NewVisitStream(cfg VisitsConfig) (*VisitStream, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.WithDefaults()
 	s := &VisitStream{
 		rng:          newPRNG(cfg.Seed, visitsStreamID),
 		accounts:     append([]int64(nil), cfg.AccountIDs...),
@@ -207,10 +213,10 @@ func (e visitsEncoder) appendNext(dst []byte) ([]byte, int, int, time.Time) {
 // and setting each message's time to the visit's timestamp. It works as
 // RunRatings does: see there for batching, failures and stopping.
 func RunVisits(ctx context.Context, w *kafka.Writer, cfg VisitsConfig, progress Progress, log *slog.Logger) (Summary, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Summary{Kind: "visits"}, err
 	}
-	cfg = cfg.WithDefaults()
 	if w == nil {
 		return Summary{Kind: "visits"}, errors.New("produce visits: nil writer")
 	}

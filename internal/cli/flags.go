@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/tlsconfig"
@@ -19,6 +20,13 @@ const (
 	catTopics     = "Topics"
 )
 
+// The agents' defaults, which the flags of their topics, groups and windows
+// show.
+var (
+	shadowDefaults = agents.ShadowConfig{}.WithDefaults()
+	visitsDefaults = agents.VisitsConfig{}.WithDefaults()
+)
+
 func env(name string) []string { return []string{"DOMINATION_" + name} }
 
 // globalFlags are accepted before any subcommand and hold every address and
@@ -26,7 +34,7 @@ func env(name string) []string { return []string{"DOMINATION_" + name} }
 func globalFlags() []cli.Flag {
 	return append(logFlags(), []cli.Flag{
 
-		&cli.StringFlag{Name: "kafka-brokers", Value: "127.0.0.1:9092", Usage: "Kafka bootstrap brokers, comma-separated host:port", EnvVars: env("KAFKA_BROKERS"), Category: catKafka},
+		&cli.StringFlag{Name: "kafka-brokers", Value: broker.DefaultBroker, Usage: "Kafka bootstrap brokers, comma-separated host:port", EnvVars: env("KAFKA_BROKERS"), Category: catKafka},
 		&cli.BoolFlag{Name: "kafka-tls", Usage: "connect to Kafka with TLS", EnvVars: env("KAFKA_TLS"), Category: catKafka},
 		&cli.StringFlag{Name: "kafka-tls-ca", Usage: "PEM file of CAs to trust for Kafka (implies --kafka-tls)", EnvVars: env("KAFKA_TLS_CA"), Category: catKafka},
 		&cli.StringFlag{Name: "kafka-tls-cert", Usage: "PEM client certificate for Kafka mutual TLS", EnvVars: env("KAFKA_TLS_CERT"), Category: catKafka},
@@ -36,20 +44,20 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kafka-sasl-username", Usage: "SASL username", EnvVars: env("KAFKA_SASL_USERNAME"), Category: catKafka},
 		&cli.StringFlag{Name: "kafka-sasl-password", Usage: "SASL password (prefer the environment variable)", EnvVars: env("KAFKA_SASL_PASSWORD"), Category: catKafka},
 
-		&cli.StringFlag{Name: "clickhouse-addr", Value: "127.0.0.1:9000", Usage: "ClickHouse native-protocol addresses, comma-separated host:port", EnvVars: env("CLICKHOUSE_ADDR"), Category: catClickHouse},
-		&cli.StringFlag{Name: "clickhouse-database", Value: "default", Usage: "ClickHouse database holding domination's tables", EnvVars: env("CLICKHOUSE_DATABASE"), Category: catClickHouse},
-		&cli.StringFlag{Name: "clickhouse-user", Value: "default", Usage: "ClickHouse user", EnvVars: env("CLICKHOUSE_USER"), Category: catClickHouse},
+		&cli.StringFlag{Name: "clickhouse-addr", Value: clickhouse.DefaultAddr, Usage: "ClickHouse native-protocol addresses, comma-separated host:port", EnvVars: env("CLICKHOUSE_ADDR"), Category: catClickHouse},
+		&cli.StringFlag{Name: "clickhouse-database", Value: clickhouse.DefaultDatabase, Usage: "ClickHouse database holding domination's tables", EnvVars: env("CLICKHOUSE_DATABASE"), Category: catClickHouse},
+		&cli.StringFlag{Name: "clickhouse-user", Value: clickhouse.DefaultUsername, Usage: "ClickHouse user", EnvVars: env("CLICKHOUSE_USER"), Category: catClickHouse},
 		&cli.StringFlag{Name: "clickhouse-password", Usage: "ClickHouse password (prefer the environment variable)", EnvVars: env("CLICKHOUSE_PASSWORD"), Category: catClickHouse},
 		&cli.BoolFlag{Name: "clickhouse-tls", Usage: "connect to ClickHouse with TLS (use its secure native port, usually 9440)", EnvVars: env("CLICKHOUSE_TLS"), Category: catClickHouse},
 		&cli.StringFlag{Name: "clickhouse-tls-ca", Usage: "PEM file of CAs to trust for ClickHouse (implies --clickhouse-tls)", EnvVars: env("CLICKHOUSE_TLS_CA"), Category: catClickHouse},
 		&cli.BoolFlag{Name: "clickhouse-tls-insecure", Usage: "accept any ClickHouse server certificate (tests only)", EnvVars: env("CLICKHOUSE_TLS_INSECURE"), Category: catClickHouse},
 
-		&cli.StringFlag{Name: "ratings-topic", Value: "dominate", Usage: "topic of incoming ratings", EnvVars: env("RATINGS_TOPIC"), Category: catTopics},
-		&cli.StringFlag{Name: "shadow-topic", Value: "shadow", Usage: "topic of typed shadow events, read by ClickHouse", EnvVars: env("SHADOW_TOPIC"), Category: catTopics},
-		&cli.StringFlag{Name: "ratings-dlq-topic", Value: "dominate-dlq", Usage: "dead-letter topic for refused ratings", EnvVars: env("RATINGS_DLQ_TOPIC"), Category: catTopics},
-		&cli.StringFlag{Name: "visits-topic", Value: "visits", Usage: "topic of incoming visits", EnvVars: env("VISITS_TOPIC"), Category: catTopics},
-		&cli.StringFlag{Name: "visits-dlq-topic", Value: "visits-dlq", Usage: "dead-letter topic for refused and late visits", EnvVars: env("VISITS_DLQ_TOPIC"), Category: catTopics},
-		&cli.StringFlag{Name: "active-visitors-topic", Value: "active-visitors", Usage: "topic of windowed visit counts, read by ClickHouse", EnvVars: env("ACTIVE_VISITORS_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "ratings-topic", Value: shadowDefaults.InputTopic, Usage: "topic of incoming ratings", EnvVars: env("RATINGS_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "shadow-topic", Value: shadowDefaults.OutputTopic, Usage: "topic of typed shadow events, read by ClickHouse", EnvVars: env("SHADOW_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "ratings-dlq-topic", Value: shadowDefaults.DeadLetterTopic, Usage: "dead-letter topic for refused ratings", EnvVars: env("RATINGS_DLQ_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "visits-topic", Value: visitsDefaults.InputTopic, Usage: "topic of incoming visits", EnvVars: env("VISITS_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "visits-dlq-topic", Value: visitsDefaults.DeadLetterTopic, Usage: "dead-letter topic for refused and late visits", EnvVars: env("VISITS_DLQ_TOPIC"), Category: catTopics},
+		&cli.StringFlag{Name: "active-visitors-topic", Value: visitsDefaults.OutputTopic, Usage: "topic of windowed visit counts, read by ClickHouse", EnvVars: env("ACTIVE_VISITORS_TOPIC"), Category: catTopics},
 		&cli.IntFlag{Name: "topic-replication-factor", Usage: fmt.Sprintf("replicas of each topic domination creates (0: %d on a cluster of at least %d brokers, else %d)", broker.ClusterReplicationFactor, broker.ClusterBrokers, broker.SingleReplicationFactor), EnvVars: env("TOPIC_REPLICATION_FACTOR"), Category: catTopics},
 		&cli.IntFlag{Name: "topic-min-insync-replicas", Usage: fmt.Sprintf("min.insync.replicas of each topic domination creates (0: %d when it has at least %d replicas, else %d)", broker.ClusterMinInSync, broker.ClusterReplicationFactor, broker.SingleMinInSync), EnvVars: env("TOPIC_MIN_INSYNC_REPLICAS"), Category: catTopics},
 	}...)
@@ -115,6 +123,6 @@ func clickhouseConfig(c *cli.Context) (clickhouse.Config, error) {
 		Username: global(c, "clickhouse-user"),
 		Password: global(c, "clickhouse-password"),
 		TLS:      tc,
-	}
+	}.WithDefaults()
 	return cfg, cfg.Validate()
 }

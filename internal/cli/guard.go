@@ -12,7 +12,7 @@ const catGuard = "ClickHouse guard"
 // guardFlags configure the worker's guard of the Kafka engine tables.
 func guardFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "guard", Value: string(guard.ModeAuto), Usage: "guard the Kafka engine tables against records they cannot store: auto (on ClickHouse before " + clickhouse.ErrorStreamSince.String() + "), on or off", EnvVars: env("GUARD"), Category: catGuard},
+		&cli.StringFlag{Name: "guard", Value: string(guard.DefaultMode), Usage: "guard the Kafka engine tables against records they cannot store: auto (on ClickHouse before " + clickhouse.ErrorStreamSince.String() + "), on or off", EnvVars: env("GUARD"), Category: catGuard},
 		&cli.StringFlag{Name: "guard-group", Value: guard.DefaultAuditGroup, Usage: "consumer groups of the guard's audit are <group>-<table>; the leader is elected in <group>-leader on the one-partition topic <group>", EnvVars: env("GUARD_GROUP"), Category: catGuard},
 		&cli.BoolFlag{Name: "guard-audit", Value: true, Usage: "read the output topics once more and dead-letter, with their offsets, records that break the topics' contract (--guard-audit=false keeps only the unsticking; the views still keep such records out of the stores)", EnvVars: env("GUARD_AUDIT"), Category: catGuard},
 		&cli.DurationFlag{Name: "guard-skip-after", Value: guard.DefaultSkipAfter, Usage: "how long an engine partition must stay at one offset with records waiting before the guard looks for a bad record there", EnvVars: env("GUARD_SKIP_AFTER"), Category: catGuard},

@@ -41,7 +41,7 @@ func runProducer(c *cli.Context, what, topic string, run func(producerRun) (prod
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = broker.EnsureTopics(tctx, client, broker.Topic{Name: topic, Partitions: 4})
+	err = broker.EnsureTopics(tctx, client, broker.Topic{Name: topic, Partitions: broker.SharedPartitions})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("produce %s: %w", what, err)

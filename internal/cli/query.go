@@ -26,7 +26,7 @@ func queryCommand() *cli.Command {
 				Usage: "count shadow events, by type (default) or by time bucket",
 				Flags: []cli.Flag{since, until, limit, format,
 					&cli.StringSliceFlag{Name: "type", Usage: "only this type (repeatable): Incompatible, Sha, Dow, ShaDow"},
-					&cli.StringFlag{Name: "by", Value: "type", Usage: "group by type, minute, hour or day"},
+					&cli.StringFlag{Name: "by", Value: query.DefaultShadowGrouping, Usage: "group by type, minute, hour or day"},
 				},
 				Action: func(c *cli.Context) error {
 					q := query.ShadowQuery{Types: c.StringSlice("type"), By: c.String("by"), Limit: c.Int("limit")}

@@ -64,7 +64,7 @@ input in memory: bound large topics with --since.`,
 				Name:  "visits",
 				Usage: "reconcile the visits topic with active_visitors FINAL (an offline recomputation of the windows) and the visits dead-letter topic",
 				Flags: []cli.Flag{since, wait, format,
-					&cli.DurationFlag{Name: "window", Value: 10 * time.Second, Usage: "the workers' --window"},
+					&cli.DurationFlag{Name: "window", Value: visitsDefaults.Window, Usage: "the workers' --window"},
 				},
 				Action: func(c *cli.Context) error {
 					chk := verify.VisitsCheck{InputTopic: global(c, "visits-topic"), DeadLetterTopic: global(c, "visits-dlq-topic"), Window: c.Duration("window")}

@@ -50,11 +50,13 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports a setting that cannot work.
+// Validate reports a setting that cannot work. It applies no defaults.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
 	if err := broker.ValidTopic(c.Topic); err != nil {
-		return fmt.Errorf("dead-letter topic: %w", err)
+		return fmt.Errorf("dlq: dead-letter topic: %w", err)
+	}
+	if c.BatchSize <= 0 || c.WriteTimeout <= 0 {
+		return fmt.Errorf("dlq: batch size %d and write timeout %v must be positive", c.BatchSize, c.WriteTimeout)
 	}
 	return c.Kafka.Validate()
 }

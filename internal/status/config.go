@@ -9,6 +9,7 @@ import (
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/guard"
 )
 
 // Defaults of Config.
@@ -24,12 +25,6 @@ const (
 	DefaultStallAfter = 20 * time.Second
 	// DefaultTimeout bounds one Collect.
 	DefaultTimeout = 15 * time.Second
-	// DefaultShadowDeadLetterTopic is where the guard copies the records
-	// it skips on the shadow topic.
-	DefaultShadowDeadLetterTopic = "shadow-dlq"
-	// DefaultActiveVisitorsDeadLetterTopic is where the guard copies the
-	// records it skips on the active-visitors topic.
-	DefaultActiveVisitorsDeadLetterTopic = "active-visitors-dlq"
 )
 
 // Config configures a Collector. The topics and groups of the agent stages
@@ -52,7 +47,8 @@ type Config struct {
 	Engines clickhouse.KafkaSource
 	// ShadowDeadLetterTopic and ActiveVisitorsDeadLetterTopic are the
 	// guard's dead-letter topics, counted when they exist. Defaults
-	// DefaultShadowDeadLetterTopic and DefaultActiveVisitorsDeadLetterTopic.
+	// guard.DefaultShadowDeadLetterTopic and
+	// guard.DefaultActiveVisitorsDeadLetterTopic.
 	ShadowDeadLetterTopic         string
 	ActiveVisitorsDeadLetterTopic string
 	// Interval is how often Run refreshes. Default DefaultInterval.
@@ -83,8 +79,8 @@ func (c Config) WithDefaults() Config {
 	def(&c.Engines.ShadowGroup, clickhouse.DefaultShadowGroup)
 	def(&c.Engines.ActiveVisitorsTopic, c.Visits.OutputTopic)
 	def(&c.Engines.ActiveVisitorsGroup, clickhouse.DefaultActiveVisitorsGroup)
-	def(&c.ShadowDeadLetterTopic, DefaultShadowDeadLetterTopic)
-	def(&c.ActiveVisitorsDeadLetterTopic, DefaultActiveVisitorsDeadLetterTopic)
+	def(&c.ShadowDeadLetterTopic, guard.DefaultShadowDeadLetterTopic)
+	def(&c.ActiveVisitorsDeadLetterTopic, guard.DefaultActiveVisitorsDeadLetterTopic)
 	if c.Interval <= 0 {
 		c.Interval = DefaultInterval
 	}
@@ -97,10 +93,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first setting that cannot work, once defaults are
-// applied.
+// Validate reports the first setting that cannot work. It applies no
+// defaults.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
 	if err := c.Shadow.Validate(); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -30,14 +30,21 @@ import (
 	"github.com/domination/domination/internal/auth"
 )
 
+// Defaults of Config.
+const (
+	DefaultPort            = 6066
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
 // Config configures the server.
 type Config struct {
 	// Host is the address to listen on. Default "" (all interfaces), as
 	// the original worker did.
 	Host string
-	// Port to listen on. Default 6066.
+	// Port to listen on. Default DefaultPort.
 	Port int
-	// ShutdownTimeout bounds closing open connections. Default 5s.
+	// ShutdownTimeout bounds closing open connections. Default
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Ready reports whether the worker can serve; nil means always ready.
 	// It is called on every GET /ready and must answer quickly.
@@ -61,15 +68,15 @@ type Config struct {
 // WithDefaults returns c with its zero fields set to the documented defaults.
 func (c Config) WithDefaults() Config {
 	if c.Port == 0 {
-		c.Port = 6066
+		c.Port = DefaultPort
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 5 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	return c
 }
 
-// Validate reports a setting that cannot work.
+// Validate reports a setting that cannot work. It applies no defaults.
 func (c Config) Validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("web port %d is out of range", c.Port)
