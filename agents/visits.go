@@ -227,10 +227,10 @@ func (c VisitsConfig) Validate() error {
 func (c VisitsConfig) Topics() []Topic {
 	c = c.WithDefaults()
 	return []Topic{
-		{Name: c.InputTopic, Partitions: 4},
+		{Name: c.InputTopic, Partitions: broker.SharedPartitions},
 		{Name: c.RepartitionTopic, Partitions: c.RepartitionPartitions},
-		{Name: c.OutputTopic, Partitions: 1},
-		{Name: c.DeadLetterTopic, Partitions: 1},
+		{Name: c.OutputTopic, Partitions: broker.SinglePartition},
+		{Name: c.DeadLetterTopic, Partitions: broker.SinglePartition},
 	}
 }
 

@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -57,18 +58,10 @@ func (c Config) WithDefaults() Config {
 	if len(c.Addr) == 0 {
 		c.Addr = []string{DefaultAddr}
 	}
-	if c.Database == "" {
-		c.Database = DefaultDatabase
-	}
-	if c.Username == "" {
-		c.Username = DefaultUsername
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.MaxOpenConns == 0 {
-		c.MaxOpenConns = DefaultMaxOpenConns
-	}
+	c.Database = cmp.Or(c.Database, DefaultDatabase)
+	c.Username = cmp.Or(c.Username, DefaultUsername)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.MaxOpenConns = cmp.Or(c.MaxOpenConns, DefaultMaxOpenConns)
 	return c
 }
 

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -108,19 +109,12 @@ const (
 // WithDefaults returns k with its empty fields set to the documented
 // defaults.
 func (k KafkaSource) WithDefaults() KafkaSource {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&k.Brokers, DefaultKafkaBrokers)
-	def(&k.ShadowTopic, DefaultShadowTopic)
-	def(&k.ShadowGroup, DefaultShadowGroup)
-	def(&k.ActiveVisitorsTopic, DefaultActiveVisitorsTopic)
-	def(&k.ActiveVisitorsGroup, DefaultActiveVisitorsGroup)
-	if k.NumConsumers == 0 {
-		k.NumConsumers = DefaultNumConsumers
-	}
+	k.Brokers = cmp.Or(k.Brokers, DefaultKafkaBrokers)
+	k.ShadowTopic = cmp.Or(k.ShadowTopic, DefaultShadowTopic)
+	k.ShadowGroup = cmp.Or(k.ShadowGroup, DefaultShadowGroup)
+	k.ActiveVisitorsTopic = cmp.Or(k.ActiveVisitorsTopic, DefaultActiveVisitorsTopic)
+	k.ActiveVisitorsGroup = cmp.Or(k.ActiveVisitorsGroup, DefaultActiveVisitorsGroup)
+	k.NumConsumers = cmp.Or(k.NumConsumers, DefaultNumConsumers)
 	return k
 }
 

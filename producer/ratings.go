@@ -1,16 +1,14 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/domination/domination/internal/broker"
 )
 
 // Defaults shared by RatingsConfig and VisitsConfig.
@@ -48,9 +46,7 @@ type RatingsConfig struct {
 // WithDefaults returns c with its zero fields set to the documented
 // defaults. Seed stays as it is: RunRatings picks a random one for zero.
 func (c RatingsConfig) WithDefaults() RatingsConfig {
-	if c.Topic == "" {
-		c.Topic = DefaultRatingsTopic
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultRatingsTopic)
 	if c.Min == 0 && c.Max == 0 {
 		c.Min, c.Max = DefaultMinRating, DefaultMaxRating
 	}
@@ -61,20 +57,11 @@ func (c RatingsConfig) WithDefaults() RatingsConfig {
 // Validate reports the first setting that cannot work. It applies no
 // defaults: call it on c.WithDefaults().
 func (c RatingsConfig) Validate() error {
-	if err := broker.ValidTopic(c.Topic); err != nil {
-		return fmt.Errorf("ratings topic: %w", err)
-	}
-	if math.IsNaN(c.Rate) || c.Rate < 0 {
-		return fmt.Errorf("ratings rate %v is not a non-negative number of messages per second", c.Rate)
-	}
-	if c.Count < 0 {
-		return fmt.Errorf("ratings count %d is negative", c.Count)
+	if err := c.Sending.validateRun("ratings", c.Topic, "rate", c.Rate, "count", c.Count); err != nil {
+		return err
 	}
 	if c.Min > c.Max {
 		return fmt.Errorf("ratings min %d is above max %d", c.Min, c.Max)
-	}
-	if err := c.Sending.Validate(); err != nil {
-		return fmt.Errorf("ratings %w", err)
 	}
 	return nil
 }

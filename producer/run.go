@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
 )
 
 const (
@@ -74,12 +77,8 @@ type Sending struct {
 // WithDefaults returns s with its zero fields set to the documented
 // defaults.
 func (s Sending) WithDefaults() Sending {
-	if s.BatchSize == 0 {
-		s.BatchSize = DefaultBatchSize
-	}
-	if s.InFlight == 0 {
-		s.InFlight = DefaultInFlight
-	}
+	s.BatchSize = cmp.Or(s.BatchSize, DefaultBatchSize)
+	s.InFlight = cmp.Or(s.InFlight, DefaultInFlight)
 	return s
 }
 
@@ -90,6 +89,25 @@ func (s Sending) Validate() error {
 	}
 	if s.InFlight < 0 {
 		return fmt.Errorf("in-flight %d is negative", s.InFlight)
+	}
+	return nil
+}
+
+// validateRun reports the first problem, in what both generators check
+// alike, of a run of what: its topic, its messages per second and its
+// count (named rateName and countName, as their flags are), then s.
+func (s Sending) validateRun(what, topic, rateName string, rate float64, countName string, count int64) error {
+	if err := broker.ValidTopic(topic); err != nil {
+		return fmt.Errorf("%s topic: %w", what, err)
+	}
+	if math.IsNaN(rate) || rate < 0 {
+		return fmt.Errorf("%s %s %v is not a non-negative number of messages per second", what, rateName, rate)
+	}
+	if count < 0 {
+		return fmt.Errorf("%s %s %d is negative", what, countName, count)
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("%s %w", what, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
-	"github.com/domination/domination/internal/broker"
 )
 
 // Defaults for VisitsConfig. DefaultMaxVisits is for the command's
@@ -66,21 +66,15 @@ type VisitsConfig struct {
 // WithDefaults returns c with its zero fields set to the documented
 // defaults. Seed stays as it is: RunVisits picks a random one for zero.
 func (c VisitsConfig) WithDefaults() VisitsConfig {
-	if c.Topic == "" {
-		c.Topic = DefaultVisitsTopic
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultVisitsTopic)
 	if len(c.AccountIDs) == 0 {
 		c.AccountIDs = []int64{DefaultAccountID}
 	}
 	if len(c.StoreIDs) == 0 {
 		c.StoreIDs = []string{DefaultStoreID}
 	}
-	if c.Frequency == 0 {
-		c.Frequency = DefaultFrequency
-	}
-	if c.LateBy == 0 {
-		c.LateBy = DefaultLateBy
-	}
+	c.Frequency = cmp.Or(c.Frequency, DefaultFrequency)
+	c.LateBy = cmp.Or(c.LateBy, DefaultLateBy)
 	c.Sending = c.Sending.WithDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
@@ -91,23 +85,14 @@ func (c VisitsConfig) WithDefaults() VisitsConfig {
 // Validate reports the first setting that cannot work. It applies no
 // defaults: call it on c.WithDefaults().
 func (c VisitsConfig) Validate() error {
-	if err := broker.ValidTopic(c.Topic); err != nil {
-		return fmt.Errorf("visits topic: %w", err)
-	}
-	if math.IsNaN(c.Frequency) || c.Frequency < 0 {
-		return fmt.Errorf("visits frequency %v is not a positive number of messages per second", c.Frequency)
-	}
-	if c.MaxMessages < 0 {
-		return fmt.Errorf("visits max messages %d is negative", c.MaxMessages)
+	if err := c.Sending.validateRun("visits", c.Topic, "frequency", c.Frequency, "max messages", c.MaxMessages); err != nil {
+		return err
 	}
 	if math.IsNaN(c.LateFraction) || c.LateFraction < 0 || c.LateFraction > 1 {
 		return fmt.Errorf("visits late fraction %v is outside 0..1", c.LateFraction)
 	}
 	if c.LateBy < 0 {
 		return fmt.Errorf("visits late-by %s is negative", c.LateBy)
-	}
-	if err := c.Sending.Validate(); err != nil {
-		return fmt.Errorf("visits %w", err)
 	}
 	return nil
 }

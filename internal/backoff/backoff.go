@@ -3,6 +3,7 @@
 package backoff
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -27,15 +28,11 @@ type Config struct {
 	Attempts int
 }
 
-// WithDefaults returns c with its zero fields set to the documented
-// defaults, and Max at least Initial.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults, and Max at least Initial.
 func (c Config) WithDefaults() Config {
-	if c.Initial <= 0 {
-		c.Initial = DefaultInitial
-	}
-	if c.Max <= 0 {
-		c.Max = DefaultMax
-	}
+	c.Initial = cmp.Or(max(c.Initial, 0), DefaultInitial)
+	c.Max = cmp.Or(max(c.Max, 0), DefaultMax)
 	if c.Max < c.Initial {
 		c.Max = c.Initial
 	}

@@ -4,6 +4,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -80,18 +81,14 @@ type Config struct {
 	Replication Replication
 }
 
-// WithDefaults returns c with its zero fields set to the documented
-// defaults, and the SASL mechanism in upper case.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults, and the SASL mechanism in upper case.
 func (c Config) WithDefaults() Config {
 	if len(c.Brokers) == 0 {
 		c.Brokers = []string{DefaultBroker}
 	}
-	if c.ClientID == "" {
-		c.ClientID = DefaultClientID
-	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
+	c.ClientID = cmp.Or(c.ClientID, DefaultClientID)
+	c.DialTimeout = cmp.Or(max(c.DialTimeout, 0), DefaultDialTimeout)
 	c.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(c.SASL.Mechanism))
 	return c
 }

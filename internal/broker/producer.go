@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -68,17 +69,12 @@ type ProducerConfig struct {
 	MetadataTTL time.Duration
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c ProducerConfig) WithDefaults() ProducerConfig {
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = DefaultProduceMaxBytes
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultProduceTimeout
-	}
-	if c.MetadataTTL <= 0 {
-		c.MetadataTTL = DefaultMetadataTTL
-	}
+	c.MaxBytes = cmp.Or(max(c.MaxBytes, 0), DefaultProduceMaxBytes)
+	c.Timeout = cmp.Or(max(c.Timeout, 0), DefaultProduceTimeout)
+	c.MetadataTTL = cmp.Or(max(c.MetadataTTL, 0), DefaultMetadataTTL)
 	return c
 }
 

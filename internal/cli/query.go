@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -61,24 +62,16 @@ func runQuery(c *cli.Context, since, until *time.Time, validate func() error, ru
 	if err := query.ValidFormat(format); err != nil {
 		return err
 	}
-	now := time.Now()
 	var err error
-	if *since, err = query.ParseTime(c.String("since"), now); err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	if *until, err = query.ParseTime(c.String("until"), now); err != nil {
-		return fmt.Errorf("--until: %w", err)
+	if *since, *until, err = timeSpan(c, time.Now()); err != nil {
+		return err
 	}
 	if err := validate(); err != nil {
 		return err
 	}
-	cfg, err := clickhouseConfig(c)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
 	defer cancel()
-	conn, err := clickhouse.Open(ctx, cfg)
+	conn, err := openClickHouse(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -88,4 +81,43 @@ func runQuery(c *cli.Context, since, until *time.Time, validate func() error, ru
 		return err
 	}
 	return res.Write(c.App.Writer, format)
+}
+
+// openClickHouse reads the global ClickHouse flags and connects within ctx.
+func openClickHouse(ctx context.Context, c *cli.Context) (driver.Conn, error) {
+	cfg, err := clickhouseConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return clickhouse.Open(ctx, cfg)
+}
+
+// timeSpan reads --since and --until, relative to now.
+func timeSpan(c *cli.Context, now time.Time) (since, until time.Time, err error) {
+	if since, err = query.ParseTime(c.String("since"), now); err != nil {
+		return since, until, fmt.Errorf("--since: %w", err)
+	}
+	if until, err = query.ParseTime(c.String("until"), now); err != nil {
+		return since, until, fmt.Errorf("--until: %w", err)
+	}
+	return since, until, nil
+}
+
+// textOrJSON reads the --format of a command that prints text or json.
+func textOrJSON(c *cli.Context) (string, error) {
+	format := c.String("format")
+	if format != "text" && format != "json" {
+		return "", fmt.Errorf("--format %q is not one of text, json", format)
+	}
+	return format, nil
+}
+
+// printReport prints rep as one JSON object or as its String, as format
+// (from textOrJSON) says.
+func printReport(c *cli.Context, format string, rep fmt.Stringer) error {
+	if format == "json" {
+		return json.NewEncoder(c.App.Writer).Encode(rep)
+	}
+	fmt.Fprintln(c.App.Writer, rep.String())
+	return nil
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -92,19 +91,14 @@ input in memory: bound large topics with --since.`,
 // runVerify checks the arguments, connects to both services, reconciles
 // (polling up to --wait) and prints the report.
 func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *verify.Source) (func(context.Context) (verify.Report, error), error)) error {
-	format := c.String("format")
-	if format != "text" && format != "json" {
-		return fmt.Errorf("--format %q is not one of text, json", format)
-	}
-	var err error
-	if *since, err = query.ParseTime(c.String("since"), time.Now()); err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	kc, err := kafkaConfig(c)
+	format, err := textOrJSON(c)
 	if err != nil {
 		return err
 	}
-	chc, err := clickhouseConfig(c)
+	if *since, err = query.ParseTime(c.String("since"), time.Now()); err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	kc, chc, err := serviceConfigs(c)
 	if err != nil {
 		return err
 	}
@@ -135,13 +129,8 @@ func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	if format == "json" {
-		enc := json.NewEncoder(c.App.Writer)
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(c.App.Writer, rep.String())
+	if err := printReport(c, format, rep); err != nil {
+		return err
 	}
 	if !rep.OK() {
 		return fmt.Errorf("verify: %d missing, %d duplicated, %d misclassified", rep.Missing, rep.Duplicated, rep.Mismatched)
@@ -152,26 +141,17 @@ func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *
 // runVerifyRollup compares the queries' answers with the stores read with
 // FINAL, prints the report and fails when any bucket differs.
 func runVerifyRollup(c *cli.Context) error {
-	format := c.String("format")
-	if format != "text" && format != "json" {
-		return fmt.Errorf("--format %q is not one of text, json", format)
-	}
-	now := time.Now()
-	since, err := query.ParseTime(c.String("since"), now)
+	format, err := textOrJSON(c)
 	if err != nil {
-		return fmt.Errorf("--since: %w", err)
+		return err
 	}
-	until, err := query.ParseTime(c.String("until"), now)
-	if err != nil {
-		return fmt.Errorf("--until: %w", err)
-	}
-	chc, err := clickhouseConfig(c)
+	since, until, err := timeSpan(c, time.Now())
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
 	defer cancel()
-	conn, err := clickhouse.Open(ctx, chc)
+	conn, err := openClickHouse(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -180,12 +160,8 @@ func runVerifyRollup(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("verify rollup: %w", err)
 	}
-	if format == "json" {
-		if err := json.NewEncoder(c.App.Writer).Encode(rep); err != nil {
-			return err
-		}
-	} else {
-		fmt.Fprintln(c.App.Writer, rep.String())
+	if err := printReport(c, format, rep); err != nil {
+		return err
 	}
 	if !rep.OK() {
 		return fmt.Errorf("verify rollup: %d buckets differ from the stores read with FINAL", rep.Mismatched)

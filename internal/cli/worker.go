@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -24,15 +25,12 @@ store_id) and emits distinct-visit counts per tumbling window to the
 active-visitors topic. Bad input goes to the dead-letter topics. An input
 offset is committed only after its outputs are acknowledged by Kafka. SIGINT or
 SIGTERM drains the current batches and commits within --shutdown-timeout.`,
-		Flags: append([]cli.Flag{
+		Flags: slices.Concat([]cli.Flag{
 			&cli.StringFlag{Name: "web-host", Usage: "address the web server listens on (empty: all interfaces)", EnvVars: env("WEB_HOST")},
 			&cli.IntFlag{Name: "web-port", Value: web.DefaultPort, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
-			&cli.StringFlag{Name: "shadow-group", Value: shadowDefaults.GroupID, Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
-			&cli.StringFlag{Name: "visits-group", Value: visitsDefaults.GroupID, Usage: "consumer group of the visits agent (the window stage uses it with -windows appended)", EnvVars: env("VISITS_GROUP")},
-			&cli.StringFlag{Name: "repartition-topic", Value: visitsDefaults.RepartitionTopic, Usage: "topic of visits keyed by (account_id, store_id)", EnvVars: env("REPARTITION_TOPIC")},
+		}, agentFlags(), []cli.Flag{
 			&cli.IntFlag{Name: "repartition-partitions", Value: visitsDefaults.RepartitionPartitions, Usage: "partitions of the repartition topic when the worker creates it", EnvVars: env("REPARTITION_PARTITIONS")},
-			&cli.DurationFlag{Name: "window", Value: visitsDefaults.Window, Usage: "tumbling window size (whole seconds)", EnvVars: env("WINDOW")},
-			&cli.DurationFlag{Name: "grace", Value: visitsDefaults.Grace, Usage: "how long after a window's end, in event time, visits still count in it", EnvVars: env("GRACE")},
+		}, windowFlags("tumbling window size (whole seconds)", "how long after a window's end, in event time, visits still count in it"), []cli.Flag{
 			&cli.DurationFlag{Name: "max-clock-skew", Value: agents.DefaultMaxClockSkew, Usage: "how far ahead of this worker's clock a visit or rating may be stamped; beyond it, it is dead-lettered as future_timestamp", EnvVars: env("MAX_CLOCK_SKEW")},
 			&cli.Int64Flag{Name: "min-rating", Value: agents.DefaultRatingLimits().MinRating, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
 			&cli.Int64Flag{Name: "max-rating", Value: agents.DefaultRatingLimits().MaxRating, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
@@ -43,17 +41,13 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.DurationFlag{Name: "stall-after", Value: status.DefaultStallAfter, Usage: "how long records may wait with the committed offset unmoved before /status and the metrics call a stage stalled", EnvVars: env("STALL_AFTER")},
 			&cli.IntFlag{Name: "history", Value: feed.DefaultHistoryWindows, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.DefaultShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
-		}, append(guardFlags(), webSecurityFlags()...)...),
+		}, guardFlags(), webSecurityFlags()),
 		Action: runWorker,
 	}
 }
 
 func runWorker(c *cli.Context) error {
-	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	kc, err := kafkaConfig(c)
+	log, kc, err := loggerAndKafka(c)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -104,45 +105,19 @@ func (c Config) WithDefaults() Config {
 	if len(c.Brokers) == 0 {
 		c.Brokers = []string{broker.DefaultBroker}
 	}
-	if c.Topic == "" {
-		c.Topic = DefaultTopic
-	}
-	if c.Replay == 0 {
-		c.Replay = DefaultReplay
-	}
-	if c.RingSize == 0 {
-		c.RingSize = DefaultRingSize
-	}
-	if c.HistoryWindows == 0 {
-		c.HistoryWindows = DefaultHistoryWindows
-	}
-	if c.MaxHistory == 0 {
-		c.MaxHistory = DefaultMaxHistory
-	}
-	if c.HistoryTimeout == 0 {
-		c.HistoryTimeout = DefaultHistoryTimeout
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = DefaultMaxClients
-	}
-	if c.ReadLimit == 0 {
-		c.ReadLimit = DefaultReadLimit
-	}
-	if c.SendQueue == 0 {
-		c.SendQueue = DefaultSendQueue
-	}
-	if c.PingInterval == 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.PongWait == 0 {
-		c.PongWait = DefaultPongWait
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.ReadyWindow == 0 {
-		c.ReadyWindow = DefaultReadyWindow
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultTopic)
+	c.Replay = cmp.Or(c.Replay, DefaultReplay)
+	c.RingSize = cmp.Or(c.RingSize, DefaultRingSize)
+	c.HistoryWindows = cmp.Or(c.HistoryWindows, DefaultHistoryWindows)
+	c.MaxHistory = cmp.Or(c.MaxHistory, DefaultMaxHistory)
+	c.HistoryTimeout = cmp.Or(c.HistoryTimeout, DefaultHistoryTimeout)
+	c.MaxClients = cmp.Or(c.MaxClients, DefaultMaxClients)
+	c.ReadLimit = cmp.Or(c.ReadLimit, DefaultReadLimit)
+	c.SendQueue = cmp.Or(c.SendQueue, DefaultSendQueue)
+	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
+	c.PongWait = cmp.Or(c.PongWait, DefaultPongWait)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.ReadyWindow = cmp.Or(c.ReadyWindow, DefaultReadyWindow)
 	return c
 }
 

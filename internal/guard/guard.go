@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,29 +123,16 @@ type Config struct {
 	Audit stream.Config
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
-	if c.Mode == "" {
-		c.Mode = DefaultMode
-	}
-	if c.AuditGroup == "" {
-		c.AuditGroup = DefaultAuditGroup
-	}
-	if c.LeaderGroup == "" {
-		c.LeaderGroup = DefaultLeaderGroup
-	}
-	if c.LeaderTopic == "" {
-		c.LeaderTopic = DefaultLeaderTopic
-	}
-	if c.SkipAfter <= 0 {
-		c.SkipAfter = DefaultSkipAfter
-	}
-	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.MaxScan <= 0 {
-		c.MaxScan = DefaultMaxScan
-	}
+	c.Mode = cmp.Or(c.Mode, DefaultMode)
+	c.AuditGroup = cmp.Or(c.AuditGroup, DefaultAuditGroup)
+	c.LeaderGroup = cmp.Or(c.LeaderGroup, DefaultLeaderGroup)
+	c.LeaderTopic = cmp.Or(c.LeaderTopic, DefaultLeaderTopic)
+	c.SkipAfter = cmp.Or(max(c.SkipAfter, 0), DefaultSkipAfter)
+	c.Interval = cmp.Or(max(c.Interval, 0), DefaultInterval)
+	c.MaxScan = cmp.Or(max(c.MaxScan, 0), DefaultMaxScan)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package rollup
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -47,18 +48,10 @@ type Config struct {
 // WithDefaults returns c with its zero fields set to the documented
 // defaults; negative ones stay, for Validate to refuse.
 func (c Config) WithDefaults() Config {
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.Lag == 0 {
-		c.Lag = DefaultLag
-	}
-	if c.MaxMinutes == 0 {
-		c.MaxMinutes = DefaultMaxMinutes
-	}
-	if c.RunMinutes == 0 {
-		c.RunMinutes = DefaultRunMinutes
-	}
+	c.Interval = cmp.Or(c.Interval, DefaultInterval)
+	c.Lag = cmp.Or(c.Lag, DefaultLag)
+	c.MaxMinutes = cmp.Or(c.MaxMinutes, DefaultMaxMinutes)
+	c.RunMinutes = cmp.Or(c.RunMinutes, DefaultRunMinutes)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,30 +67,20 @@ type Config struct {
 	Ready func(ctx context.Context) error
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
 	c.Shadow = c.Shadow.WithDefaults()
 	c.Visits = c.Visits.WithDefaults()
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&c.Engines.ShadowTopic, c.Shadow.OutputTopic)
-	def(&c.Engines.ShadowGroup, clickhouse.DefaultShadowGroup)
-	def(&c.Engines.ActiveVisitorsTopic, c.Visits.OutputTopic)
-	def(&c.Engines.ActiveVisitorsGroup, clickhouse.DefaultActiveVisitorsGroup)
-	def(&c.ShadowDeadLetterTopic, guard.DefaultShadowDeadLetterTopic)
-	def(&c.ActiveVisitorsDeadLetterTopic, guard.DefaultActiveVisitorsDeadLetterTopic)
-	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.StallAfter <= 0 {
-		c.StallAfter = DefaultStallAfter
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.Engines.ShadowTopic = cmp.Or(c.Engines.ShadowTopic, c.Shadow.OutputTopic)
+	c.Engines.ShadowGroup = cmp.Or(c.Engines.ShadowGroup, clickhouse.DefaultShadowGroup)
+	c.Engines.ActiveVisitorsTopic = cmp.Or(c.Engines.ActiveVisitorsTopic, c.Visits.OutputTopic)
+	c.Engines.ActiveVisitorsGroup = cmp.Or(c.Engines.ActiveVisitorsGroup, clickhouse.DefaultActiveVisitorsGroup)
+	c.ShadowDeadLetterTopic = cmp.Or(c.ShadowDeadLetterTopic, guard.DefaultShadowDeadLetterTopic)
+	c.ActiveVisitorsDeadLetterTopic = cmp.Or(c.ActiveVisitorsDeadLetterTopic, guard.DefaultActiveVisitorsDeadLetterTopic)
+	c.Interval = cmp.Or(max(c.Interval, 0), DefaultInterval)
+	c.StallAfter = cmp.Or(max(c.StallAfter, 0), DefaultStallAfter)
+	c.Timeout = cmp.Or(max(c.Timeout, 0), DefaultTimeout)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -156,35 +157,18 @@ type Config struct {
 	Retry backoff.Config
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
-	if c.StartOffset == 0 {
-		c.StartOffset = DefaultStartOffset
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = DefaultMaxWait
-	}
-	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = DefaultFetchMaxBytes
-	}
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = DefaultRebalanceTimeout
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = DefaultDrainTimeout
-	}
-	if c.TickInterval <= 0 {
-		c.TickInterval = DefaultTickInterval
-	}
+	c.StartOffset = cmp.Or(c.StartOffset, DefaultStartOffset)
+	c.MaxBatch = cmp.Or(max(c.MaxBatch, 0), DefaultMaxBatch)
+	c.MaxWait = cmp.Or(max(c.MaxWait, 0), DefaultMaxWait)
+	c.FetchMaxBytes = cmp.Or(max(c.FetchMaxBytes, 0), DefaultFetchMaxBytes)
+	c.SessionTimeout = cmp.Or(max(c.SessionTimeout, 0), DefaultSessionTimeout)
+	c.RebalanceTimeout = cmp.Or(max(c.RebalanceTimeout, 0), DefaultRebalanceTimeout)
+	c.HeartbeatInterval = cmp.Or(max(c.HeartbeatInterval, 0), DefaultHeartbeatInterval)
+	c.DrainTimeout = cmp.Or(max(c.DrainTimeout, 0), DefaultDrainTimeout)
+	c.TickInterval = cmp.Or(max(c.TickInterval, 0), DefaultTickInterval)
 	c.Retry = c.Retry.WithDefaults()
 	return c
 }

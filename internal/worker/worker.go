@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,7 +66,8 @@ type Config struct {
 	Producer broker.ProducerConfig
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
 	c.Kafka = c.Kafka.WithDefaults()
 	c.Shadow = c.Shadow.WithDefaults()
@@ -74,9 +76,7 @@ func (c Config) WithDefaults() Config {
 	c.ClickHouse = c.ClickHouse.WithDefaults()
 	c.Guard = c.Guard.WithDefaults()
 	c.Rollup = c.Rollup.WithDefaults()
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
+	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), DefaultShutdownTimeout)
 	c.Producer = c.Producer.WithDefaults()
 	return c
 }
