@@ -128,27 +128,24 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("kafka sasl mechanism %q is not supported", c.SASL.Mechanism)
 }
 
-// security validates c, defaulted, and returns its TLS settings and SASL
-// mechanism.
-func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
+// security returns c with its defaults, validated, and its TLS settings and
+// SASL mechanism.
+func (c Config) security() (Config, *tls.Config, sasl.Mechanism, error) {
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, nil, err
+		return c, nil, nil, err
 	}
 	tc, err := c.TLS.Build()
 	if err != nil {
-		return nil, nil, fmt.Errorf("kafka %w", err)
+		return c, nil, nil, fmt.Errorf("kafka %w", err)
 	}
 	mech, err := c.mechanism()
-	if err != nil {
-		return nil, nil, err
-	}
-	return tc, mech, nil
+	return c, tc, mech, err
 }
 
 // Dialer returns a dialer for consumer groups and partition readers.
 func (c Config) Dialer() (*kafka.Dialer, error) {
-	c = c.WithDefaults()
-	tc, mech, err := c.security()
+	c, tc, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +160,7 @@ func (c Config) Dialer() (*kafka.Dialer, error) {
 
 // Transport returns a transport for writers and the admin client.
 func (c Config) Transport() (*kafka.Transport, error) {
-	c = c.WithDefaults()
-	tc, mech, err := c.security()
+	c, tc, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}
