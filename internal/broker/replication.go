@@ -118,7 +118,7 @@ func (r Replication) EnsureTopics(ctx context.Context, c *kafka.Client, topics .
 		}
 		p := t.Partitions
 		if p <= 0 {
-			p = 1
+			p = SinglePartition
 		}
 		create = append(create, kafka.TopicConfig{
 			Topic: t.Name, NumPartitions: p, ReplicationFactor: factor,

@@ -69,27 +69,30 @@ func runQuery(c *cli.Context, since, until *time.Time, validate func() error, ru
 	if err := validate(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+	return withClickHouse(c, 2*time.Minute, func(ctx context.Context, conn driver.Conn) error {
+		res, err := run(ctx, conn)
+		if err != nil {
+			return err
+		}
+		return res.Write(c.App.Writer, format)
+	})
+}
+
+// withClickHouse reads the global ClickHouse flags, connects and runs fn,
+// all within timeout.
+func withClickHouse(c *cli.Context, timeout time.Duration, fn func(context.Context, driver.Conn) error) error {
+	cfg, err := clickhouseConfig(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
-	conn, err := openClickHouse(ctx, c)
+	conn, err := clickhouse.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	res, err := run(ctx, conn)
-	if err != nil {
-		return err
-	}
-	return res.Write(c.App.Writer, format)
-}
-
-// openClickHouse reads the global ClickHouse flags and connects within ctx.
-func openClickHouse(ctx context.Context, c *cli.Context) (driver.Conn, error) {
-	cfg, err := clickhouseConfig(c)
-	if err != nil {
-		return nil, err
-	}
-	return clickhouse.Open(ctx, cfg)
+	return fn(ctx, conn)
 }
 
 // timeSpan reads --since and --until, relative to now.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/urfave/cli/v2"
 
 	"github.com/domination/domination/clickhouse"
@@ -149,22 +150,17 @@ func runVerifyRollup(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
-	defer cancel()
-	conn, err := openClickHouse(ctx, c)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	rep, err := (&verify.Source{Conn: conn}).Rollup(ctx, since, until)
-	if err != nil {
-		return fmt.Errorf("verify rollup: %w", err)
-	}
-	if err := printReport(c, format, rep); err != nil {
-		return err
-	}
-	if !rep.OK() {
-		return fmt.Errorf("verify rollup: %d buckets differ from the stores read with FINAL", rep.Mismatched)
-	}
-	return nil
+	return withClickHouse(c, 10*time.Minute, func(ctx context.Context, conn driver.Conn) error {
+		rep, err := (&verify.Source{Conn: conn}).Rollup(ctx, since, until)
+		if err != nil {
+			return fmt.Errorf("verify rollup: %w", err)
+		}
+		if err := printReport(c, format, rep); err != nil {
+			return err
+		}
+		if !rep.OK() {
+			return fmt.Errorf("verify rollup: %d buckets differ from the stores read with FINAL", rep.Mismatched)
+		}
+		return nil
+	})
 }
