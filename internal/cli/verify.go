@@ -9,7 +9,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/urfave/cli/v2"
 
-	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/query"
 	"github.com/domination/domination/internal/verify"
 	"github.com/domination/domination/producer"
@@ -99,7 +98,7 @@ func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *
 	if *since, err = query.ParseTime(c.String("since"), time.Now()); err != nil {
 		return fmt.Errorf("--since: %w", err)
 	}
-	kc, chc, err := serviceConfigs(c)
+	kc, err := kafkaConfig(c)
 	if err != nil {
 		return err
 	}
@@ -107,36 +106,30 @@ func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("wait")+5*time.Minute)
-	defer cancel()
-	conn, err := clickhouse.Open(ctx, chc)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	src := &verify.Source{Brokers: kc.Brokers, Dialer: dialer, Conn: conn}
-	check, err := prepare(ctx, src)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	var rep verify.Report
-	if wait := c.Duration("wait"); wait > 0 {
-		wctx, wcancel := context.WithTimeout(ctx, wait)
-		rep, err = verify.Poll(wctx, time.Second, check)
-		wcancel()
-	} else {
-		rep, err = check(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if err := printReport(c, format, rep); err != nil {
-		return err
-	}
-	if !rep.OK() {
-		return fmt.Errorf("verify: %d missing, %d duplicated, %d misclassified", rep.Missing, rep.Duplicated, rep.Mismatched)
-	}
-	return nil
+	return withClickHouse(c, c.Duration("wait")+5*time.Minute, func(ctx context.Context, conn driver.Conn) error {
+		check, err := prepare(ctx, &verify.Source{Brokers: kc.Brokers, Dialer: dialer, Conn: conn})
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		var rep verify.Report
+		if wait := c.Duration("wait"); wait > 0 {
+			wctx, wcancel := context.WithTimeout(ctx, wait)
+			rep, err = verify.Poll(wctx, time.Second, check)
+			wcancel()
+		} else {
+			rep, err = check(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if err := printReport(c, format, rep); err != nil {
+			return err
+		}
+		if !rep.OK() {
+			return fmt.Errorf("verify: %d missing, %d duplicated, %d misclassified", rep.Missing, rep.Duplicated, rep.Mismatched)
+		}
+		return nil
+	})
 }
 
 // runVerifyRollup compares the queries' answers with the stores read with
