@@ -96,7 +96,7 @@ func (c ShadowConfig) Validate() error {
 
 // Topics returns the topics the agent needs, for creating them at start.
 func (c ShadowConfig) Topics() []Topic {
-	return []Topic{{Name: c.InputTopic, Partitions: 4}, {Name: c.OutputTopic, Partitions: 4}, {Name: c.DeadLetterTopic, Partitions: 1}}
+	return []Topic{{Name: c.InputTopic, Partitions: broker.SharedPartitions}, {Name: c.OutputTopic, Partitions: broker.SharedPartitions}, {Name: c.DeadLetterTopic, Partitions: broker.SinglePartition}}
 }
 
 // Shadow is the shadow agent: ratings in, typed shadow events out.

@@ -30,7 +30,7 @@ var VisitReasons = []wire.Reason{
 const (
 	DefaultVisitsInputTopic      = "visits"
 	DefaultRepartitionTopic      = "visits-repartition"
-	DefaultRepartitionPartitions = 4
+	DefaultRepartitionPartitions = broker.SharedPartitions
 	DefaultActiveVisitorsTopic   = "active-visitors"
 	DefaultVisitsDeadLetterTopic = "visits-dlq"
 	DefaultVisitsGroupID         = "domination-visits"
@@ -122,10 +122,10 @@ func (c VisitsConfig) Validate() error {
 func (c VisitsConfig) Topics() []Topic {
 	c = c.WithDefaults()
 	return []Topic{
-		{Name: c.InputTopic, Partitions: 4},
+		{Name: c.InputTopic, Partitions: broker.SharedPartitions},
 		{Name: c.RepartitionTopic, Partitions: c.RepartitionPartitions},
-		{Name: c.OutputTopic, Partitions: 1},
-		{Name: c.DeadLetterTopic, Partitions: 1},
+		{Name: c.OutputTopic, Partitions: broker.SinglePartition},
+		{Name: c.DeadLetterTopic, Partitions: broker.SinglePartition},
 	}
 }
 

@@ -50,7 +50,7 @@ func TestEveryMigrationRendersForACluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.withDefaults(), v)
+		ts, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.WithDefaults(), v)
 		if err != nil {
 			t.Fatal(err)
 		}

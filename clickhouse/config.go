@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,24 +20,26 @@ import (
 // value, after defaults, reaches a local server as user "default".
 type Config struct {
 	// Addr lists host:port addresses of the native protocol; they are tried
-	// in order. Default ["127.0.0.1:9000"].
+	// in order. Default [DefaultAddr].
 	Addr []string
-	// Database is the database every query runs in. Default "default".
+	// Database is the database every query runs in. Default
+	// DefaultDatabase.
 	Database string
-	// Username to log in as. Default "default".
+	// Username to log in as. Default DefaultUsername.
 	Username string
 	// Password of Username. Default empty. It never appears in errors.
 	Password string
 	// TLS for the connection; nil (the default) is plain TCP.
 	TLS *tls.Config
 	// DialTimeout bounds each attempt to open a connection, and waiting for
-	// a free one in the pool. Default 5s.
+	// a free one in the pool. Default DefaultDialTimeout.
 	DialTimeout time.Duration
 	// QueryTimeout bounds how long to wait for the server to send anything
 	// while a query runs. Default 0: clickhouse-go's own limit (5 minutes);
 	// a context deadline on the call always applies too.
 	QueryTimeout time.Duration
-	// MaxOpenConns caps the connections open at once. Default 4.
+	// MaxOpenConns caps the connections open at once. Default
+	// DefaultMaxOpenConns.
 	MaxOpenConns int
 }
 
@@ -49,33 +52,24 @@ const (
 	DefaultMaxOpenConns = 4
 )
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with its zero fields set to the documented
+// defaults; negative ones stay, for Validate to refuse.
+func (c Config) WithDefaults() Config {
 	if len(c.Addr) == 0 {
 		c.Addr = []string{DefaultAddr}
 	}
-	if c.Database == "" {
-		c.Database = DefaultDatabase
-	}
-	if c.Username == "" {
-		c.Username = DefaultUsername
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.MaxOpenConns == 0 {
-		c.MaxOpenConns = DefaultMaxOpenConns
-	}
+	c.Database = cmp.Or(c.Database, DefaultDatabase)
+	c.Username = cmp.Or(c.Username, DefaultUsername)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.MaxOpenConns = cmp.Or(c.MaxOpenConns, DefaultMaxOpenConns)
 	return c
 }
 
-// Validate reports the first problem with c, once defaults are applied to the
-// fields left zero.
+// Validate reports the first problem with c. It applies no defaults: call
+// it on c.WithDefaults().
 func (c Config) Validate() error {
-	c = c.withDefaults()
-	for _, a := range c.Addr {
-		if err := hostport.Check(a); err != nil {
-			return fmt.Errorf("clickhouse address %q: %w", a, err)
-		}
+	if err := hostport.CheckAll("clickhouse address", c.Addr); err != nil {
+		return err
 	}
 	if err := ValidateIdentifier(c.Database); err != nil {
 		return fmt.Errorf("clickhouse database: %w", err)
@@ -145,7 +139,7 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	where := strings.Join(cfg.Addr, ",")
 	pctx, cancel := context.WithTimeout(ctx, cfg.pingTimeout())
 	defer cancel()
@@ -163,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (driver.Conn, error) {
 // processes that must start, and report, while ClickHouse is down: each
 // query then fails with its own error until the server answers.
 func Connect(cfg Config) (driver.Conn, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -187,7 +181,7 @@ func EnsureDatabase(ctx context.Context, cfg Config) error {
 // EnsureDatabaseOnCluster is EnsureDatabase on every server of cluster (ON
 // CLUSTER), or on the one cfg reaches when cluster is empty.
 func EnsureDatabaseOnCluster(ctx context.Context, cfg Config, cluster string) error {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	name := cfg.Database
 	if err := ValidateIdentifier(name); err != nil {
 		return fmt.Errorf("create database: %w", err)

@@ -11,16 +11,16 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
-	got := Config{}.withDefaults()
+	got := Config{}.WithDefaults()
 	if len(got.Addr) != 1 || got.Addr[0] != "127.0.0.1:9000" || got.Database != "default" ||
 		got.Username != "default" || got.DialTimeout != 5*time.Second || got.MaxOpenConns != 4 ||
 		got.QueryTimeout != 0 || got.Password != "" || got.TLS != nil {
-		t.Errorf("Config{}.withDefaults() = %+v", got)
+		t.Errorf("Config{}.WithDefaults() = %+v", got)
 	}
 	set := Config{Addr: []string{"ch:9440"}, Database: "d", Username: "u", DialTimeout: time.Second, MaxOpenConns: 1}
-	if got := set.withDefaults(); got.Addr[0] != "ch:9440" || got.Database != "d" || got.Username != "u" ||
+	if got := set.WithDefaults(); got.Addr[0] != "ch:9440" || got.Database != "d" || got.Username != "u" ||
 		got.DialTimeout != time.Second || got.MaxOpenConns != 1 {
-		t.Errorf("withDefaults changed set fields: %+v", got)
+		t.Errorf("WithDefaults changed set fields: %+v", got)
 	}
 }
 
@@ -45,7 +45,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative max conns", Config{MaxOpenConns: -1}, "max open connections"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testenv.CheckErr(t, "Validate()", tc.cfg.Validate(), tc.want)
+			testenv.CheckErr(t, "Validate()", tc.cfg.WithDefaults().Validate(), tc.want)
 		})
 	}
 }

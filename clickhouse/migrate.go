@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -73,23 +74,24 @@ var ErrDirty = errors.New("a migration failed part way (dirty version)")
 // migrations at migrate time.
 type KafkaSource struct {
 	// Brokers is the broker list as ClickHouse's server reaches it,
-	// comma-separated host:port. Default "127.0.0.1:9092".
+	// comma-separated host:port. Default DefaultKafkaBrokers.
 	Brokers string
-	// ShadowTopic is the topic shadow_stream reads. Default "shadow".
+	// ShadowTopic is the topic shadow_stream reads. Default
+	// DefaultShadowTopic.
 	ShadowTopic string
 	// ShadowGroup is the Kafka consumer group of shadow_stream.
-	// Default "clickhouse-shadow".
+	// Default DefaultShadowGroup.
 	ShadowGroup string
 	// ActiveVisitorsTopic is the topic active_visitors_stream reads.
-	// Default "active-visitors".
+	// Default DefaultActiveVisitorsTopic.
 	ActiveVisitorsTopic string
 	// ActiveVisitorsGroup is the Kafka consumer group of
-	// active_visitors_stream. Default "clickhouse-active-visitors".
+	// active_visitors_stream. Default DefaultActiveVisitorsGroup.
 	ActiveVisitorsGroup string
 	// NumConsumers is kafka_num_consumers, the consumers each Kafka engine
 	// table runs; more than the topic's partitions is useless, and current
 	// ClickHouse releases refuse more than the server's CPU cores. Default
-	// 1, at most 16.
+	// DefaultNumConsumers, at most 16.
 	NumConsumers int
 }
 
@@ -106,22 +108,13 @@ const (
 
 // WithDefaults returns k with its empty fields set to the documented
 // defaults.
-func (k KafkaSource) WithDefaults() KafkaSource { return k.withDefaults() }
-
-func (k KafkaSource) withDefaults() KafkaSource {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&k.Brokers, DefaultKafkaBrokers)
-	def(&k.ShadowTopic, DefaultShadowTopic)
-	def(&k.ShadowGroup, DefaultShadowGroup)
-	def(&k.ActiveVisitorsTopic, DefaultActiveVisitorsTopic)
-	def(&k.ActiveVisitorsGroup, DefaultActiveVisitorsGroup)
-	if k.NumConsumers == 0 {
-		k.NumConsumers = DefaultNumConsumers
-	}
+func (k KafkaSource) WithDefaults() KafkaSource {
+	k.Brokers = cmp.Or(k.Brokers, DefaultKafkaBrokers)
+	k.ShadowTopic = cmp.Or(k.ShadowTopic, DefaultShadowTopic)
+	k.ShadowGroup = cmp.Or(k.ShadowGroup, DefaultShadowGroup)
+	k.ActiveVisitorsTopic = cmp.Or(k.ActiveVisitorsTopic, DefaultActiveVisitorsTopic)
+	k.ActiveVisitorsGroup = cmp.Or(k.ActiveVisitorsGroup, DefaultActiveVisitorsGroup)
+	k.NumConsumers = cmp.Or(k.NumConsumers, DefaultNumConsumers)
 	return k
 }
 
@@ -130,8 +123,8 @@ var (
 	brokerRE    = regexp.MustCompile(`^[a-zA-Z0-9._:-]+$`)
 )
 
-// Validate reports the first problem with k. Unlike Config.Validate it does
-// not apply defaults: NewMigrator does, and then validates.
+// Validate reports the first problem with k. It applies no defaults:
+// NewMigrator does, and then validates.
 func (k KafkaSource) Validate() error {
 	if k.Brokers == "" {
 		return errors.New("kafka source: empty broker list")
@@ -335,7 +328,7 @@ func newMigrator(conn driver.Conn, db string, fsys fs.FS, dir string, src KafkaS
 	if err := ValidateIdentifier(db); err != nil {
 		return nil, fmt.Errorf("new migrator: database: %w", err)
 	}
-	src = src.withDefaults()
+	src = src.WithDefaults()
 	if err := src.Validate(); err != nil {
 		return nil, fmt.Errorf("new migrator: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 func TestKafkaSourceDefaults(t *testing.T) {
-	got := KafkaSource{}.withDefaults()
+	got := KafkaSource{}.WithDefaults()
 	want := KafkaSource{
 		Brokers:             "127.0.0.1:9092",
 		ShadowTopic:         "shadow",
@@ -26,12 +26,12 @@ func TestKafkaSourceDefaults(t *testing.T) {
 		NumConsumers:        1,
 	}
 	if got != want {
-		t.Errorf("KafkaSource{}.withDefaults() = %+v, want %+v", got, want)
+		t.Errorf("KafkaSource{}.WithDefaults() = %+v, want %+v", got, want)
 	}
 }
 
 func TestKafkaSourceValidate(t *testing.T) {
-	valid := KafkaSource{}.withDefaults()
+	valid := KafkaSource{}.WithDefaults()
 	for _, tc := range []struct {
 		name   string
 		change func(*KafkaSource)

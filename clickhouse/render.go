@@ -18,7 +18,7 @@ type Migration struct {
 // version, exactly as Migrator.Up would send them to it. It is how the SQL
 // for a release can be read, or checked against an engine, without a server.
 func RenderUp(src KafkaSource, server Version) ([]Migration, error) {
-	src = src.withDefaults()
+	src = src.WithDefaults()
 	if err := src.Validate(); err != nil {
 		return nil, fmt.Errorf("render migrations: %w", err)
 	}

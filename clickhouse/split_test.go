@@ -78,7 +78,7 @@ func TestSplitStatementsOfShippedMigrations(t *testing.T) {
 		"000004_rollups.down.sql":         {7, 7},
 	}
 	for i, v := range []Version{Oldest, {26, 9, 0}} {
-		src, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.withDefaults(), v)
+		src, err := newTemplateSource(migrationFiles, "migrations", KafkaSource{}.WithDefaults(), v)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,16 +1,14 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/domination/domination/internal/broker"
 )
 
 // Defaults shared by RatingsConfig and VisitsConfig.
@@ -23,16 +21,17 @@ const (
 // RatingsConfig configures RunRatings, the load generator behind
 // `domination produce ratings`.
 type RatingsConfig struct {
-	// Topic receives the ratings. Default "dominate".
+	// Topic receives the ratings. Default DefaultRatingsTopic.
 	Topic string
 	// Rate is ratings per second; 0 (or +Inf) means as fast as possible.
 	Rate float64
 	// Count stops the run after that many ratings; 0 runs until ctx ends.
 	Count int64
 	// Min and Max bound the ratings, inclusive. When both are zero they
-	// are 1 and 100; any other pair is used as given, so 0..100 (what the
-	// original producer sent) is Min 0, Max 100, and a range reaching
-	// outside 1..100 exercises the shadow agent's dead-letter path.
+	// are DefaultMinRating and DefaultMaxRating (1 and 100); any other pair
+	// is used as given, so 0..100 (what the original producer sent) is
+	// Min 0, Max 100, and a range reaching outside 1..100 exercises the
+	// shadow agent's dead-letter path.
 	Min, Max int64
 	// Seed makes the stream reproducible: a non-zero seed always gives the
 	// same sequence of (rating, unique_id), the one NewRatingStream(Seed,
@@ -40,38 +39,31 @@ type RatingsConfig struct {
 	// reported in Summary so the run can be replayed.
 	Seed int64
 	// Sending sets the batch size and the WriteMessages calls in flight.
+	// Defaults as Sending's.
 	Sending
 }
 
 // WithDefaults returns c with its zero fields set to the documented
 // defaults. Seed stays as it is: RunRatings picks a random one for zero.
 func (c RatingsConfig) WithDefaults() RatingsConfig {
-	if c.Topic == "" {
-		c.Topic = DefaultRatingsTopic
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultRatingsTopic)
 	if c.Min == 0 && c.Max == 0 {
 		c.Min, c.Max = DefaultMinRating, DefaultMaxRating
 	}
-	c.Sending = c.Sending.withDefaults()
+	c.Sending = c.Sending.WithDefaults()
 	return c
 }
 
-// Validate reports the first setting, after defaults, that cannot work.
+// Validate reports the first setting that cannot work. It applies no
+// defaults: call it on c.WithDefaults().
 func (c RatingsConfig) Validate() error {
-	c = c.WithDefaults()
-	if err := broker.ValidTopic(c.Topic); err != nil {
-		return fmt.Errorf("ratings topic: %w", err)
-	}
-	if math.IsNaN(c.Rate) || c.Rate < 0 {
-		return fmt.Errorf("ratings rate %v is not a non-negative number of messages per second", c.Rate)
-	}
-	if c.Count < 0 {
-		return fmt.Errorf("ratings count %d is negative", c.Count)
+	if err := c.Sending.validateRun("ratings", c.Topic, "rate", c.Rate, "count", c.Count); err != nil {
+		return err
 	}
 	if c.Min > c.Max {
 		return fmt.Errorf("ratings min %d is above max %d", c.Min, c.Max)
 	}
-	return c.Sending.validate("ratings")
+	return nil
 }
 
 // ratingsEncoder feeds RunRatings' batches. The unique_id is the key: the
@@ -105,10 +97,10 @@ func (e ratingsEncoder) appendNext(dst []byte) ([]byte, int, int, time.Time) {
 // w is used as given: for the settings RunRatings expects, make it with
 // NewWriter. Its Topic must be empty or cfg.Topic.
 func RunRatings(ctx context.Context, w *kafka.Writer, cfg RatingsConfig, progress Progress, log *slog.Logger) (Summary, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Summary{Kind: "ratings"}, err
 	}
-	cfg = cfg.WithDefaults()
 	if w == nil {
 		return Summary{Kind: "ratings"}, errors.New("produce ratings: nil writer")
 	}

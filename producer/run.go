@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/internal/broker"
 )
 
 const (
@@ -60,34 +63,51 @@ func NewWriter(brokers []string, t *kafka.Transport) *kafka.Writer {
 // Sending is how a run hands its messages to the writer; RatingsConfig and
 // VisitsConfig embed it.
 type Sending struct {
-	// BatchSize is the most messages per WriteMessages call. Default 1000;
-	// at a set rate a batch holds at most a tenth of a second's worth (and
+	// BatchSize is the most messages per WriteMessages call. Default
+	// DefaultBatchSize; at a set rate a batch holds at most a tenth of a second's worth (and
 	// at least one message), so messages go out smoothly. Set the writer's
 	// BatchSize to match (see NewWriter).
 	BatchSize int
-	// InFlight is how many WriteMessages calls may run at once. Default 4.
-	// Above 1, messages reach their partitions in nearly, not exactly, the
+	// InFlight is how many WriteMessages calls may run at once. Default
+	// DefaultInFlight. Above 1, messages reach their partitions in nearly, not exactly, the
 	// order they were generated (the set sent is the same).
 	InFlight int
 }
 
-func (s Sending) withDefaults() Sending {
-	if s.BatchSize == 0 {
-		s.BatchSize = DefaultBatchSize
-	}
-	if s.InFlight == 0 {
-		s.InFlight = DefaultInFlight
-	}
+// WithDefaults returns s with its zero fields set to the documented
+// defaults.
+func (s Sending) WithDefaults() Sending {
+	s.BatchSize = cmp.Or(s.BatchSize, DefaultBatchSize)
+	s.InFlight = cmp.Or(s.InFlight, DefaultInFlight)
 	return s
 }
 
-// validate reports a negative setting, naming what is produced.
-func (s Sending) validate(what string) error {
+// Validate reports a negative setting. It applies no defaults.
+func (s Sending) Validate() error {
 	if s.BatchSize < 0 {
-		return fmt.Errorf("%s batch size %d is negative", what, s.BatchSize)
+		return fmt.Errorf("batch size %d is negative", s.BatchSize)
 	}
 	if s.InFlight < 0 {
-		return fmt.Errorf("%s in-flight %d is negative", what, s.InFlight)
+		return fmt.Errorf("in-flight %d is negative", s.InFlight)
+	}
+	return nil
+}
+
+// validateRun reports the first problem, in what both generators check
+// alike, of a run of what: its topic, its messages per second and its
+// count (named rateName and countName, as their flags are), then s.
+func (s Sending) validateRun(what, topic, rateName string, rate float64, countName string, count int64) error {
+	if err := broker.ValidTopic(topic); err != nil {
+		return fmt.Errorf("%s topic: %w", what, err)
+	}
+	if math.IsNaN(rate) || rate < 0 {
+		return fmt.Errorf("%s %s %v is not a non-negative number of messages per second", what, rateName, rate)
+	}
+	if count < 0 {
+		return fmt.Errorf("%s %s %d is negative", what, countName, count)
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("%s %w", what, err)
 	}
 	return nil
 }

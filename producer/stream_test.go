@@ -175,7 +175,7 @@ func TestRatingsConfigValidate(t *testing.T) {
 		{"bad topic", RatingsConfig{Topic: "no spaces"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+			if err := tc.cfg.WithDefaults().Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate() = %v, want ok %v", err, tc.ok)
 			}
 		})
@@ -199,7 +199,7 @@ func TestVisitsConfigValidate(t *testing.T) {
 		{"bad topic", VisitsConfig{Topic: "a/b"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+			if err := tc.cfg.WithDefaults().Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate() = %v, want ok %v", err, tc.ok)
 			}
 		})

@@ -1,6 +1,7 @@
 package producer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/wire"
 )
 
@@ -28,16 +28,17 @@ const (
 // VisitsConfig configures RunVisits, the load generator behind
 // `domination produce visits`.
 type VisitsConfig struct {
-	// Topic receives the visits. Default "visits".
+	// Topic receives the visits. Default DefaultVisitsTopic.
 	Topic string
 	// AccountIDs are the accounts a visit picks from, uniformly. Default
-	// [352].
+	// [DefaultAccountID].
 	AccountIDs []int64
 	// StoreIDs are the stores a visit picks from. A visit has no store
 	// (store_id null) with probability 1/(len(StoreIDs)+1), else one of
-	// StoreIDs uniformly. Default ["default"]. Repeats weigh a store more.
+	// StoreIDs uniformly. Default [DefaultStoreID]. Repeats weigh a store
+	// more.
 	StoreIDs []string
-	// Frequency is visits per second. Zero means the default, 1;
+	// Frequency is visits per second. Default DefaultFrequency;
 	// math.Inf(1) (the flag value "inf") means as fast as possible.
 	Frequency float64
 	// MaxMessages stops the run after that many visits; 0 runs until ctx
@@ -51,9 +52,11 @@ type VisitsConfig struct {
 	// the past, to exercise windows that receive records after they
 	// would have closed. Default 0.
 	LateFraction float64
-	// LateBy is how far in the past a late visit is stamped. Default 30s.
+	// LateBy is how far in the past a late visit is stamped. Default
+	// DefaultLateBy.
 	LateBy time.Duration
 	// Sending sets the batch size and the WriteMessages calls in flight.
+	// Defaults as Sending's.
 	Sending
 	// Now stamps visits. Default time.Now.
 	Now func() time.Time
@@ -62,39 +65,27 @@ type VisitsConfig struct {
 // WithDefaults returns c with its zero fields set to the documented
 // defaults. Seed stays as it is: RunVisits picks a random one for zero.
 func (c VisitsConfig) WithDefaults() VisitsConfig {
-	if c.Topic == "" {
-		c.Topic = DefaultVisitsTopic
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultVisitsTopic)
 	if len(c.AccountIDs) == 0 {
 		c.AccountIDs = []int64{DefaultAccountID}
 	}
 	if len(c.StoreIDs) == 0 {
 		c.StoreIDs = []string{DefaultStoreID}
 	}
-	if c.Frequency == 0 {
-		c.Frequency = DefaultFrequency
-	}
-	if c.LateBy == 0 {
-		c.LateBy = DefaultLateBy
-	}
-	c.Sending = c.Sending.withDefaults()
+	c.Frequency = cmp.Or(c.Frequency, DefaultFrequency)
+	c.LateBy = cmp.Or(c.LateBy, DefaultLateBy)
+	c.Sending = c.Sending.WithDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	return c
 }
 
-// Validate reports the first setting, after defaults, that cannot work.
+// Validate reports the first setting that cannot work. It applies no
+// defaults: call it on c.WithDefaults().
 func (c VisitsConfig) Validate() error {
-	c = c.WithDefaults()
-	if err := broker.ValidTopic(c.Topic); err != nil {
-		return fmt.Errorf("visits topic: %w", err)
-	}
-	if math.IsNaN(c.Frequency) || c.Frequency < 0 {
-		return fmt.Errorf("visits frequency %v is not a positive number of messages per second", c.Frequency)
-	}
-	if c.MaxMessages < 0 {
-		return fmt.Errorf("visits max messages %d is negative", c.MaxMessages)
+	if err := c.Sending.validateRun("visits", c.Topic, "frequency", c.Frequency, "max messages", c.MaxMessages); err != nil {
+		return err
 	}
 	if math.IsNaN(c.LateFraction) || c.LateFraction < 0 || c.LateFraction > 1 {
 		return fmt.Errorf("visits late fraction %v is outside 0..1", c.LateFraction)
@@ -102,7 +93,7 @@ func (c VisitsConfig) Validate() error {
 	if c.LateBy < 0 {
 		return fmt.Errorf("visits late-by %s is negative", c.LateBy)
 	}
-	return c.Sending.validate("visits")
+	return nil
 }
 
 // Visit is one generated visit: the visits topic's record, so that what is
@@ -131,10 +122,10 @@ type VisitStream struct {
 // NewVisitStream returns the stream for cfg, after defaults. Every seed, 0
 // included, is a seed here.
 func NewVisitStream(cfg VisitsConfig) (*VisitStream, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.WithDefaults()
 	s := &VisitStream{
 		rng:          newPRNG(cfg.Seed, visitsStreamID),
 		accounts:     append([]int64(nil), cfg.AccountIDs...),
@@ -199,10 +190,10 @@ func (e visitsEncoder) appendNext(dst []byte) ([]byte, int, int, time.Time) {
 // and setting each message's time to the visit's timestamp. It works as
 // RunRatings does: see there for batching, failures and stopping.
 func RunVisits(ctx context.Context, w *kafka.Writer, cfg VisitsConfig, progress Progress, log *slog.Logger) (Summary, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Summary{Kind: "visits"}, err
 	}
-	cfg = cfg.WithDefaults()
 	if w == nil {
 		return Summary{Kind: "visits"}, errors.New("produce visits: nil writer")
 	}

@@ -24,7 +24,7 @@ func TestDelayIsJitteredAroundTheDoubledAndCappedBase(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := tt.cfg.withDefaults()
+			c := tt.cfg.WithDefaults()
 			for attempt := 1; attempt <= 20; attempt++ {
 				base := c.Initial
 				for i := 1; i < attempt; i++ {

@@ -4,6 +4,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,15 +40,37 @@ type SASL struct {
 	Password string
 }
 
+// Defaults of Config.
+const (
+	// DefaultBroker is the one bootstrap address of a local cluster.
+	DefaultBroker = "127.0.0.1:9092"
+	// DefaultClientID names the process in the brokers' logs.
+	DefaultClientID = "domination"
+	// DefaultDialTimeout bounds connecting to one broker.
+	DefaultDialTimeout = 10 * time.Second
+)
+
+// Partition counts of the topics domination creates.
+const (
+	// SharedPartitions is for the topics whose records the workers share
+	// out among themselves: the inputs, shadow and the repartition topic.
+	SharedPartitions = 4
+	// SinglePartition is for the topics read in one place: the windowed
+	// counts (collated in one place), the dead letters and the guard's
+	// leader topic.
+	SinglePartition = 1
+)
+
 // Config is how to reach the Kafka cluster.
 type Config struct {
 	// Brokers are the bootstrap addresses, host:port. Default
-	// ["127.0.0.1:9092"].
+	// [DefaultBroker].
 	Brokers []string
 	// ClientID names this process in the brokers' logs and quotas.
-	// Default "domination".
+	// Default DefaultClientID.
 	ClientID string
-	// DialTimeout bounds connecting to one broker. Default 10s.
+	// DialTimeout bounds connecting to one broker. Default
+	// DefaultDialTimeout.
 	DialTimeout time.Duration
 	// TLS encrypts the connections when on.
 	TLS tlsconfig.Config
@@ -58,28 +81,23 @@ type Config struct {
 	Replication Replication
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults, and the SASL mechanism in upper case.
 func (c Config) WithDefaults() Config {
 	if len(c.Brokers) == 0 {
-		c.Brokers = []string{"127.0.0.1:9092"}
+		c.Brokers = []string{DefaultBroker}
 	}
-	if c.ClientID == "" {
-		c.ClientID = "domination"
-	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = 10 * time.Second
-	}
+	c.ClientID = cmp.Or(c.ClientID, DefaultClientID)
+	c.DialTimeout = cmp.Or(max(c.DialTimeout, 0), DefaultDialTimeout)
 	c.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(c.SASL.Mechanism))
 	return c
 }
 
-// Validate reports the first setting that cannot work.
+// Validate reports the first setting that cannot work. It applies no
+// defaults: call it on c.WithDefaults().
 func (c Config) Validate() error {
-	c = c.WithDefaults()
-	for _, b := range c.Brokers {
-		if err := hostport.Check(b); err != nil {
-			return fmt.Errorf("kafka broker %q: %w", b, err)
-		}
+	if err := hostport.CheckAll("kafka broker", c.Brokers); err != nil {
+		return err
 	}
 	switch c.SASL.Mechanism {
 	case SASLNone:
@@ -110,26 +128,24 @@ func (c Config) mechanism() (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("kafka sasl mechanism %q is not supported", c.SASL.Mechanism)
 }
 
-// security validates c and returns its TLS settings and SASL mechanism.
-func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
+// security returns c with its defaults, validated, and its TLS settings and
+// SASL mechanism.
+func (c Config) security() (Config, *tls.Config, sasl.Mechanism, error) {
+	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, nil, err
+		return c, nil, nil, err
 	}
 	tc, err := c.TLS.Build()
 	if err != nil {
-		return nil, nil, fmt.Errorf("kafka %w", err)
+		return c, nil, nil, fmt.Errorf("kafka %w", err)
 	}
 	mech, err := c.mechanism()
-	if err != nil {
-		return nil, nil, err
-	}
-	return tc, mech, nil
+	return c, tc, mech, err
 }
 
 // Dialer returns a dialer for consumer groups and partition readers.
 func (c Config) Dialer() (*kafka.Dialer, error) {
-	c = c.WithDefaults()
-	tc, mech, err := c.security()
+	c, tc, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +160,7 @@ func (c Config) Dialer() (*kafka.Dialer, error) {
 
 // Transport returns a transport for writers and the admin client.
 func (c Config) Transport() (*kafka.Transport, error) {
-	c = c.WithDefaults()
-	tc, mech, err := c.security()
+	c, tc, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}

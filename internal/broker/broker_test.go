@@ -33,7 +33,7 @@ func TestValidateReportsTheFirstSettingThatCannotWork(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			testenv.CheckErr(t, "Validate()", tt.cfg.Validate(), tt.wantErr)
+			testenv.CheckErr(t, "Validate()", tt.cfg.WithDefaults().Validate(), tt.wantErr)
 		})
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -44,49 +45,59 @@ type topicParts struct {
 	at  time.Time
 }
 
+// Defaults of ProducerConfig.
+const (
+	// DefaultProduceMaxBytes is Kafka's default message.max.bytes: a
+	// larger batch is refused whole by a broker with the default.
+	DefaultProduceMaxBytes = 1 << 20
+	// DefaultProduceTimeout bounds one WriteMessages call.
+	DefaultProduceTimeout = 10 * time.Second
+	// DefaultMetadataTTL is how long a topic's partition count is kept.
+	DefaultMetadataTTL = 10 * time.Second
+)
+
 // ProducerConfig describes a Producer; zero fields take the defaults.
 type ProducerConfig struct {
 	// MaxBytes bounds one produce request's records (their keys, values
-	// and headers). Default 1 MiB, Kafka's default message.max.bytes: a
-	// larger batch is refused whole by a broker with the default. A single
-	// larger record is sent alone.
+	// and headers). A single larger record is sent alone. Default
+	// DefaultProduceMaxBytes.
 	MaxBytes int
-	// Timeout bounds one call. Default 10s.
+	// Timeout bounds one call. Default DefaultProduceTimeout.
 	Timeout time.Duration
 	// MetadataTTL is how long a topic's partition count is kept. Default
-	// 10s.
+	// DefaultMetadataTTL.
 	MetadataTTL time.Duration
 }
 
-const (
-	DefaultProduceMaxBytes = 1 << 20
-	DefaultProduceTimeout  = 10 * time.Second
-	DefaultMetadataTTL     = 10 * time.Second
-)
-
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c ProducerConfig) WithDefaults() ProducerConfig {
-	if c.MaxBytes <= 0 {
-		c.MaxBytes = DefaultProduceMaxBytes
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultProduceTimeout
-	}
-	if c.MetadataTTL <= 0 {
-		c.MetadataTTL = DefaultMetadataTTL
-	}
+	c.MaxBytes = cmp.Or(max(c.MaxBytes, 0), DefaultProduceMaxBytes)
+	c.Timeout = cmp.Or(max(c.Timeout, 0), DefaultProduceTimeout)
+	c.MetadataTTL = cmp.Or(max(c.MetadataTTL, 0), DefaultMetadataTTL)
 	return c
+}
+
+// Validate reports a setting that cannot work; WithDefaults leaves none.
+func (c ProducerConfig) Validate() error {
+	if c.MaxBytes <= 0 || c.Timeout <= 0 || c.MetadataTTL <= 0 {
+		return fmt.Errorf("producer: max bytes %d, timeout %v and metadata ttl %v must be positive", c.MaxBytes, c.Timeout, c.MetadataTTL)
+	}
+	return nil
 }
 
 // NewProducer returns a Producer for the cluster cfg describes, with
 // RequireAll.
 func NewProducer(cfg Config, pc ProducerConfig) (*Producer, error) {
+	pc = pc.WithDefaults()
+	if err := pc.Validate(); err != nil {
+		return nil, err
+	}
 	t, err := cfg.Transport()
 	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	pc = pc.WithDefaults()
 	return &Producer{
 		client:   &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: t},
 		acks:     kafka.RequireAll,

@@ -64,27 +64,26 @@ func (r Replication) Resolve(brokers int) (factor, minInSync int, err error) {
 	if err := r.Validate(); err != nil {
 		return 0, 0, err
 	}
-	factor = r.Factor
-	if factor == 0 {
-		factor = SingleReplicationFactor
-		if brokers >= ClusterBrokers {
-			factor = ClusterReplicationFactor
-		}
-	}
+	factor = automatic(r.Factor, brokers >= ClusterBrokers, ClusterReplicationFactor, SingleReplicationFactor)
 	if factor > brokers {
 		return 0, 0, fmt.Errorf("topic replication factor %d needs at least %d live brokers, the cluster has %d", factor, factor, brokers)
 	}
-	minInSync = r.MinInSync
-	if minInSync == 0 {
-		minInSync = SingleMinInSync
-		if factor >= ClusterReplicationFactor {
-			minInSync = ClusterMinInSync
-		}
-	}
+	minInSync = automatic(r.MinInSync, factor >= ClusterReplicationFactor, ClusterMinInSync, SingleMinInSync)
 	if minInSync > factor {
 		return 0, 0, fmt.Errorf("topic min in-sync replicas %d exceeds the replication factor %d: every RequireAll write would fail", minInSync, factor)
 	}
 	return factor, minInSync, nil
+}
+
+// automatic returns set, or when it is 0 (automatic) cluster or single.
+func automatic(set int, isCluster bool, cluster, single int) int {
+	switch {
+	case set != 0:
+		return set
+	case isCluster:
+		return cluster
+	}
+	return single
 }
 
 // EnsureTopics creates the topics that do not exist yet with r's
@@ -119,7 +118,7 @@ func (r Replication) EnsureTopics(ctx context.Context, c *kafka.Client, topics .
 		}
 		p := t.Partitions
 		if p <= 0 {
-			p = 1
+			p = SinglePartition
 		}
 		create = append(create, kafka.TopicConfig{
 			Topic: t.Name, NumPartitions: p, ReplicationFactor: factor,

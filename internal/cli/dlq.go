@@ -114,13 +114,9 @@ func openDLQ(c *cli.Context) (*dlq.DLQ, context.Context, context.CancelFunc, err
 // selectionFlags reads --reason, --since, --until and --offset.
 func selectionFlags(c *cli.Context) (dlq.Selection, error) {
 	sel := dlq.Selection{Reasons: c.StringSlice("reason")}
-	now := time.Now()
 	var err error
-	if sel.Since, err = query.ParseTime(c.String("since"), now); err != nil {
-		return sel, fmt.Errorf("--since: %w", err)
-	}
-	if sel.Until, err = query.ParseTime(c.String("until"), now); err != nil {
-		return sel, fmt.Errorf("--until: %w", err)
+	if sel.Since, sel.Until, err = timeSpan(c, time.Now()); err != nil {
+		return sel, err
 	}
 	for _, s := range c.StringSlice("offset") {
 		r, err := dlq.ParseRange(s)
@@ -201,9 +197,9 @@ func runDLQList(c *cli.Context) error {
 }
 
 func runDLQShow(c *cli.Context) error {
-	format := c.String("format")
-	if format != "text" && format != "json" {
-		return fmt.Errorf("--format %q is not one of text, json", format)
+	format, err := textOrJSON(c)
+	if err != nil {
+		return err
 	}
 	at, err := dlq.ParseRange(c.String("offset"))
 	if err != nil || at.To != at.From {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"slices"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/domination/domination/clickhouse"
@@ -11,16 +13,15 @@ const catGuard = "ClickHouse guard"
 
 // guardFlags configure the worker's guard of the Kafka engine tables.
 func guardFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "guard", Value: string(guard.ModeAuto), Usage: "guard the Kafka engine tables against records they cannot store: auto (on ClickHouse before " + clickhouse.ErrorStreamSince.String() + "), on or off", EnvVars: env("GUARD"), Category: catGuard},
+	return slices.Concat([]cli.Flag{
+		&cli.StringFlag{Name: "guard", Value: string(guard.DefaultMode), Usage: "guard the Kafka engine tables against records they cannot store: auto (on ClickHouse before " + clickhouse.ErrorStreamSince.String() + "), on or off", EnvVars: env("GUARD"), Category: catGuard},
 		&cli.StringFlag{Name: "guard-group", Value: guard.DefaultAuditGroup, Usage: "consumer groups of the guard's audit are <group>-<table>; the leader is elected in <group>-leader on the one-partition topic <group>", EnvVars: env("GUARD_GROUP"), Category: catGuard},
 		&cli.BoolFlag{Name: "guard-audit", Value: true, Usage: "read the output topics once more and dead-letter, with their offsets, records that break the topics' contract (--guard-audit=false keeps only the unsticking; the views still keep such records out of the stores)", EnvVars: env("GUARD_AUDIT"), Category: catGuard},
 		&cli.DurationFlag{Name: "guard-skip-after", Value: guard.DefaultSkipAfter, Usage: "how long an engine partition must stay at one offset with records waiting before the guard looks for a bad record there", EnvVars: env("GUARD_SKIP_AFTER"), Category: catGuard},
-		&cli.StringFlag{Name: "shadow-consumer-group", Value: clickhouse.DefaultShadowGroup, Usage: "Kafka consumer group of the shadow_stream table", EnvVars: env("SHADOW_CONSUMER_GROUP"), Category: catGuard},
-		&cli.StringFlag{Name: "active-visitors-consumer-group", Value: clickhouse.DefaultActiveVisitorsGroup, Usage: "Kafka consumer group of the active_visitors_stream table", EnvVars: env("ACTIVE_VISITORS_CONSUMER_GROUP"), Category: catGuard},
+	}, engineGroupFlags("", catGuard), []cli.Flag{
 		&cli.StringFlag{Name: "shadow-dlq-topic", Value: guard.DefaultShadowDeadLetterTopic, Usage: "dead-letter topic for shadow records that break the topic's contract", EnvVars: env("SHADOW_DLQ_TOPIC"), Category: catGuard},
 		&cli.StringFlag{Name: "active-visitors-dlq-topic", Value: guard.DefaultActiveVisitorsDeadLetterTopic, Usage: "dead-letter topic for active-visitors records that break the topic's contract", EnvVars: env("ACTIVE_VISITORS_DLQ_TOPIC"), Category: catGuard},
-	}
+	})
 }
 
 // guardConfig reads the guard's flags.

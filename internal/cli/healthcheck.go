@@ -3,11 +3,21 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/domination/domination/internal/web"
 )
+
+// localWorker is the URL of path on a worker on this host, on the default
+// port.
+func localWorker(scheme, path string) string {
+	return scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(web.DefaultPort)) + path
+}
 
 // healthcheckCommand lets a container image without a shell or curl check a
 // worker: `domination healthcheck --url http://127.0.0.1:6066/healthz`.
@@ -16,7 +26,7 @@ func healthcheckCommand() *cli.Command {
 		Name:  "healthcheck",
 		Usage: "exit 0 when a worker's HTTP endpoint answers 200 (for container healthchecks)",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:6066/healthz", Usage: "endpoint to check"},
+			&cli.StringFlag{Name: "url", Value: localWorker("http", "/healthz"), Usage: "endpoint to check"},
 			&cli.DurationFlag{Name: "timeout", Value: 3 * time.Second, Usage: "how long to wait for the answer"},
 		},
 		Action: func(c *cli.Context) error {

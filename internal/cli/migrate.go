@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,15 +16,14 @@ import (
 )
 
 func migrateCommand() *cli.Command {
-	flags := []cli.Flag{
+	flags := slices.Concat([]cli.Flag{
 		&cli.StringFlag{Name: "clickhouse-kafka-brokers", Usage: "broker list as the ClickHouse server reaches it, written into the Kafka engine tables (default: --kafka-brokers)", EnvVars: env("CLICKHOUSE_KAFKA_BROKERS")},
-		&cli.StringFlag{Name: "shadow-consumer-group", Value: "clickhouse-shadow", Usage: "Kafka consumer group of the shadow_stream table", EnvVars: env("SHADOW_CONSUMER_GROUP")},
-		&cli.StringFlag{Name: "active-visitors-consumer-group", Value: "clickhouse-active-visitors", Usage: "Kafka consumer group of the active_visitors_stream table", EnvVars: env("ACTIVE_VISITORS_CONSUMER_GROUP")},
-		&cli.IntFlag{Name: "kafka-num-consumers", Value: 1, Usage: "kafka_num_consumers of each Kafka engine table", EnvVars: env("KAFKA_NUM_CONSUMERS")},
-		&cli.IntFlag{Name: "shadow-partitions", Value: 4, Usage: "partitions of the shadow topic when migrate creates it", EnvVars: env("SHADOW_PARTITIONS")},
+	}, engineGroupFlags("", ""), []cli.Flag{
+		&cli.IntFlag{Name: "kafka-num-consumers", Value: clickhouse.DefaultNumConsumers, Usage: "kafka_num_consumers of each Kafka engine table", EnvVars: env("KAFKA_NUM_CONSUMERS")},
+		&cli.IntFlag{Name: "shadow-partitions", Value: broker.SharedPartitions, Usage: "partitions of the shadow topic when migrate creates it", EnvVars: env("SHADOW_PARTITIONS")},
 		&cli.StringFlag{Name: "cluster", Usage: "ClickHouse cluster (a <remote_servers> name) to migrate on every server of: ON CLUSTER DDL, replicated tables (empty: the one server reached)", EnvVars: env("CLICKHOUSE_CLUSTER")},
 		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "bound on the whole migration"},
-	}
+	})
 	return &cli.Command{
 		Name:  "migrate",
 		Usage: "create, inspect or remove domination's ClickHouse tables (golang-migrate, SQL embedded in the binary)",
@@ -97,11 +97,7 @@ func withMigrator(c *cli.Context, up bool, fn func(context.Context, *clickhouse.
 	if err != nil {
 		return err
 	}
-	chc, err := clickhouseConfig(c)
-	if err != nil {
-		return err
-	}
-	kc, err := kafkaConfig(c)
+	kc, chc, err := serviceConfigs(c)
 	if err != nil {
 		return err
 	}
@@ -165,7 +161,7 @@ func prepareKafka(ctx context.Context, log *slog.Logger, kc broker.Config, src c
 	if err := kc.PrepareTopics(kctx, client, log,
 		broker.Topic{Name: src.ShadowTopic, Partitions: shadowPartitions},
 		// One partition: the counts are collated in one place.
-		broker.Topic{Name: src.ActiveVisitorsTopic, Partitions: 1},
+		broker.Topic{Name: src.ActiveVisitorsTopic, Partitions: broker.SinglePartition},
 	); err != nil {
 		return err
 	}

@@ -27,10 +27,7 @@ func produceCommand() *cli.Command {
 						Topic: global(c, "ratings-topic"), Rate: c.Float64("rate"), Count: c.Int64("count"),
 						Min: c.Int64("min"), Max: c.Int64("max"), Seed: c.Int64("seed"),
 					}.WithDefaults()
-					if err := cfg.Validate(); err != nil {
-						return err
-					}
-					return runProducer(c, "ratings", cfg.Topic, func(r producerRun) (producer.Summary, error) {
+					return runProducer(c, "ratings", cfg.Topic, cfg.Validate, func(r producerRun) (producer.Summary, error) {
 						return producer.RunRatings(r.ctx, r.w, cfg, r.progress, r.log)
 					})
 				},
@@ -53,10 +50,7 @@ func produceCommand() *cli.Command {
 						Frequency: c.Float64("frequency"), MaxMessages: c.Int64("max-messages"), Seed: c.Int64("seed"),
 						LateFraction: c.Float64("late-fraction"), LateBy: c.Duration("late-by"),
 					}.WithDefaults()
-					if err := cfg.Validate(); err != nil {
-						return err
-					}
-					return runProducer(c, "visits", cfg.Topic, func(r producerRun) (producer.Summary, error) {
+					return runProducer(c, "visits", cfg.Topic, cfg.Validate, func(r producerRun) (producer.Summary, error) {
 						return producer.RunVisits(r.ctx, r.w, cfg, r.progress, r.log)
 					})
 				},

@@ -23,14 +23,14 @@ type producerRun struct {
 	log      *slog.Logger
 }
 
-// runProducer creates the topic if needed, runs a generator until it is
-// done or interrupted, and prints its summary on stdout.
-func runProducer(c *cli.Context, what, topic string, run func(producerRun) (producer.Summary, error)) error {
-	log, err := newLogger(c)
-	if err != nil {
+// runProducer validates the generator's config, creates the topic if
+// needed, runs the generator until it is done or interrupted, and prints its
+// summary on stdout.
+func runProducer(c *cli.Context, what, topic string, validate func() error, run func(producerRun) (producer.Summary, error)) error {
+	if err := validate(); err != nil {
 		return err
 	}
-	kc, err := kafkaConfig(c)
+	log, kc, err := loggerAndKafka(c)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func runProducer(c *cli.Context, what, topic string, run func(producerRun) (prod
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = broker.EnsureTopics(tctx, client, broker.Topic{Name: topic, Partitions: 4})
+	err = broker.EnsureTopics(tctx, client, broker.Topic{Name: topic, Partitions: broker.SharedPartitions})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("produce %s: %w", what, err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -26,7 +27,7 @@ func queryCommand() *cli.Command {
 				Usage: "count shadow events, by type (default) or by time bucket",
 				Flags: []cli.Flag{since, until, limit, format,
 					&cli.StringSliceFlag{Name: "type", Usage: "only this type (repeatable): Incompatible, Sha, Dow, ShaDow"},
-					&cli.StringFlag{Name: "by", Value: "type", Usage: "group by type, minute, hour or day"},
+					&cli.StringFlag{Name: "by", Value: query.DefaultShadowGrouping, Usage: "group by type, minute, hour or day"},
 				},
 				Action: func(c *cli.Context) error {
 					q := query.ShadowQuery{Types: c.StringSlice("type"), By: c.String("by"), Limit: c.Int("limit")}
@@ -61,31 +62,65 @@ func runQuery(c *cli.Context, since, until *time.Time, validate func() error, ru
 	if err := query.ValidFormat(format); err != nil {
 		return err
 	}
-	now := time.Now()
 	var err error
-	if *since, err = query.ParseTime(c.String("since"), now); err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	if *until, err = query.ParseTime(c.String("until"), now); err != nil {
-		return fmt.Errorf("--until: %w", err)
+	if *since, *until, err = timeSpan(c, time.Now()); err != nil {
+		return err
 	}
 	if err := validate(); err != nil {
 		return err
 	}
+	return withClickHouse(c, 2*time.Minute, func(ctx context.Context, conn driver.Conn) error {
+		res, err := run(ctx, conn)
+		if err != nil {
+			return err
+		}
+		return res.Write(c.App.Writer, format)
+	})
+}
+
+// withClickHouse reads the global ClickHouse flags, connects and runs fn,
+// all within timeout.
+func withClickHouse(c *cli.Context, timeout time.Duration, fn func(context.Context, driver.Conn) error) error {
 	cfg, err := clickhouseConfig(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
 	conn, err := clickhouse.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	res, err := run(ctx, conn)
-	if err != nil {
-		return err
+	return fn(ctx, conn)
+}
+
+// timeSpan reads --since and --until, relative to now.
+func timeSpan(c *cli.Context, now time.Time) (since, until time.Time, err error) {
+	if since, err = query.ParseTime(c.String("since"), now); err != nil {
+		return since, until, fmt.Errorf("--since: %w", err)
 	}
-	return res.Write(c.App.Writer, format)
+	if until, err = query.ParseTime(c.String("until"), now); err != nil {
+		return since, until, fmt.Errorf("--until: %w", err)
+	}
+	return since, until, nil
+}
+
+// textOrJSON reads the --format of a command that prints text or json.
+func textOrJSON(c *cli.Context) (string, error) {
+	format := c.String("format")
+	if format != "text" && format != "json" {
+		return "", fmt.Errorf("--format %q is not one of text, json", format)
+	}
+	return format, nil
+}
+
+// printReport prints rep as one JSON object or as its String, as format
+// (from textOrJSON) says.
+func printReport(c *cli.Context, format string, rep fmt.Stringer) error {
+	if format == "json" {
+		return json.NewEncoder(c.App.Writer).Encode(rep)
+	}
+	fmt.Fprintln(c.App.Writer, rep.String())
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +16,9 @@ import (
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/status"
+	"github.com/domination/domination/internal/web"
 )
 
 // statusWatchEvery is how often `status` looks again while it watches
@@ -49,21 +52,16 @@ Exit status: 0 when no stage is stalled, 1 when one is (stderr names the
 stage, table, partition and offset) or when Kafka, ClickHouse or the worker
 cannot be reached, 2 on a usage error.`,
 		// --token, --token-file and --web-tls-* are --worker's credentials.
-		Flags: append(clientTokenFlags(),
+		Flags: slices.Concat(append(clientTokenFlags(),
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "table", Usage: "output: table or json"},
-			&cli.StringFlag{Name: "worker", Usage: "read the report of the worker at this URL (http://host:6066) instead of watching Kafka and ClickHouse", EnvVars: env("STATUS_WORKER")},
+			&cli.StringFlag{Name: "worker", Usage: fmt.Sprintf("read the report of the worker at this URL (http://host:%d) instead of watching Kafka and ClickHouse", web.DefaultPort), EnvVars: env("STATUS_WORKER")},
 			&cli.DurationFlag{Name: "stall-after", Value: status.DefaultStallAfter, Usage: "how long records may wait with the committed offset unmoved before a stage is stalled", EnvVars: env("STALL_AFTER")},
-			&cli.StringFlag{Name: "shadow-group", Value: agents.ShadowConfig{}.WithDefaults().GroupID, Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
-			&cli.StringFlag{Name: "visits-group", Value: agents.VisitsConfig{}.WithDefaults().GroupID, Usage: "consumer group of the visits agent (the window stage uses it with -windows appended)", EnvVars: env("VISITS_GROUP")},
-			&cli.StringFlag{Name: "repartition-topic", Value: agents.VisitsConfig{}.WithDefaults().RepartitionTopic, Usage: "topic of visits keyed by (account_id, store_id)", EnvVars: env("REPARTITION_TOPIC")},
-			&cli.DurationFlag{Name: "window", Value: agents.VisitsConfig{}.WithDefaults().Window, Usage: "tumbling window size of the workers", EnvVars: env("WINDOW")},
-			&cli.DurationFlag{Name: "grace", Value: agents.VisitsConfig{}.WithDefaults().Grace, Usage: "grace of the workers' windows", EnvVars: env("GRACE")},
-			&cli.StringFlag{Name: "shadow-consumer-group", Value: clickhouse.DefaultShadowGroup, Usage: "Kafka consumer group of the shadow_stream table, when ClickHouse does not have the table", EnvVars: env("SHADOW_CONSUMER_GROUP")},
-			&cli.StringFlag{Name: "active-visitors-consumer-group", Value: clickhouse.DefaultActiveVisitorsGroup, Usage: "Kafka consumer group of the active_visitors_stream table, when ClickHouse does not have the table", EnvVars: env("ACTIVE_VISITORS_CONSUMER_GROUP")},
-			&cli.StringFlag{Name: "shadow-dlq-topic", Value: status.DefaultShadowDeadLetterTopic, Usage: "dead-letter topic of the guard for shadow records (counted when it exists)", EnvVars: env("SHADOW_DLQ_TOPIC")},
-			&cli.StringFlag{Name: "active-visitors-dlq-topic", Value: status.DefaultActiveVisitorsDeadLetterTopic, Usage: "dead-letter topic of the guard for active-visitors records (counted when it exists)", EnvVars: env("ACTIVE_VISITORS_DLQ_TOPIC")},
-			&cli.DurationFlag{Name: "timeout", Value: 15 * time.Second, Usage: "bound on reaching Kafka, ClickHouse or the worker, and on each look"},
-		),
+		), agentFlags(), windowFlags("tumbling window size of the workers", "grace of the workers' windows"),
+			engineGroupFlags(", when ClickHouse does not have the table", ""), []cli.Flag{
+				&cli.StringFlag{Name: "shadow-dlq-topic", Value: guard.DefaultShadowDeadLetterTopic, Usage: "dead-letter topic of the guard for shadow records (counted when it exists)", EnvVars: env("SHADOW_DLQ_TOPIC")},
+				&cli.StringFlag{Name: "active-visitors-dlq-topic", Value: guard.DefaultActiveVisitorsDeadLetterTopic, Usage: "dead-letter topic of the guard for active-visitors records (counted when it exists)", EnvVars: env("ACTIVE_VISITORS_DLQ_TOPIC")},
+				&cli.DurationFlag{Name: "timeout", Value: status.DefaultTimeout, Usage: "bound on reaching Kafka, ClickHouse or the worker, and on each look"},
+			}),
 		// A usage error exits 2, so that scripts tell it from a stall.
 		OnUsageError: func(c *cli.Context, err error, sub bool) error {
 			return cli.Exit(usageError(c, err, sub).Error(), 2)
@@ -146,17 +144,13 @@ func statusConfig(c *cli.Context) status.Config {
 // or has not moved for its stage's stall time.
 func watchStatus(c *cli.Context) (status.Report, error) {
 	cfg := statusConfig(c)
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.WithDefaults().Validate(); err != nil {
 		return status.Report{}, cli.Exit(err.Error()+" (see --help)", 2)
 	}
 	if c.Duration("stall-after") <= 0 || c.Duration("timeout") <= 0 {
 		return status.Report{}, cli.Exit("status: --stall-after and --timeout must be positive (see --help)", 2)
 	}
-	kc, err := kafkaConfig(c)
-	if err != nil {
-		return status.Report{}, err
-	}
-	chc, err := clickhouseConfig(c)
+	kc, chc, err := serviceConfigs(c)
 	if err != nil {
 		return status.Report{}, err
 	}

@@ -2,14 +2,14 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/urfave/cli/v2"
 
-	"github.com/domination/domination/clickhouse"
+	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/query"
 	"github.com/domination/domination/internal/verify"
 	"github.com/domination/domination/producer"
@@ -64,7 +64,7 @@ input in memory: bound large topics with --since.`,
 				Name:  "visits",
 				Usage: "reconcile the visits topic with active_visitors FINAL (an offline recomputation of the windows) and the visits dead-letter topic",
 				Flags: []cli.Flag{since, wait, format,
-					&cli.DurationFlag{Name: "window", Value: 10 * time.Second, Usage: "the workers' --window"},
+					&cli.DurationFlag{Name: "window", Value: agents.DefaultWindow, Usage: "the workers' --window"},
 				},
 				Action: func(c *cli.Context) error {
 					chk := verify.VisitsCheck{InputTopic: global(c, "visits-topic"), DeadLetterTopic: global(c, "visits-dlq-topic"), Window: c.Duration("window")}
@@ -92,11 +92,10 @@ input in memory: bound large topics with --since.`,
 // runVerify checks the arguments, connects to both services, reconciles
 // (polling up to --wait) and prints the report.
 func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *verify.Source) (func(context.Context) (verify.Report, error), error)) error {
-	format := c.String("format")
-	if format != "text" && format != "json" {
-		return fmt.Errorf("--format %q is not one of text, json", format)
+	format, err := textOrJSON(c)
+	if err != nil {
+		return err
 	}
-	var err error
 	if *since, err = query.ParseTime(c.String("since"), time.Now()); err != nil {
 		return fmt.Errorf("--since: %w", err)
 	}
@@ -104,91 +103,58 @@ func runVerify(c *cli.Context, since *time.Time, prepare func(context.Context, *
 	if err != nil {
 		return err
 	}
-	chc, err := clickhouseConfig(c)
-	if err != nil {
-		return err
-	}
 	dialer, err := kc.Dialer()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("wait")+5*time.Minute)
-	defer cancel()
-	conn, err := clickhouse.Open(ctx, chc)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	src := &verify.Source{Brokers: kc.Brokers, Dialer: dialer, Conn: conn}
-	check, err := prepare(ctx, src)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	var rep verify.Report
-	if wait := c.Duration("wait"); wait > 0 {
-		wctx, wcancel := context.WithTimeout(ctx, wait)
-		rep, err = verify.Poll(wctx, time.Second, check)
-		wcancel()
-	} else {
-		rep, err = check(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if format == "json" {
-		enc := json.NewEncoder(c.App.Writer)
-		if err := enc.Encode(rep); err != nil {
+	return withClickHouse(c, c.Duration("wait")+5*time.Minute, func(ctx context.Context, conn driver.Conn) error {
+		check, err := prepare(ctx, &verify.Source{Brokers: kc.Brokers, Dialer: dialer, Conn: conn})
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		var rep verify.Report
+		if wait := c.Duration("wait"); wait > 0 {
+			wctx, wcancel := context.WithTimeout(ctx, wait)
+			rep, err = verify.Poll(wctx, time.Second, check)
+			wcancel()
+		} else {
+			rep, err = check(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if err := printReport(c, format, rep); err != nil {
 			return err
 		}
-	} else {
-		fmt.Fprintln(c.App.Writer, rep.String())
-	}
-	if !rep.OK() {
-		return fmt.Errorf("verify: %d missing, %d duplicated, %d misclassified", rep.Missing, rep.Duplicated, rep.Mismatched)
-	}
-	return nil
+		if !rep.OK() {
+			return fmt.Errorf("verify: %d missing, %d duplicated, %d misclassified", rep.Missing, rep.Duplicated, rep.Mismatched)
+		}
+		return nil
+	})
 }
 
 // runVerifyRollup compares the queries' answers with the stores read with
 // FINAL, prints the report and fails when any bucket differs.
 func runVerifyRollup(c *cli.Context) error {
-	format := c.String("format")
-	if format != "text" && format != "json" {
-		return fmt.Errorf("--format %q is not one of text, json", format)
-	}
-	now := time.Now()
-	since, err := query.ParseTime(c.String("since"), now)
-	if err != nil {
-		return fmt.Errorf("--since: %w", err)
-	}
-	until, err := query.ParseTime(c.String("until"), now)
-	if err != nil {
-		return fmt.Errorf("--until: %w", err)
-	}
-	chc, err := clickhouseConfig(c)
+	format, err := textOrJSON(c)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 10*time.Minute)
-	defer cancel()
-	conn, err := clickhouse.Open(ctx, chc)
+	since, until, err := timeSpan(c, time.Now())
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	rep, err := (&verify.Source{Conn: conn}).Rollup(ctx, since, until)
-	if err != nil {
-		return fmt.Errorf("verify rollup: %w", err)
-	}
-	if format == "json" {
-		if err := json.NewEncoder(c.App.Writer).Encode(rep); err != nil {
+	return withClickHouse(c, 10*time.Minute, func(ctx context.Context, conn driver.Conn) error {
+		rep, err := (&verify.Source{Conn: conn}).Rollup(ctx, since, until)
+		if err != nil {
+			return fmt.Errorf("verify rollup: %w", err)
+		}
+		if err := printReport(c, format, rep); err != nil {
 			return err
 		}
-	} else {
-		fmt.Fprintln(c.App.Writer, rep.String())
-	}
-	if !rep.OK() {
-		return fmt.Errorf("verify rollup: %d buckets differ from the stores read with FINAL", rep.Mismatched)
-	}
-	return nil
+		if !rep.OK() {
+			return fmt.Errorf("verify rollup: %d buckets differ from the stores read with FINAL", rep.Mismatched)
+		}
+		return nil
+	})
 }

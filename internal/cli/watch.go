@@ -23,7 +23,7 @@ func watchCommand() *cli.Command {
 		Name:  "watch",
 		Usage: "print a worker's live active-visitor counts (a client of ws://HOST:PORT/ws)",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "url", Value: "ws://127.0.0.1:6066/ws", Usage: "the worker's feed"},
+			&cli.StringFlag{Name: "url", Value: localWorker("ws", "/ws"), Usage: "the worker's feed"},
 			&cli.Int64Flag{Name: "account", Usage: "only this account (sends a setFilter); 0: all"},
 			&cli.IntFlag{Name: "history", Value: -1, Usage: "recent windows to receive first (-1: the worker's default)"},
 			&cli.IntFlag{Name: "count", Usage: "exit after this many frames (0: until interrupted)"},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,36 +26,29 @@ store_id) and emits distinct-visit counts per tumbling window to the
 active-visitors topic. Bad input goes to the dead-letter topics. An input
 offset is committed only after its outputs are acknowledged by Kafka. SIGINT or
 SIGTERM drains the current batches and commits within --shutdown-timeout.`,
-		Flags: append([]cli.Flag{
+		Flags: slices.Concat([]cli.Flag{
 			&cli.StringFlag{Name: "web-host", Usage: "address the web server listens on (empty: all interfaces)", EnvVars: env("WEB_HOST")},
-			&cli.IntFlag{Name: "web-port", Value: 6066, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
-			&cli.StringFlag{Name: "shadow-group", Value: "domination-shadow", Usage: "consumer group of the shadow agent", EnvVars: env("SHADOW_GROUP")},
-			&cli.StringFlag{Name: "visits-group", Value: "domination-visits", Usage: "consumer group of the visits agent (the window stage uses it with -windows appended)", EnvVars: env("VISITS_GROUP")},
-			&cli.StringFlag{Name: "repartition-topic", Value: "visits-repartition", Usage: "topic of visits keyed by (account_id, store_id)", EnvVars: env("REPARTITION_TOPIC")},
-			&cli.IntFlag{Name: "repartition-partitions", Value: 4, Usage: "partitions of the repartition topic when the worker creates it", EnvVars: env("REPARTITION_PARTITIONS")},
-			&cli.DurationFlag{Name: "window", Value: 10 * time.Second, Usage: "tumbling window size (whole seconds)", EnvVars: env("WINDOW")},
-			&cli.DurationFlag{Name: "grace", Value: 5 * time.Second, Usage: "how long after a window's end, in event time, visits still count in it", EnvVars: env("GRACE")},
+			&cli.IntFlag{Name: "web-port", Value: web.DefaultPort, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
+		}, agentFlags(), []cli.Flag{
+			&cli.IntFlag{Name: "repartition-partitions", Value: agents.DefaultRepartitionPartitions, Usage: "partitions of the repartition topic when the worker creates it", EnvVars: env("REPARTITION_PARTITIONS")},
+		}, windowFlags("tumbling window size (whole seconds)", "how long after a window's end, in event time, visits still count in it"), []cli.Flag{
 			&cli.DurationFlag{Name: "max-clock-skew", Value: agents.DefaultMaxClockSkew, Usage: "how far ahead of this worker's clock a visit or rating may be stamped; beyond it, it is dead-lettered as future_timestamp", EnvVars: env("MAX_CLOCK_SKEW")},
-			&cli.Int64Flag{Name: "min-rating", Value: 1, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
-			&cli.Int64Flag{Name: "max-rating", Value: 100, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
+			&cli.Int64Flag{Name: "min-rating", Value: wire.DefaultMinRating, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
+			&cli.Int64Flag{Name: "max-rating", Value: wire.DefaultMaxRating, Usage: "largest accepted rating", EnvVars: env("MAX_RATING")},
 			&cli.IntFlag{Name: "max-batch", Value: agents.DefaultMaxBatch, Usage: "records per produce-and-commit cycle, per partition", EnvVars: env("MAX_BATCH")},
 			&cli.DurationFlag{Name: "max-wait", Value: agents.DefaultMaxWait, Usage: "how long a batch gathers after its first record", EnvVars: env("MAX_WAIT")},
 			&cli.StringSliceFlag{Name: "allowed-origin", Usage: "origin allowed to open the WebSocket feed besides the worker's own host (repeatable; * for any)", EnvVars: env("ALLOWED_ORIGINS")},
-			&cli.IntFlag{Name: "max-clients", Value: 1000, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
+			&cli.IntFlag{Name: "max-clients", Value: feed.DefaultMaxClients, Usage: "most WebSocket clients at once", EnvVars: env("MAX_CLIENTS")},
 			&cli.DurationFlag{Name: "stall-after", Value: status.DefaultStallAfter, Usage: "how long records may wait with the committed offset unmoved before /status and the metrics call a stage stalled", EnvVars: env("STALL_AFTER")},
-			&cli.IntFlag{Name: "history", Value: 30, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
-			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.Config{}.WithDefaults().ShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
-		}, append(guardFlags(), webSecurityFlags()...)...),
+			&cli.IntFlag{Name: "history", Value: feed.DefaultHistoryWindows, Usage: "recent windows sent to a WebSocket client on connect and on setFilter (a client may ask ?history=N)", EnvVars: env("HISTORY")},
+			&cli.DurationFlag{Name: "shutdown-timeout", Value: worker.DefaultShutdownTimeout, Usage: "deadline for draining and committing on stop", EnvVars: env("SHUTDOWN_TIMEOUT")},
+		}, guardFlags(), webSecurityFlags()),
 		Action: runWorker,
 	}
 }
 
 func runWorker(c *cli.Context) error {
-	log, err := newLogger(c)
-	if err != nil {
-		return err
-	}
-	kc, err := kafkaConfig(c)
+	log, kc, err := loggerAndKafka(c)
 	if err != nil {
 		return err
 	}

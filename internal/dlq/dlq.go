@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,26 +36,23 @@ type Config struct {
 	WriteTimeout time.Duration
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
-	if c.Topic == "" {
-		c.Topic = DefaultTopic
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultTopic)
 	c.Kafka = c.Kafka.WithDefaults()
-	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
+	c.BatchSize = cmp.Or(max(c.BatchSize, 0), DefaultBatchSize)
+	c.WriteTimeout = cmp.Or(max(c.WriteTimeout, 0), DefaultWriteTimeout)
 	return c
 }
 
-// Validate reports a setting that cannot work.
+// Validate reports a setting that cannot work. It applies no defaults.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
 	if err := broker.ValidTopic(c.Topic); err != nil {
-		return fmt.Errorf("dead-letter topic: %w", err)
+		return fmt.Errorf("dlq: dead-letter topic: %w", err)
+	}
+	if c.BatchSize <= 0 || c.WriteTimeout <= 0 {
+		return fmt.Errorf("dlq: batch size %d and write timeout %v must be positive", c.BatchSize, c.WriteTimeout)
 	}
 	return c.Kafka.Validate()
 }

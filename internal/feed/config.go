@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -15,32 +16,35 @@ import (
 // them; Validate reports settings that cannot work.
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses, host:port. Default
-	// ["127.0.0.1:9092"].
+	// [broker.DefaultBroker].
 	Brokers []string
 	// Dialer connects to Kafka (TLS, SASL). Default: kafka-go's plain
 	// dialer.
 	Dialer *kafka.Dialer
 	// Topic holds the windowed counts; only its partition 0 is read.
-	// Default "active-visitors".
+	// Default DefaultTopic.
 	Topic string
 
 	// Replay is how far back in Topic the feed starts reading when Run
 	// starts, to fill the ring of recent counts: from the first record whose
-	// timestamp is at most Replay old. Default 10m.
+	// timestamp is at most Replay old. Default DefaultReplay.
 	Replay time.Duration
 	// RingSize bounds the ring of recent counts, one entry per (account,
 	// store, window start). It is also the horizon of the duplicate
 	// suppression and the most live counts held for a client while its
-	// history is being read. Default 10000.
+	// history is being read. Default DefaultRingSize.
 	RingSize int
 	// HistoryWindows is how many recent counts a client receives on connect
 	// and on every setFilter, unless it asks otherwise with ?history=N.
-	// Default 30 (0 means the default; a client may ask for ?history=0).
+	// Default DefaultHistoryWindows (0 means the default; a client may ask
+	// for ?history=0).
 	HistoryWindows int
-	// MaxHistory is the largest ?history=N accepted. Default 1000.
+	// MaxHistory is the largest ?history=N accepted. Default
+	// DefaultMaxHistory.
 	MaxHistory int
 	// HistoryTimeout bounds reading the history from ClickHouse for one
-	// client; past it the client gets the ring's history only. Default 3s.
+	// client; past it the client gets the ring's history only. Default
+	// DefaultHistoryTimeout.
 	HistoryTimeout time.Duration
 
 	// AllowedOrigins lists the browser origins allowed besides the server's
@@ -51,31 +55,34 @@ type Config struct {
 	// pages served from the same host may connect.
 	AllowedOrigins []string
 	// MaxClients bounds the connected clients; one more gets HTTP 503
-	// before the upgrade. Default 1000.
+	// before the upgrade. Default DefaultMaxClients.
 	MaxClients int
 	// ReadLimit is the largest message a client may send, in bytes; a
-	// larger one closes that client with 1009. Default 4096.
+	// larger one closes that client with 1009. Default DefaultReadLimit.
 	ReadLimit int64
 	// SendQueue is how many frames (a history counts as one) may wait for a
 	// client; a client whose queue is full is closed with 1008 "too slow".
-	// Default 256.
+	// Default DefaultSendQueue.
 	SendQueue int
 
-	// PingInterval is how often each client is pinged. Default 20s.
+	// PingInterval is how often each client is pinged. Default
+	// DefaultPingInterval.
 	PingInterval time.Duration
 	// PongWait is how long a client may stay silent (no pong, no message)
-	// before it is dropped. Must exceed PingInterval. Default 30s.
+	// before it is dropped. Must exceed PingInterval. Default
+	// DefaultPongWait.
 	PongWait time.Duration
-	// WriteTimeout bounds writing one frame to a client. Default 5s.
+	// WriteTimeout bounds writing one frame to a client. Default
+	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
 
 	// ReadyWindow is how recent the reader's last successful fetch (or
 	// caught-up check) must be for Ready to pass; the reader checks that it
-	// is caught up every ReadyWindow/3. Default 30s.
+	// is caught up every ReadyWindow/3. Default DefaultReadyWindow.
 	ReadyWindow time.Duration
 }
 
-// Defaults.
+// Defaults of Config.
 const (
 	DefaultTopic          = "active-visitors"
 	DefaultReplay         = 10 * time.Minute
@@ -92,60 +99,33 @@ const (
 	DefaultReadyWindow    = 30 * time.Second
 )
 
-// withDefaults returns c with its zero fields set to the documented defaults.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with its zero fields set to the documented
+// defaults; negative ones stay, for Validate to refuse.
+func (c Config) WithDefaults() Config {
 	if len(c.Brokers) == 0 {
-		c.Brokers = []string{"127.0.0.1:9092"}
+		c.Brokers = []string{broker.DefaultBroker}
 	}
-	if c.Topic == "" {
-		c.Topic = DefaultTopic
-	}
-	if c.Replay == 0 {
-		c.Replay = DefaultReplay
-	}
-	if c.RingSize == 0 {
-		c.RingSize = DefaultRingSize
-	}
-	if c.HistoryWindows == 0 {
-		c.HistoryWindows = DefaultHistoryWindows
-	}
-	if c.MaxHistory == 0 {
-		c.MaxHistory = DefaultMaxHistory
-	}
-	if c.HistoryTimeout == 0 {
-		c.HistoryTimeout = DefaultHistoryTimeout
-	}
-	if c.MaxClients == 0 {
-		c.MaxClients = DefaultMaxClients
-	}
-	if c.ReadLimit == 0 {
-		c.ReadLimit = DefaultReadLimit
-	}
-	if c.SendQueue == 0 {
-		c.SendQueue = DefaultSendQueue
-	}
-	if c.PingInterval == 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.PongWait == 0 {
-		c.PongWait = DefaultPongWait
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.ReadyWindow == 0 {
-		c.ReadyWindow = DefaultReadyWindow
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultTopic)
+	c.Replay = cmp.Or(c.Replay, DefaultReplay)
+	c.RingSize = cmp.Or(c.RingSize, DefaultRingSize)
+	c.HistoryWindows = cmp.Or(c.HistoryWindows, DefaultHistoryWindows)
+	c.MaxHistory = cmp.Or(c.MaxHistory, DefaultMaxHistory)
+	c.HistoryTimeout = cmp.Or(c.HistoryTimeout, DefaultHistoryTimeout)
+	c.MaxClients = cmp.Or(c.MaxClients, DefaultMaxClients)
+	c.ReadLimit = cmp.Or(c.ReadLimit, DefaultReadLimit)
+	c.SendQueue = cmp.Or(c.SendQueue, DefaultSendQueue)
+	c.PingInterval = cmp.Or(c.PingInterval, DefaultPingInterval)
+	c.PongWait = cmp.Or(c.PongWait, DefaultPongWait)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.ReadyWindow = cmp.Or(c.ReadyWindow, DefaultReadyWindow)
 	return c
 }
 
-// Validate reports the first setting that cannot work, after defaults.
+// Validate reports the first setting that cannot work. It applies no
+// defaults.
 func (c Config) Validate() error {
-	c = c.withDefaults()
-	for _, b := range c.Brokers {
-		if err := hostport.Check(b); err != nil {
-			return fmt.Errorf("feed kafka broker %q: %w", b, err)
-		}
+	if err := hostport.CheckAll("feed kafka broker", c.Brokers); err != nil {
+		return err
 	}
 	if err := broker.ValidTopic(c.Topic); err != nil {
 		return fmt.Errorf("feed topic: %w", err)

@@ -46,7 +46,7 @@ type Feed struct {
 // alone) and registering its metrics with reg (nil: not registered). It
 // starts no goroutine: Run reads Kafka, Handler serves clients.
 func New(cfg Config, history History, log *slog.Logger, reg prometheus.Registerer) (*Feed, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -147,13 +147,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			testenv.CheckErr(t, "Validate", tt.cfg.Validate(), tt.wantErr)
+			testenv.CheckErr(t, "Validate", tt.cfg.WithDefaults().Validate(), tt.wantErr)
 		})
 	}
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c := Config{}.withDefaults()
+	c := Config{}.WithDefaults()
 	if c.Topic != "active-visitors" || c.Replay != 10*time.Minute || c.RingSize != 10000 || c.HistoryWindows != 30 ||
 		c.MaxHistory != 1000 || c.MaxClients != 1000 || c.ReadLimit != 4096 || c.SendQueue != 256 ||
 		c.PingInterval != 20*time.Second || c.PongWait != 30*time.Second || c.WriteTimeout != 5*time.Second {

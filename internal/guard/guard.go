@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,7 @@ type Table struct {
 
 // Defaults of Config and of the tables.
 const (
+	DefaultMode                          = ModeAuto
 	DefaultShadowDeadLetterTopic         = "shadow-dlq"
 	DefaultActiveVisitorsDeadLetterTopic = "active-visitors-dlq"
 	DefaultAuditGroup                    = "domination-guard"
@@ -87,28 +89,28 @@ func Tables(src clickhouse.KafkaSource, shadowDLQ, visitorsDLQ string) []Table {
 
 // Config configures a Guard.
 type Config struct {
-	// Mode says when to guard. Default ModeAuto.
+	// Mode says when to guard. Default DefaultMode.
 	Mode Mode
 	// Tables are the engine tables to guard. Required.
 	Tables []Table
 	// Brokers are the bootstrap addresses. Required.
 	Brokers []string
 	// AuditGroup names the audit's consumer groups: each table's topic is
-	// read in AuditGroup-<store>. Default "domination-guard".
+	// read in AuditGroup-<store>. Default DefaultAuditGroup.
 	AuditGroup string
 	// LeaderGroup and LeaderTopic elect the one worker that unsticks.
-	// Defaults "domination-guard-leader" and "domination-guard".
+	// Defaults DefaultLeaderGroup and DefaultLeaderTopic.
 	LeaderGroup, LeaderTopic string
 	// SkipAfter is how long a partition with records waiting must have
 	// kept its committed offset before the leader looks for a bad record
-	// there. Default 25s.
+	// there. Default DefaultSkipAfter.
 	SkipAfter time.Duration
 	// Interval is how often the leader reads the engines' offsets.
-	// Default 2s.
+	// Default DefaultInterval.
 	Interval time.Duration
 	// MaxScan caps the records read forward, per partition and watch, when
 	// looking for the bad record behind a stall; the next watch goes on
-	// from there. Default 100000.
+	// from there. Default DefaultMaxScan.
 	MaxScan int
 	// NoAudit turns the audit off: the leader still moves the engines past
 	// records they cannot parse, and dead-letters those, but records that
@@ -118,38 +120,26 @@ type Config struct {
 	// output topic once more; that is its cost. Default false.
 	NoAudit bool
 	// Audit tunes the audit's consumption; Name, Brokers, Topic and GroupID
-	// are filled in.
+	// are filled in. Defaults as stream.Config's.
 	Audit stream.Config
 }
 
-func (c Config) withDefaults() Config {
-	if c.Mode == "" {
-		c.Mode = ModeAuto
-	}
-	if c.AuditGroup == "" {
-		c.AuditGroup = DefaultAuditGroup
-	}
-	if c.LeaderGroup == "" {
-		c.LeaderGroup = DefaultLeaderGroup
-	}
-	if c.LeaderTopic == "" {
-		c.LeaderTopic = DefaultLeaderTopic
-	}
-	if c.SkipAfter <= 0 {
-		c.SkipAfter = DefaultSkipAfter
-	}
-	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.MaxScan <= 0 {
-		c.MaxScan = DefaultMaxScan
-	}
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
+func (c Config) WithDefaults() Config {
+	c.Mode = cmp.Or(c.Mode, DefaultMode)
+	c.AuditGroup = cmp.Or(c.AuditGroup, DefaultAuditGroup)
+	c.LeaderGroup = cmp.Or(c.LeaderGroup, DefaultLeaderGroup)
+	c.LeaderTopic = cmp.Or(c.LeaderTopic, DefaultLeaderTopic)
+	c.SkipAfter = cmp.Or(max(c.SkipAfter, 0), DefaultSkipAfter)
+	c.Interval = cmp.Or(max(c.Interval, 0), DefaultInterval)
+	c.MaxScan = cmp.Or(max(c.MaxScan, 0), DefaultMaxScan)
 	return c
 }
 
-// Validate reports the first setting that cannot work, after defaults.
+// Validate reports the first setting that cannot work. It applies no
+// defaults.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	switch c.Mode {
 	case ModeAuto, ModeOn, ModeOff:
 	default:
@@ -216,7 +206,7 @@ type guardMetrics struct {
 
 // New returns a Guard; Run starts it. It does no I/O.
 func New(cfg Config, d Deps) (*Guard, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -271,9 +261,9 @@ func (g *Guard) Run(ctx context.Context) error {
 			g.log.Warn("clickhouse may lose rows on a crash", "err", err)
 		}
 	}
-	topics := []broker.Topic{{Name: g.cfg.LeaderTopic, Partitions: 1}}
+	topics := []broker.Topic{{Name: g.cfg.LeaderTopic, Partitions: broker.SinglePartition}}
 	for _, t := range g.cfg.Tables {
-		topics = append(topics, broker.Topic{Name: t.DeadLetterTopic, Partitions: 1})
+		topics = append(topics, broker.Topic{Name: t.DeadLetterTopic, Partitions: broker.SinglePartition})
 	}
 	err := backoff.Retry(ctx, g.log, backoff.Config{}, "ensure guard topics", func(ctx context.Context) error {
 		tctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -52,7 +52,7 @@ func TestConfigValidate(t *testing.T) {
 		{"dead letters into the topic read", Config{Brokers: []string{"k:9092"}, Tables: Tables(clickhouse.KafkaSource{}, "shadow", "")}, "the dead-letter topic is the topic it reads"},
 		{"bad leader topic", Config{Brokers: []string{"k:9092"}, Tables: tables, LeaderTopic: "a b"}, "a b"},
 	} {
-		err := tc.cfg.Validate()
+		err := tc.cfg.WithDefaults().Validate()
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: Validate() = %v, want %q", tc.name, err, tc.want)
 		}

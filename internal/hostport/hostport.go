@@ -25,3 +25,14 @@ func Check(addr string) error {
 	}
 	return nil
 }
+
+// CheckAll checks every address of addrs, and names the first bad one as
+// what "addr": why.
+func CheckAll(what string, addrs []string) error {
+	for _, a := range addrs {
+		if err := Check(a); err != nil {
+			return fmt.Errorf("%s %q: %w", what, a, err)
+		}
+	}
+	return nil
+}

@@ -24,3 +24,9 @@ func TestCheck(t *testing.T) {
 		t.Run(tc.addr, func(t *testing.T) { testenv.CheckErr(t, "Check", Check(tc.addr), tc.want) })
 	}
 }
+
+func TestCheckAllNamesTheFirstBadAddress(t *testing.T) {
+	testenv.CheckErr(t, "CheckAll", CheckAll("kafka broker", []string{"a:1", "[::1]:2"}), "")
+	testenv.CheckErr(t, "CheckAll", CheckAll("kafka broker", nil), "")
+	testenv.CheckErr(t, "CheckAll", CheckAll("kafka broker", []string{"a:1", "b", "c"}), `kafka broker "b": want host:port`)
+}

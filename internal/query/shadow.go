@@ -14,9 +14,12 @@ import (
 // of the rows Shadow returns within a bucket.
 var ShadowTypes = []string{"Incompatible", "Sha", "Dow", "ShaDow"}
 
+// DefaultShadowGrouping is what ShadowQuery.By "" means: by type.
+const DefaultShadowGrouping = "type"
+
 // ShadowGroupings are the values ShadowQuery.By accepts; the first is the
 // default.
-var ShadowGroupings = []string{"type", "minute", "hour", "day"}
+var ShadowGroupings = []string{DefaultShadowGrouping, "minute", "hour", "day"}
 
 // bucketSQL is the whole whitelist of SQL text that By may choose.
 // Each is taken of t, the start of a minute.
@@ -35,7 +38,7 @@ type ShadowQuery struct {
 	// all types.
 	Types []string
 	// By chooses the grouping, one of ShadowGroupings:
-	//   - "type" (also ""): columns type, count; one row per type, the
+	//   - "type" (DefaultShadowGrouping, also ""): columns type, count; one row per type, the
 	//     largest count first, ties in type order. The original README's
 	//     ad hoc query, made exact.
 	//   - "minute", "hour", "day": columns <By>, type, count; one row per

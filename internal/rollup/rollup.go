@@ -1,6 +1,7 @@
 package rollup
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -30,39 +31,33 @@ const (
 
 // Config configures a Sealer.
 type Config struct {
-	// Interval is the pause between passes. Default 10s.
+	// Interval is the pause between passes. Default DefaultInterval.
 	Interval time.Duration
 	// Lag: a minute is sealed once it ended at least Lag ago. It is no
 	// condition of exactness (a minute sealed too early is sealed again),
-	// only of work saved. Default 1m.
+	// only of work saved. Default DefaultLag.
 	Lag time.Duration
-	// MaxMinutes bounds the minutes one pass seals per store. Default a
-	// week of minutes.
+	// MaxMinutes bounds the minutes one pass seals per store. Default
+	// DefaultMaxMinutes.
 	MaxMinutes int
-	// RunMinutes bounds the minutes of one FINAL read. Default a day.
+	// RunMinutes bounds the minutes of one FINAL read. Default
+	// DefaultRunMinutes.
 	RunMinutes int
 }
 
-func (c Config) withDefaults() Config {
-	if c.Interval == 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.Lag == 0 {
-		c.Lag = DefaultLag
-	}
-	if c.MaxMinutes == 0 {
-		c.MaxMinutes = DefaultMaxMinutes
-	}
-	if c.RunMinutes == 0 {
-		c.RunMinutes = DefaultRunMinutes
-	}
+// WithDefaults returns c with its zero fields set to the documented
+// defaults; negative ones stay, for Validate to refuse.
+func (c Config) WithDefaults() Config {
+	c.Interval = cmp.Or(c.Interval, DefaultInterval)
+	c.Lag = cmp.Or(c.Lag, DefaultLag)
+	c.MaxMinutes = cmp.Or(c.MaxMinutes, DefaultMaxMinutes)
+	c.RunMinutes = cmp.Or(c.RunMinutes, DefaultRunMinutes)
 	return c
 }
 
-// Validate reports the first setting that cannot work, once defaults are
-// applied to the fields left zero.
+// Validate reports the first setting that cannot work. It applies no
+// defaults.
 func (c Config) Validate() error {
-	c = c.withDefaults()
 	switch {
 	case c.Interval < 0:
 		return fmt.Errorf("rollup interval %v is negative", c.Interval)
@@ -87,13 +82,14 @@ type Sealer struct {
 
 // New returns a Sealer over conn's database; Run starts it.
 func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Sealer, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if conn == nil {
 		return nil, errors.New("rollup: no clickhouse connection")
 	}
-	return &Sealer{cfg: cfg.withDefaults(), conn: conn, log: log}, nil
+	return &Sealer{cfg: cfg, conn: conn, log: log}, nil
 }
 
 // Run seals, pass after pass, until ctx ends. A failed pass (ClickHouse

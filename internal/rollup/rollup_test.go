@@ -401,7 +401,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Lag: -time.Second}, "rollup lag -1s is negative"},
 		{Config{MaxMinutes: -1}, "want at least 1"},
 	} {
-		testenv.CheckErr(t, "Validate", tt.cfg.Validate(), tt.want)
+		testenv.CheckErr(t, "Validate", tt.cfg.WithDefaults().Validate(), tt.want)
 	}
 	if _, err := New(Config{}, nil, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("New without a connection: no error")

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/broker"
 )
 
 // Collector takes Reports of the whole path and keeps the metrics current.
@@ -149,7 +150,7 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 
 // observe fills the partitions, lag and stall of s and returns the
 // partitions' offsets; on an error it says so in s.Problem.
-func (c *Collector) observe(ctx context.Context, s *Stage) []bounds {
+func (c *Collector) observe(ctx context.Context, s *Stage) []broker.Span {
 	parts, err := topicBounds(ctx, c.kafka, s.Topic)
 	if err != nil {
 		s.Problem = err.Error()
@@ -163,10 +164,10 @@ func (c *Collector) observe(ctx context.Context, s *Stage) []bounds {
 	now := c.now()
 	ids := make([]int, 0, len(parts))
 	for _, b := range parts {
-		ids = append(ids, b.partition)
-		p := Partition{Partition: b.partition, StartOffset: b.start, EndOffset: b.end, CommittedOffset: committed[b.partition]}
+		ids = append(ids, b.Partition)
+		p := Partition{Partition: b.Partition, StartOffset: b.First, EndOffset: b.End, CommittedOffset: committed[b.Partition]}
 		p.Lag = lagOf(b, p.CommittedOffset)
-		since, stalled := c.stalls.observe(s.Name, b.partition, p.CommittedOffset, p.Lag, now, time.Duration(s.StallAfter))
+		since, stalled := c.stalls.observe(s.Name, b.Partition, p.CommittedOffset, p.Lag, now, time.Duration(s.StallAfter))
 		if p.Lag > 0 {
 			at := since.UTC()
 			p.WaitingSince = &at
@@ -176,7 +177,7 @@ func (c *Collector) observe(ctx context.Context, s *Stage) []bounds {
 		if stalled {
 			s.Stalled = true
 			if s.Stall == nil || since.Before(s.Stall.Since) {
-				s.Stall = &Stall{Since: since.UTC(), Partition: b.partition, Offset: p.CommittedOffset}
+				s.Stall = &Stall{Since: since.UTC(), Partition: b.Partition, Offset: p.CommittedOffset}
 			}
 		}
 		s.Partitions = append(s.Partitions, p)
@@ -186,7 +187,7 @@ func (c *Collector) observe(ctx context.Context, s *Stage) []bounds {
 }
 
 // store fills the ClickHouse side of an engine stage.
-func (c *Collector) store(ctx context.Context, s *Stage, es engineStage, parts []bounds, tables tableInfo, tablesErr error, at time.Time) {
+func (c *Collector) store(ctx context.Context, s *Stage, es engineStage, parts []broker.Span, tables tableInfo, tablesErr error, at time.Time) {
 	problem := func(err error) {
 		if s.Problem != "" {
 			s.Problem += "; "

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/internal/guard"
 )
 
 // Defaults of Config.
@@ -24,12 +26,6 @@ const (
 	DefaultStallAfter = 20 * time.Second
 	// DefaultTimeout bounds one Collect.
 	DefaultTimeout = 15 * time.Second
-	// DefaultShadowDeadLetterTopic is where the guard copies the records
-	// it skips on the shadow topic.
-	DefaultShadowDeadLetterTopic = "shadow-dlq"
-	// DefaultActiveVisitorsDeadLetterTopic is where the guard copies the
-	// records it skips on the active-visitors topic.
-	DefaultActiveVisitorsDeadLetterTopic = "active-visitors-dlq"
 )
 
 // Config configures a Collector. The topics and groups of the agent stages
@@ -52,7 +48,8 @@ type Config struct {
 	Engines clickhouse.KafkaSource
 	// ShadowDeadLetterTopic and ActiveVisitorsDeadLetterTopic are the
 	// guard's dead-letter topics, counted when they exist. Defaults
-	// DefaultShadowDeadLetterTopic and DefaultActiveVisitorsDeadLetterTopic.
+	// guard.DefaultShadowDeadLetterTopic and
+	// guard.DefaultActiveVisitorsDeadLetterTopic.
 	ShadowDeadLetterTopic         string
 	ActiveVisitorsDeadLetterTopic string
 	// Interval is how often Run refreshes. Default DefaultInterval.
@@ -70,37 +67,26 @@ type Config struct {
 	Ready func(ctx context.Context) error
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
 	c.Shadow = c.Shadow.WithDefaults()
 	c.Visits = c.Visits.WithDefaults()
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&c.Engines.ShadowTopic, c.Shadow.OutputTopic)
-	def(&c.Engines.ShadowGroup, clickhouse.DefaultShadowGroup)
-	def(&c.Engines.ActiveVisitorsTopic, c.Visits.OutputTopic)
-	def(&c.Engines.ActiveVisitorsGroup, clickhouse.DefaultActiveVisitorsGroup)
-	def(&c.ShadowDeadLetterTopic, DefaultShadowDeadLetterTopic)
-	def(&c.ActiveVisitorsDeadLetterTopic, DefaultActiveVisitorsDeadLetterTopic)
-	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.StallAfter <= 0 {
-		c.StallAfter = DefaultStallAfter
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
+	c.Engines.ShadowTopic = cmp.Or(c.Engines.ShadowTopic, c.Shadow.OutputTopic)
+	c.Engines.ShadowGroup = cmp.Or(c.Engines.ShadowGroup, clickhouse.DefaultShadowGroup)
+	c.Engines.ActiveVisitorsTopic = cmp.Or(c.Engines.ActiveVisitorsTopic, c.Visits.OutputTopic)
+	c.Engines.ActiveVisitorsGroup = cmp.Or(c.Engines.ActiveVisitorsGroup, clickhouse.DefaultActiveVisitorsGroup)
+	c.ShadowDeadLetterTopic = cmp.Or(c.ShadowDeadLetterTopic, guard.DefaultShadowDeadLetterTopic)
+	c.ActiveVisitorsDeadLetterTopic = cmp.Or(c.ActiveVisitorsDeadLetterTopic, guard.DefaultActiveVisitorsDeadLetterTopic)
+	c.Interval = cmp.Or(max(c.Interval, 0), DefaultInterval)
+	c.StallAfter = cmp.Or(max(c.StallAfter, 0), DefaultStallAfter)
+	c.Timeout = cmp.Or(max(c.Timeout, 0), DefaultTimeout)
 	return c
 }
 
-// Validate reports the first setting that cannot work, once defaults are
-// applied.
+// Validate reports the first setting that cannot work. It applies no
+// defaults.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
 	if err := c.Shadow.Validate(); err != nil {
 		return fmt.Errorf("status: %w", err)
 	}

@@ -18,15 +18,9 @@ import (
 // errNoTopic marks a topic that does not exist.
 var errNoTopic = errors.New("topic does not exist")
 
-// bounds is a partition's first and end offsets.
-type bounds struct {
-	partition  int
-	start, end int64
-}
-
 // topicBounds returns the partitions of topic with their offsets, in
 // partition order, or errNoTopic.
-func topicBounds(ctx context.Context, c *kafka.Client, topic string) ([]bounds, error) {
+func topicBounds(ctx context.Context, c *kafka.Client, topic string) ([]broker.Span, error) {
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("describe topic %s: %w", topic, err)
@@ -45,23 +39,15 @@ func topicBounds(ctx context.Context, c *kafka.Client, topic string) ([]bounds, 
 	for i, p := range t.Partitions {
 		ids[i] = p.ID
 	}
-	spans, err := broker.Spans(ctx, c, topic, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]bounds, len(spans))
-	for i, s := range spans {
-		out[i] = bounds{partition: s.Partition, start: s.First, end: s.End}
-	}
-	return out, nil
+	return broker.Spans(ctx, c, topic, ids)
 }
 
 // committedOffsets returns group's committed offset per partition of topic,
 // -1 where it has none.
-func committedOffsets(ctx context.Context, c *kafka.Client, group, topic string, parts []bounds) (map[int]int64, error) {
+func committedOffsets(ctx context.Context, c *kafka.Client, group, topic string, parts []broker.Span) (map[int]int64, error) {
 	ids := make([]int, len(parts))
 	for i, p := range parts {
-		ids[i] = p.partition
+		ids[i] = p.Partition
 	}
 	res, err := c.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
 	if err != nil {
@@ -84,12 +70,12 @@ func committedOffsets(ctx context.Context, c *kafka.Client, group, topic string,
 }
 
 // lagOf is what waits for a group on a partition.
-func lagOf(b bounds, committed int64) int64 {
+func lagOf(b broker.Span, committed int64) int64 {
 	from := committed
-	if from < 0 || from < b.start {
-		from = b.start
+	if from < 0 || from < b.First {
+		from = b.First
 	}
-	return max(b.end-from, 0)
+	return max(b.End-from, 0)
 }
 
 // tailRecords is how many records at the end of each partition are read
@@ -102,15 +88,15 @@ const fetchMaxBytes = 4 << 20
 
 // newestEventTime returns the newest event time that decode finds in the
 // last records of the partitions, and false when none decodes.
-func newestEventTime(ctx context.Context, c *kafka.Client, topic string, parts []bounds, decode func([]byte) (time.Time, bool)) (time.Time, bool, error) {
+func newestEventTime(ctx context.Context, c *kafka.Client, topic string, parts []broker.Span, decode func([]byte) (time.Time, bool)) (time.Time, bool, error) {
 	var newest time.Time
 	found := false
 	for _, b := range parts {
-		if b.end <= b.start {
+		if b.End <= b.First {
 			continue
 		}
-		from := max(b.start, b.end-tailRecords)
-		err := readRange(ctx, c, topic, b.partition, from, b.end, func(r *kafka.Message) {
+		from := max(b.First, b.End-tailRecords)
+		err := readRange(ctx, c, topic, b.Partition, from, b.End, func(r *kafka.Message) {
 			if t, ok := decode(r.Value); ok && (!found || t.After(newest)) {
 				newest, found = t, true
 			}
@@ -243,22 +229,22 @@ func (d *deadLetterCursor) advance(ctx context.Context, c *kafka.Client, topic s
 	d.exists = true
 	seen := map[int]bool{}
 	for _, b := range parts {
-		seen[b.partition] = true
-		next, ok := d.next[b.partition]
-		if !ok || next > b.end {
+		seen[b.Partition] = true
+		next, ok := d.next[b.Partition]
+		if !ok || next > b.End {
 			// New partition, or the topic was created again: start over.
-			next = b.start
-			d.byPart[b.partition] = map[string]int64{}
+			next = b.First
+			d.byPart[b.Partition] = map[string]int64{}
 		}
-		next = max(next, b.start)
-		counts := d.byPart[b.partition]
-		if err := readRange(ctx, c, topic, b.partition, next, b.end, func(m *kafka.Message) {
+		next = max(next, b.First)
+		counts := d.byPart[b.Partition]
+		if err := readRange(ctx, c, topic, b.Partition, next, b.End, func(m *kafka.Message) {
 			counts[reasonOf(m.Headers)]++
 			next = m.Offset + 1
 		}); err != nil {
 			return err
 		}
-		d.next[b.partition] = max(next, b.end)
+		d.next[b.Partition] = max(next, b.End)
 	}
 	for p := range d.next {
 		if !seen[p] {

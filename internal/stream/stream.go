@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -96,10 +97,20 @@ type Partition struct {
 // every generation for every partition assigned.
 type Factory func(p Partition) Processor
 
-// Defaults of Config's batching fields.
+// Defaults of Config.
 const (
-	DefaultMaxBatch = 4096
-	DefaultMaxWait  = 20 * time.Millisecond
+	// DefaultStartOffset starts a partition without a committed offset at
+	// its first record.
+	DefaultStartOffset = kafka.FirstOffset
+	DefaultMaxBatch    = 4096
+	DefaultMaxWait     = 20 * time.Millisecond
+	// DefaultFetchMaxBytes is 512 KiB.
+	DefaultFetchMaxBytes     = 512 << 10
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultRebalanceTimeout  = 20 * time.Second
+	DefaultHeartbeatInterval = 2 * time.Second
+	DefaultDrainTimeout      = 10 * time.Second
+	DefaultTickInterval      = time.Second
 )
 
 // Config describes one agent's consumption.
@@ -113,69 +124,57 @@ type Config struct {
 	// GroupID is the consumer group. Required.
 	GroupID string
 	// StartOffset is where a partition without a committed offset starts:
-	// kafka.FirstOffset (default) or kafka.LastOffset.
+	// kafka.FirstOffset or kafka.LastOffset. Default DefaultStartOffset.
 	StartOffset int64
 	// MaxBatch caps the records in one produce-and-commit cycle. Default
-	// 4096.
+	// DefaultMaxBatch.
 	MaxBatch int
 	// MaxWait is how long a batch keeps gathering after its first record.
-	// It bounds the latency added by batching. Default 20ms.
+	// It bounds the latency added by batching. Default DefaultMaxWait.
 	MaxWait time.Duration
 	// FetchMaxBytes caps one fetch response per partition; a partition
 	// holds at most two (one being processed, one read ahead). A record
-	// batch larger than it is still fetched, alone. Default 512 KiB.
+	// batch larger than it is still fetched, alone. Default
+	// DefaultFetchMaxBytes.
 	FetchMaxBytes int
 	// SessionTimeout and RebalanceTimeout are the consumer group's. A
-	// stopped worker's partitions move after SessionTimeout. Defaults 10s
-	// and 20s.
+	// stopped worker's partitions move after SessionTimeout. Defaults
+	// DefaultSessionTimeout and DefaultRebalanceTimeout.
 	SessionTimeout   time.Duration
 	RebalanceTimeout time.Duration
-	// HeartbeatInterval defaults to 2s.
+	// HeartbeatInterval is the consumer group's. Default
+	// DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// DrainTimeout bounds finishing the current batch once the runner
 	// stops or the generation ends: writes and commits still failing or
-	// blocked then are cancelled. Default 10s.
+	// blocked then are cancelled. Default DefaultDrainTimeout.
 	DrainTimeout time.Duration
-	// TickInterval is how often a Ticker processor is ticked. Default 1s.
+	// TickInterval is how often a Ticker processor is ticked. Default
+	// DefaultTickInterval.
 	TickInterval time.Duration
 	// Retry bounds the backoff between failed produce, commit, offset read
-	// or join attempts.
+	// or join attempts. Defaults as backoff.Config's.
 	Retry backoff.Config
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
-	if c.StartOffset == 0 {
-		c.StartOffset = kafka.FirstOffset
-	}
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = DefaultMaxWait
-	}
-	if c.FetchMaxBytes <= 0 {
-		c.FetchMaxBytes = 512 << 10
-	}
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = 10 * time.Second
-	}
-	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = 20 * time.Second
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = 2 * time.Second
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 10 * time.Second
-	}
-	if c.TickInterval <= 0 {
-		c.TickInterval = time.Second
-	}
+	c.StartOffset = cmp.Or(c.StartOffset, DefaultStartOffset)
+	c.MaxBatch = cmp.Or(max(c.MaxBatch, 0), DefaultMaxBatch)
+	c.MaxWait = cmp.Or(max(c.MaxWait, 0), DefaultMaxWait)
+	c.FetchMaxBytes = cmp.Or(max(c.FetchMaxBytes, 0), DefaultFetchMaxBytes)
+	c.SessionTimeout = cmp.Or(max(c.SessionTimeout, 0), DefaultSessionTimeout)
+	c.RebalanceTimeout = cmp.Or(max(c.RebalanceTimeout, 0), DefaultRebalanceTimeout)
+	c.HeartbeatInterval = cmp.Or(max(c.HeartbeatInterval, 0), DefaultHeartbeatInterval)
+	c.DrainTimeout = cmp.Or(max(c.DrainTimeout, 0), DefaultDrainTimeout)
+	c.TickInterval = cmp.Or(max(c.TickInterval, 0), DefaultTickInterval)
+	c.Retry = c.Retry.WithDefaults()
 	return c
 }
 
-// Validate reports a missing or impossible setting.
+// Validate reports a missing or impossible setting. It applies no
+// defaults.
 func (c Config) Validate() error {
 	switch {
 	case c.Name == "":
@@ -188,6 +187,9 @@ func (c Config) Validate() error {
 		return errors.New("stream: GroupID is required")
 	case c.StartOffset != kafka.FirstOffset && c.StartOffset != kafka.LastOffset && c.StartOffset != 0:
 		return errors.New("stream: StartOffset must be kafka.FirstOffset or kafka.LastOffset")
+	}
+	if err := c.Retry.Validate(); err != nil {
+		return fmt.Errorf("stream: %w", err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -30,14 +31,21 @@ import (
 	"github.com/domination/domination/internal/auth"
 )
 
+// Defaults of Config.
+const (
+	DefaultPort            = 6066
+	DefaultShutdownTimeout = 5 * time.Second
+)
+
 // Config configures the server.
 type Config struct {
 	// Host is the address to listen on. Default "" (all interfaces), as
 	// the original worker did.
 	Host string
-	// Port to listen on. Default 6066.
+	// Port to listen on. Default DefaultPort.
 	Port int
-	// ShutdownTimeout bounds closing open connections. Default 5s.
+	// ShutdownTimeout bounds closing open connections. Default
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Ready reports whether the worker can serve; nil means always ready.
 	// It is called on every GET /ready and must answer quickly.
@@ -58,18 +66,15 @@ type Config struct {
 	TLSKeyFile  string
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero fields (and a negative
+// ShutdownTimeout) set to the documented defaults.
 func (c Config) WithDefaults() Config {
-	if c.Port == 0 {
-		c.Port = 6066
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 5 * time.Second
-	}
+	c.Port = cmp.Or(c.Port, DefaultPort)
+	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), DefaultShutdownTimeout)
 	return c
 }
 
-// Validate reports a setting that cannot work.
+// Validate reports a setting that cannot work. It applies no defaults.
 func (c Config) Validate() error {
 	if c.Port < 0 || c.Port > 65535 {
 		return fmt.Errorf("web port %d is out of range", c.Port)

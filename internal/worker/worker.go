@@ -4,6 +4,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ import (
 	"github.com/domination/domination/metrics"
 )
 
+// DefaultShutdownTimeout bounds a worker's whole stop.
+const DefaultShutdownTimeout = 30 * time.Second
+
 // Config configures a worker.
 type Config struct {
 	// Kafka is how to reach the brokers.
@@ -34,15 +38,17 @@ type Config struct {
 	Shadow agents.ShadowConfig
 	// Visits configures the visit agents (re-keying and windows).
 	Visits agents.VisitsConfig
-	// Web configures the HTTP server (port 6066 by default).
+	// Web configures the HTTP server (port web.DefaultPort by default).
 	Web web.Config
 	// ClickHouse is where the feed reads history and /ready checks.
 	ClickHouse clickhouse.Config
 	// Feed configures the WebSocket feed on /ws; its Brokers, Dialer and
-	// Topic (Visits.OutputTopic) are filled in by the worker.
+	// Topic (Visits.OutputTopic) are filled in by the worker, and feed.New
+	// applies its defaults.
 	Feed feed.Config
 	// Status configures GET /status and the domination_clickhouse_*
-	// metrics; its Shadow, Visits and Ready are filled in by the worker.
+	// metrics; its Shadow, Visits and Ready are filled in by the worker,
+	// and status.New applies its defaults.
 	Status status.Config
 	// Guard keeps ClickHouse's Kafka engine tables moving past records
 	// they cannot store; its Brokers are filled in by the worker, and its
@@ -53,29 +59,31 @@ type Config struct {
 	Rollup rollup.Config
 	// ShutdownTimeout bounds the whole stop: draining batches, committing,
 	// leaving the groups and closing the server. Overrunning it is an
-	// error. Default 30s.
+	// error. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// Producer is the shared producer's; the agents hand it whole
 	// batches, which it sends at once. Defaults as broker.ProducerConfig's.
 	Producer broker.ProducerConfig
 }
 
-// WithDefaults returns c with its zero fields set to the documented defaults.
+// WithDefaults returns c with its zero (and negative) fields set to the
+// documented defaults.
 func (c Config) WithDefaults() Config {
 	c.Kafka = c.Kafka.WithDefaults()
 	c.Shadow = c.Shadow.WithDefaults()
 	c.Visits = c.Visits.WithDefaults()
 	c.Web = c.Web.WithDefaults()
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 30 * time.Second
-	}
+	c.ClickHouse = c.ClickHouse.WithDefaults()
+	c.Guard = c.Guard.WithDefaults()
+	c.Rollup = c.Rollup.WithDefaults()
+	c.ShutdownTimeout = cmp.Or(max(c.ShutdownTimeout, 0), DefaultShutdownTimeout)
 	c.Producer = c.Producer.WithDefaults()
 	return c
 }
 
-// Validate reports the first setting that cannot work.
+// Validate reports the first setting that cannot work. It applies no
+// defaults.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
 	if err := c.Kafka.Validate(); err != nil {
 		return err
 	}
@@ -92,6 +100,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Rollup.Validate(); err != nil {
+		return err
+	}
+	if err := c.Producer.Validate(); err != nil {
 		return err
 	}
 	return c.Web.Validate()

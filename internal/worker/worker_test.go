@@ -35,7 +35,7 @@ func TestValidateRejectsBadTopicsPortsAndBrokers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			testenv.CheckErr(t, "Validate()", tt.cfg.Validate(), tt.wantErr)
+			testenv.CheckErr(t, "Validate()", tt.cfg.WithDefaults().Validate(), tt.wantErr)
 			if tt.wantErr == "" {
 				return
 			}
