@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/domination/domination/metrics"
 )
 
 // fakeHistory is a History held in memory, with hooks for fault injection
@@ -79,11 +81,7 @@ func (h *fakeHistory) Ping(context.Context) error {
 
 func newTestHub(t *testing.T, history History) *hub {
 	t.Helper()
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newHub(slog.New(slog.DiscardHandler), m, history, 100, time.Second, hubLimits{maxClients: 10, pending: 100})
+	return newHub(slog.New(slog.DiscardHandler), metrics.New(), history, 100, time.Second, hubLimits{maxClients: 10, pending: 100})
 }
 
 // testSub is a subscriber without a connection: its queue is read by the
@@ -159,7 +157,7 @@ func TestSyncSendsHistoryThenLiveWithoutGapOrRepeatAtTheSeam(t *testing.T) {
 	if got := s.drain(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("client got\n%v\nwant\n%v", got, want)
 	}
-	if got := value(t, h.m.duplicates); got != 1 {
+	if got := value(t, h.m.FeedDuplicates); got != 1 {
 		t.Errorf("duplicates = %v, want 1", got)
 	}
 }
@@ -252,7 +250,7 @@ func TestSyncWithoutClickHouseSendsTheRing(t *testing.T) {
 	if got := s.drain(t); !reflect.DeepEqual(got, []Count{win(1, 0, 1)}) {
 		t.Errorf("got %v", got)
 	}
-	if got := value(t, h.m.historyErrors); got != 1 {
+	if got := value(t, h.m.FeedHistoryErrors); got != 1 {
 		t.Errorf("history errors = %v, want 1", got)
 	}
 }
@@ -274,7 +272,7 @@ func TestPublishDropsTheClientWhoseQueueIsFull(t *testing.T) {
 	if len(fast.stopped) != 0 {
 		t.Errorf("fast client stopped with %v", fast.stopped)
 	}
-	if got := value(t, h.m.dropped.WithLabelValues(reasonSlow)); got != 1 {
+	if got := value(t, h.m.FeedDropped.WithLabelValues(reasonSlow)); got != 1 {
 		t.Errorf("dropped slow = %v, want 1", got)
 	}
 	if h.clients() != 1 {

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/metrics"
 )
 
 // countTopic creates a one-partition topic of t's own, deleted when t
@@ -92,14 +92,14 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := New(Config{Brokers: brokers, Dialer: dialer, Topic: topic, Replay: 10 * time.Minute, ReadyWindow: 3 * time.Second},
-		nil, testLogger(t), prometheus.NewRegistry())
+		nil, testLogger(t), metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cancel := runFeed(t, f)
 
-	testenv.WaitFor(t, "three counts replayed", 15*time.Second, func() bool { return value(t, f.m.received) == 3 })
-	if got := value(t, f.m.invalid); got != 1 {
+	testenv.WaitFor(t, "three counts replayed", 15*time.Second, func() bool { return value(t, f.m.FeedReceived) == 3 })
+	if got := value(t, f.m.FeedInvalid); got != 1 {
 		t.Errorf("invalid = %v, want 1", got)
 	}
 	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
@@ -120,7 +120,7 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 	if got := readCount(t, c); !same(got, win(1, 40, 1)) {
 		t.Fatalf("after a re-emission: got %v, want window 40", got)
 	}
-	if got := value(t, f.m.duplicates); got != 1 {
+	if got := value(t, f.m.FeedDuplicates); got != 1 {
 		t.Errorf("duplicates = %v, want 1", got)
 	}
 
@@ -190,7 +190,7 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, Topic: "av", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer func() { _ = w.Close() }()
 	produce(t, w, record(t, win(1, 0, 1), time.Now()))
-	testenv.WaitFor(t, "the count read once kafka is up", 20*time.Second, func() bool { return value(t, f.m.received) == 1 })
+	testenv.WaitFor(t, "the count read once kafka is up", 20*time.Second, func() bool { return value(t, f.m.FeedReceived) == 1 })
 	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
 
 	cluster.Close()

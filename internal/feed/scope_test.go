@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/domination/domination/internal/auth"
+	"github.com/domination/domination/metrics"
 )
 
 // listHistory is a History over a fixed list of counts that records which
@@ -155,7 +154,7 @@ func TestScopedClientReceivesOnlyItsAccountsInHistoryAndLive(t *testing.T) {
 		stored = append(stored, scopeWindow(1+i%3, 100+i*10, uint64(i+1)))
 	}
 	hist := &listHistory{counts: stored}
-	f, err := New(Config{}, hist, nil, prometheus.NewRegistry())
+	f, err := New(Config{}, hist, nil, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +184,7 @@ func TestScopedClientReceivesOnlyItsAccountsInHistoryAndLive(t *testing.T) {
 }
 
 func TestScopedClientFilterWithinTheScopeWorksAndOutsideIsClosedWith4403(t *testing.T) {
-	f, err := New(Config{}, nil, nil, prometheus.NewRegistry())
+	f, err := New(Config{}, nil, nil, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +211,7 @@ func TestScopedClientFilterWithinTheScopeWorksAndOutsideIsClosedWith4403(t *test
 	if ce.Code != closeOutOfScope || !strings.Contains(ce.Text, "outside") {
 		t.Fatalf("close %d %q, want %d naming the scope", ce.Code, ce.Text, closeOutOfScope)
 	}
-	if n := scopeCounter(t, f.m.dropped.WithLabelValues(reasonScope)); n != 1 {
+	if n := value(t, f.m.FeedDropped.WithLabelValues(reasonScope)); n != 1 {
 		t.Fatalf("dropped{reason=scope} = %v, want 1", n)
 	}
 }
@@ -223,7 +222,7 @@ func TestTokenForEveryAccountAndOpenServerSeeEverything(t *testing.T) {
 		"no tokens":  nil,
 	} {
 		t.Run(name, func(t *testing.T) {
-			f, err := New(Config{}, nil, nil, prometheus.NewRegistry())
+			f, err := New(Config{}, nil, nil, metrics.New())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +250,7 @@ func TestTokenForEveryAccountAndOpenServerSeeEverything(t *testing.T) {
 }
 
 func TestTokenWithoutAccountsIsRefusedBeforeTheUpgrade(t *testing.T) {
-	f, err := New(Config{}, nil, nil, prometheus.NewRegistry())
+	f, err := New(Config{}, nil, nil, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,12 +283,3 @@ func (h historyFunc) Recent(ctx context.Context, account *int64, n int) ([]Count
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func scopeCounter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var d dto.Metric
-	if err := c.Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	return d.GetCounter().GetValue()
-}
