@@ -102,6 +102,20 @@ func newTestSub(queue int) *testSub {
 	return ts
 }
 
+// subscribe adds a subscriber of queue 16 to h and syncs it to f with a
+// history of n counts.
+func subscribe(t *testing.T, h *hub, f filter, n int) *testSub {
+	t.Helper()
+	s := newTestSub(16)
+	if err := h.add(s.subscriber); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sync(context.Background(), s.subscriber, f, n); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // drain returns the counts queued so far, in order.
 func (ts *testSub) drain(t *testing.T) []Count {
 	t.Helper()
@@ -142,13 +156,7 @@ func TestSyncSendsHistoryThenLiveWithoutGapOrRepeatAtTheSeam(t *testing.T) {
 		h.publish(win(1, 60, 1))
 		h.publish(win(1, 60, 2))
 	}
-	s := newTestSub(16)
-	if err := h.add(s.subscriber); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.sync(context.Background(), s.subscriber, filter{}, 100); err != nil {
-		t.Fatal(err)
-	}
+	s := subscribe(t, h, filter{}, 100)
 	h.publish(win(1, 70, 1))
 	h.publish(win(1, 70, 1)) // re-emitted after a restart: not sent again
 
@@ -170,11 +178,7 @@ func TestSyncDoesNotRepeatWhatClickHouseHadBeforeTheReader(t *testing.T) {
 	hist.set(win(1, 0, 1), win(1, 10, 1), win(1, 20, 1), win(1, 30, 4))
 	h := newTestHub(t, hist)
 	h.publish(win(1, 0, 1))
-	s := newTestSub(16)
-	_ = h.add(s.subscriber)
-	if err := h.sync(context.Background(), s.subscriber, filter{}, 10); err != nil {
-		t.Fatal(err)
-	}
+	s := subscribe(t, h, filter{}, 10)
 	h.publish(win(1, 10, 1)) // replayed: already sent
 	h.publish(win(1, 20, 1)) // replayed: already sent
 	h.publish(win(1, 30, 5)) // another count than ClickHouse's: an update
@@ -185,9 +189,7 @@ func TestSyncDoesNotRepeatWhatClickHouseHadBeforeTheReader(t *testing.T) {
 		t.Errorf("client got\n%v\nwant\n%v", got, want)
 	}
 	// Another client, connecting later, has nothing to skip.
-	late := newTestSub(16)
-	_ = h.add(late.subscriber)
-	_ = h.sync(context.Background(), late.subscriber, filter{}, 2)
+	late := subscribe(t, h, filter{}, 2)
 	h.publish(win(1, 50, 1))
 	want = []Count{win(1, 30, 5), win(1, 40, 1), win(1, 50, 1)}
 	if got := late.drain(t); !reflect.DeepEqual(got, want) {
@@ -215,13 +217,7 @@ func TestSyncKeepsTheLastNAndTheFilter(t *testing.T) {
 			h.publish(win(2, 10, 1))
 			h.publish(win(1, 20, 1))
 			h.publish(win(2, 20, 1))
-			s := newTestSub(16)
-			if err := h.add(s.subscriber); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.sync(context.Background(), s.subscriber, tt.f, tt.n); err != nil {
-				t.Fatal(err)
-			}
+			s := subscribe(t, h, tt.f, tt.n)
 			if got := s.drain(t); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
@@ -242,11 +238,7 @@ func TestSyncWithoutClickHouseSendsTheRing(t *testing.T) {
 	hist := &fakeHistory{err: errors.New("connection refused")}
 	h := newTestHub(t, hist)
 	h.publish(win(1, 0, 1))
-	s := newTestSub(16)
-	_ = h.add(s.subscriber)
-	if err := h.sync(context.Background(), s.subscriber, filter{}, 10); err != nil {
-		t.Fatal(err)
-	}
+	s := subscribe(t, h, filter{}, 10)
 	if got := s.drain(t); !reflect.DeepEqual(got, []Count{win(1, 0, 1)}) {
 		t.Errorf("got %v", got)
 	}

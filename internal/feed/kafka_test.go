@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -135,17 +134,11 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 func runFeed(t *testing.T, f *Feed) context.CancelFunc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- f.Run(ctx) }()
+	wait := goRun(t, ctx, f, f.readKafka)
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return within 10s of its context ending")
+		if err := wait(10 * time.Second); err != nil {
+			t.Errorf("Run = %v", err)
 		}
 	})
 	return cancel
@@ -157,10 +150,7 @@ func TestRunWithKafkaDownRetriesAndIsNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFeed(t, f)
-	testenv.WaitFor(t, "Ready names kafka", 5*time.Second, func() bool {
-		err := f.Ready(context.Background())
-		return err != nil && strings.Contains(err.Error(), "kafka nowhere: last fetch failed")
-	})
+	waitUnready(t, f, "Ready names kafka", 5*time.Second, "kafka nowhere: last fetch failed")
 }
 
 func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
@@ -177,10 +167,7 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFeed(t, f)
-	testenv.WaitFor(t, "not ready while kafka is down", 5*time.Second, func() bool {
-		err := f.Ready(context.Background())
-		return err != nil && strings.Contains(err.Error(), "kafka av: last fetch failed")
-	})
+	waitUnready(t, f, "not ready while kafka is down", 5*time.Second, "kafka av: last fetch failed")
 	time.Sleep(500 * time.Millisecond) // a retry or two
 
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "av"))
@@ -194,8 +181,5 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
 
 	cluster.Close()
-	testenv.WaitFor(t, "not ready once kafka is gone", 10*time.Second, func() bool {
-		err := f.Ready(context.Background())
-		return err != nil && strings.Contains(err.Error(), "kafka av")
-	})
+	waitUnready(t, f, "not ready once kafka is gone", 10*time.Second, "kafka av")
 }

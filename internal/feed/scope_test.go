@@ -2,7 +2,6 @@ package feed
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -62,6 +61,8 @@ func scopeToken(t *testing.T, scope auth.Scope) auth.Token {
 	return tok
 }
 
+// scopedConn is a client of a scoped feed, with the reading helpers of
+// ws_test.go bound to it.
 type scopedConn struct {
 	t *testing.T
 	c *websocket.Conn
@@ -69,38 +70,13 @@ type scopedConn struct {
 
 func dialScoped(t *testing.T, url string) scopedConn {
 	t.Helper()
-	c, res, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		code := 0
-		if res != nil {
-			code = res.StatusCode
-		}
-		t.Fatalf("dial %s: %v (HTTP %d)", url, err, code)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return scopedConn{t, c}
+	return scopedConn{t, dial(t, url, nil)}
 }
 
-// next reads one count; a close frame fails the test.
+// next reads one count; any other frame fails the test.
 func (s scopedConn) next() Count {
 	s.t.Helper()
-	_ = s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := s.c.ReadMessage()
-	if err != nil {
-		s.t.Fatalf("read: %v", err)
-	}
-	var fr struct {
-		Type    string  `json:"type"`
-		Account int64   `json:"account_id"`
-		Store   *string `json:"store_id"`
-		From    int64   `json:"ts_from"`
-		To      int64   `json:"ts_to"`
-		Count   uint64  `json:"count"`
-	}
-	if err := json.Unmarshal(data, &fr); err != nil || fr.Type != "" {
-		s.t.Fatalf("frame %s is not a count", data)
-	}
-	return Count{AccountID: fr.Account, StoreID: fr.Store, Start: fr.From, End: fr.To, Count: fr.Count}
+	return readCount(s.t, s.c)
 }
 
 func (s scopedConn) nextN(n int) []Count {
@@ -114,9 +90,7 @@ func (s scopedConn) nextN(n int) []Count {
 
 func (s scopedConn) send(msg string) {
 	s.t.Helper()
-	if err := s.c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		s.t.Fatalf("send: %v", err)
-	}
+	send(s.t, s.c, msg)
 }
 
 // closed reads until the server closes and returns the close frame.

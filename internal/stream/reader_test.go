@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +45,7 @@ type partitionRead struct {
 	values    []string
 	offsets   []int64
 	responses int
-	failures  atomic.Int32
+	failures  int
 }
 
 func (r *partitionRead) got(records []kafka.Message, _ int64) {
@@ -59,7 +58,11 @@ func (r *partitionRead) got(records []kafka.Message, _ int64) {
 	}
 }
 
-func (r *partitionRead) failed(error) { r.failures.Add(1) }
+func (r *partitionRead) failed(error) {
+	r.mu.Lock()
+	r.failures++
+	r.mu.Unlock()
+}
 
 func (r *partitionRead) read() (values []string, offsets []int64, responses int) {
 	r.mu.Lock()
@@ -67,20 +70,17 @@ func (r *partitionRead) read() (values []string, offsets []int64, responses int)
 	return slices.Clone(r.values), slices.Clone(r.offsets), r.responses
 }
 
+func (r *partitionRead) failedTimes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failures
+}
+
 func TestReadPartitionStartsAtTheReplayStartAndResumesAfterFailuresWithoutGapOrRepeat(t *testing.T) {
 	c := newCluster(t, 1, "in")
 	addr := c.ListenAddrs()[0]
 	writeAt(t, addr, "in", time.Now().Add(-time.Hour), "old-0", "old-1") // before the replay start
 	writeAt(t, addr, "in", time.Now(), "new-0", "new-1")
-	var down atomic.Bool
-	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !down.Load() {
-			return nil, nil, false
-		}
-		return nil, errors.New("injected: broker unreachable"), true
-	})
-
 	before := settledGoroutines(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -104,10 +104,18 @@ func TestReadPartitionStartsAtTheReplayStartAndResumesAfterFailuresWithoutGapOrR
 		return responses > n
 	})
 
-	down.Store(true)
+	// An outage of three fetches, each ending its connection, while
+	// records keep arriving. The control runs on the cluster's goroutine.
+	refused := 0
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if refused++; refused == 3 {
+			c.DropControl()
+		}
+		return nil, errors.New("injected: broker unreachable"), true
+	})
 	writeAt(t, addr, "in", time.Now(), "new-2", "new-3")
-	testenv.WaitFor(t, "failed fetches reported", 10*time.Second, func() bool { return r.failures.Load() >= 3 })
-	down.Store(false)
+	testenv.WaitFor(t, "failed fetches reported", 10*time.Second, func() bool { return r.failedTimes() >= 3 })
 	writeAt(t, addr, "in", time.Now(), "new-4")
 	testenv.WaitFor(t, "every record after the outage", 10*time.Second, func() bool {
 		values, _, _ := r.read()
