@@ -8,8 +8,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics holds every metric of a worker. All vectors carry an "agent" label
-// naming the agent (for example "shadow").
+// Metrics holds every metric of a worker. The agents' vectors carry an
+// "agent" label naming the agent (for example "shadow"); the live feed's
+// metrics (Feed*, named domination_feed_*) carry none but the drop reason,
+// a worker serving one feed.
 type Metrics struct {
 	// Registry is what /metrics serves.
 	Registry *prometheus.Registry
@@ -41,6 +43,23 @@ type Metrics struct {
 	// OpenWindows is the number of distinct visit ids held in open
 	// windows, by agent: the windows' memory is 11 to 21 bytes each.
 	OpenWindows *prometheus.GaugeVec
+
+	// FeedClients is the number of WebSocket clients of the live feed.
+	FeedClients prometheus.Gauge
+	// FeedReceived counts the counts the feed read from its topic.
+	FeedReceived prometheus.Counter
+	// FeedInvalid counts the records of the feed's topic that are not
+	// valid counts (skipped).
+	FeedInvalid prometheus.Counter
+	// FeedDuplicates counts re-emitted counts the feed did not send again.
+	FeedDuplicates prometheus.Counter
+	// FeedFramesSent counts the frames written to the feed's clients.
+	FeedFramesSent prometheus.Counter
+	// FeedHistoryErrors counts the feed's failed history reads.
+	FeedHistoryErrors prometheus.Counter
+	// FeedDropped counts the feed's clients closed or refused by the
+	// server, by reason.
+	FeedDropped *prometheus.CounterVec
 }
 
 // New creates the metrics in a new registry, with the Go runtime and process
@@ -81,5 +100,25 @@ func New() *Metrics {
 		}, []string{"agent"}),
 	}
 	reg.MustRegister(m.Lag, m.Partitions, m.Batches, m.OpenWindows)
+	m.newFeed()
 	return m
+}
+
+// newFeed creates and registers the live feed's metrics.
+func (m *Metrics) newFeed() {
+	c := func(name, help string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{Namespace: "domination", Subsystem: "feed", Name: name, Help: help}
+	}
+	m.FeedClients = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "domination", Subsystem: "feed", Name: "clients",
+		Help: "WebSocket clients connected to the live feed.",
+	})
+	m.FeedReceived = prometheus.NewCounter(c("counts_received_total", "Counts read from the active-visitors topic."))
+	m.FeedInvalid = prometheus.NewCounter(c("counts_invalid_total", "Records of the active-visitors topic that are not valid counts (skipped)."))
+	m.FeedDuplicates = prometheus.NewCounter(c("counts_duplicate_total", "Counts re-emitted with the same key, window and count as one still in the ring (not sent again)."))
+	m.FeedFramesSent = prometheus.NewCounter(c("frames_sent_total", "Frames written to clients: live counts, history and error frames."))
+	m.FeedHistoryErrors = prometheus.NewCounter(c("history_errors_total", "History reads from ClickHouse that failed (the client got the ring's history only)."))
+	m.FeedDropped = prometheus.NewCounterVec(c("clients_dropped_total",
+		"Clients closed or refused by the server, by reason: slow, read_limit, pong_timeout, origin, max_clients, scope."), []string{"reason"})
+	m.Registry.MustRegister(m.FeedClients, m.FeedReceived, m.FeedInvalid, m.FeedDuplicates, m.FeedFramesSent, m.FeedHistoryErrors, m.FeedDropped)
 }

@@ -1,5 +1,6 @@
 // Package backoff retries an operation with capped exponential backoff and
-// full jitter, logging each failure so an operator sees why a worker waits.
+// full jitter, logging each failure so an operator sees why a worker waits,
+// and holds the one wait-or-cancel (Sleep) every retry loop uses.
 package backoff
 
 import (
@@ -79,14 +80,23 @@ func Retry(ctx context.Context, log *slog.Logger, cfg Config, what string, fn fu
 		if cfg.Attempts > 0 && attempt >= cfg.Attempts {
 			return err
 		}
-		sleep := cfg.Delay(attempt)
-		log.Warn("retrying", "op", what, "attempt", attempt, "wait", sleep.Round(time.Millisecond), "err", err)
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		wait := cfg.Delay(attempt)
+		log.Warn("retrying", "op", what, "attempt", attempt, "wait", wait.Round(time.Millisecond), "err", err)
+		if !Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
+	}
+}
+
+// Sleep waits for d or until ctx ends, whichever comes first, and reports
+// whether the whole of d passed (false: ctx ended).
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

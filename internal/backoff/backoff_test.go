@@ -132,3 +132,15 @@ func TestRetryReturnsTheContextErrorWhenCancelled(t *testing.T) {
 		})
 	}
 }
+
+func TestSleepReportsWhetherTheWholeWaitPassed(t *testing.T) {
+	if !Sleep(context.Background(), time.Millisecond) {
+		t.Error("Sleep with a live context = false, want true")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// An hour: only the ended context can end this wait.
+	if Sleep(ctx, time.Hour) {
+		t.Error("Sleep with an ended context = true, want false")
+	}
+}

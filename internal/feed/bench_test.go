@@ -3,16 +3,14 @@ package feed
 import (
 	"context"
 	"testing"
+
+	"github.com/domination/domination/metrics"
 )
 
 // BenchmarkPublish measures the broadcaster's cost per count with 100
 // clients, half of them filtered out.
 func BenchmarkPublish(b *testing.B) {
-	m, err := newMetrics(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := newHub(testLogger(nil), m, nil, DefaultRingSize, DefaultHistoryTimeout, hubLimits{maxClients: 1000, pending: DefaultRingSize})
+	h := newHub(testLogger(nil), metrics.New(), nil, DefaultRingSize, DefaultHistoryTimeout, hubLimits{maxClients: 1000, pending: DefaultRingSize})
 	subs := make([]*subscriber, 100)
 	for i := range subs {
 		subs[i] = &subscriber{queue: make(chan outItem, 1), stop: func(int, string) {}}

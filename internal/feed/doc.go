@@ -33,12 +33,14 @@
 //
 // # Goroutines and ownership
 //
-//   - Run's goroutine reads partition 0 of the counts topic with a
-//     partition reader (no consumer group: every worker sees every count),
-//     from Config.Replay ago, and hands each count to the hub (publish).
-//     A probe goroutine, started and waited for by Run, checks the
-//     partition's leader for Ready. A failing reader is closed and a new
-//     one resumes at the next offset after a backoff.
+//   - Run's goroutine reads partition 0 of the counts topic with the
+//     stream runtime's partition reader, stream.ReadPartition (no consumer
+//     group: every worker sees every count), from Config.Replay ago, and
+//     hands each count to the hub (publish). The reader's fetcher goroutine,
+//     started and waited for by ReadPartition, re-dials a lost leader with
+//     backoff and resumes at the next offset. Ready knows what it reports:
+//     every fetch response is a success (a caught-up reader is answered
+//     empty at least every ReadyWindow/3), every failure a failure.
 //   - The hub owns, under one mutex, the ring of recent counts (one per
 //     account, store and window start, Config.RingSize at most, oldest
 //     evicted) and the set of subscribers with their filters. publish
@@ -102,6 +104,6 @@
 // foreign Origin (origin, 403) or beyond MaxClients (max_clients, 503);
 // domination_feed_clients_dropped_total counts each by reason.
 //
-// Every count received is logged at info level ("active visitors"), as the
-// original app did; on a busy topic that is one line per window and key.
+// Every count received is logged at debug level ("active visitors"): the
+// original app logged each at info, one line per window and key.
 package feed

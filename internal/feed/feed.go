@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/domination/domination/metrics"
 )
 
 // History reads the counts already stored (in ClickHouse) for a client's
@@ -33,7 +34,7 @@ type Pinger interface {
 type Feed struct {
 	cfg      Config
 	log      *slog.Logger
-	m        *metrics
+	m        *metrics.Metrics
 	history  History
 	hub      *hub
 	upgrader websocket.Upgrader
@@ -43,9 +44,10 @@ type Feed struct {
 
 // New returns a Feed reading history from history (nil: clients get the
 // counts read from Kafka since Run started only, and Ready checks Kafka
-// alone) and registering its metrics with reg (nil: not registered). It
-// starts no goroutine: Run reads Kafka, Handler serves clients.
-func New(cfg Config, history History, log *slog.Logger, reg prometheus.Registerer) (*Feed, error) {
+// alone) and counting in m's Feed metrics, the worker's (nil: a set of its
+// own, served nowhere). It starts no goroutine: Run reads Kafka, Handler
+// serves clients.
+func New(cfg Config, history History, log *slog.Logger, m *metrics.Metrics) (*Feed, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -53,9 +55,12 @@ func New(cfg Config, history History, log *slog.Logger, reg prometheus.Registere
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
+	if m == nil {
+		m = metrics.New()
+	}
+	// Every reason is exported from the start, at zero.
+	for _, r := range dropReasons {
+		m.FeedDropped.WithLabelValues(r)
 	}
 	f := &Feed{cfg: cfg, log: log, m: m, history: history}
 	f.hub = newHub(log, m, history, cfg.RingSize, cfg.HistoryTimeout, hubLimits{

@@ -28,18 +28,23 @@ func (h *clickHouseHistory) Recent(ctx context.Context, account *int64, n int) (
 	if n <= 0 {
 		return nil, nil
 	}
+	if account == nil {
+		return h.recent(ctx, "active_visitors", "", nil, n)
+	}
+	return h.recent(ctx, "active_visitors", "WHERE account_id = ?", []any{*account}, n)
+}
+
+// recent reads the last n windows that where (a WHERE clause, or "") selects
+// with args bound, oldest first; what names them in errors.
+func (h *clickHouseHistory) recent(ctx context.Context, what, where string, args []any, n int) ([]Count, error) {
 	q := "SELECT account_id, store_id, window_start, window_end, count FROM active_visitors FINAL"
-	args := make([]any, 0, 2)
-	if account != nil {
-		q += " WHERE account_id = ?"
-		args = append(args, *account)
+	if where != "" {
+		q += " " + where
 	}
 	q += " ORDER BY window_start DESC, account_id, store_id LIMIT ?"
-	args = append(args, n)
-
-	rows, err := h.conn.Query(ctx, q, args...)
+	rows, err := h.conn.Query(ctx, q, append(args, n)...)
 	if err != nil {
-		return nil, fmt.Errorf("query active_visitors: %w", err)
+		return nil, fmt.Errorf("query %s: %w", what, err)
 	}
 	defer rows.Close()
 	out := make([]Count, 0, n)

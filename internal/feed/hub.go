@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/domination/domination/metrics"
 )
 
 // Drop reasons, the values of the reason label of
@@ -70,7 +72,7 @@ type liveItem struct {
 // subscribers, both under mu. publish never blocks on a client.
 type hub struct {
 	log     *slog.Logger
-	m       *metrics
+	m       *metrics.Metrics
 	history History
 	timeout time.Duration // for one History.Recent
 	limits  hubLimits
@@ -88,7 +90,7 @@ type hubLimits struct {
 	pending    int // live counts held per syncing client
 }
 
-func newHub(log *slog.Logger, m *metrics, history History, ringSize int, timeout time.Duration, limits hubLimits) *hub {
+func newHub(log *slog.Logger, m *metrics.Metrics, history History, ringSize int, timeout time.Duration, limits hubLimits) *hub {
 	return &hub{
 		log:     log,
 		m:       m,
@@ -132,7 +134,7 @@ func (h *hub) add(s *subscriber) error {
 	}
 	s.syncing = true // hold live counts until the first history is out
 	h.subs[s] = struct{}{}
-	h.m.clients.Set(float64(len(h.subs)))
+	h.m.FeedClients.Set(float64(len(h.subs)))
 	return nil
 }
 
@@ -152,9 +154,9 @@ func (h *hub) removeLocked(s *subscriber, reason string, code int, text string) 
 	s.gone = true
 	s.pending = nil
 	delete(h.subs, s)
-	h.m.clients.Set(float64(len(h.subs)))
+	h.m.FeedClients.Set(float64(len(h.subs)))
 	if reason != "" {
-		h.m.dropped.WithLabelValues(reason).Inc()
+		h.m.FeedDropped.WithLabelValues(reason).Inc()
 	}
 	s.stop(code, text)
 }
@@ -187,7 +189,7 @@ func (h *hub) publish(c Count) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ring.put(c) == putDuplicate {
-		h.m.duplicates.Inc()
+		h.m.FeedDuplicates.Inc()
 		return
 	}
 	k := c.key()
@@ -260,7 +262,7 @@ func (h *hub) sync(ctx context.Context, s *subscriber, f filter, n int) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			h.m.historyErrors.Inc()
+			h.m.FeedHistoryErrors.Inc()
 			h.log.Warn("history unavailable: sending the counts read from kafka only", "filter", f.String(), "err", err)
 			stored = nil
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/domination/domination/metrics"
 )
 
 // fakeHistory is a History held in memory, with hooks for fault injection
@@ -79,11 +81,7 @@ func (h *fakeHistory) Ping(context.Context) error {
 
 func newTestHub(t *testing.T, history History) *hub {
 	t.Helper()
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newHub(slog.New(slog.DiscardHandler), m, history, 100, time.Second, hubLimits{maxClients: 10, pending: 100})
+	return newHub(slog.New(slog.DiscardHandler), metrics.New(), history, 100, time.Second, hubLimits{maxClients: 10, pending: 100})
 }
 
 // testSub is a subscriber without a connection: its queue is read by the
@@ -102,6 +100,20 @@ func newTestSub(queue int) *testSub {
 		ts.mu.Unlock()
 	}}
 	return ts
+}
+
+// subscribe adds a subscriber of queue 16 to h and syncs it to f with a
+// history of n counts.
+func subscribe(t *testing.T, h *hub, f filter, n int) *testSub {
+	t.Helper()
+	s := newTestSub(16)
+	if err := h.add(s.subscriber); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sync(context.Background(), s.subscriber, f, n); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // drain returns the counts queued so far, in order.
@@ -144,13 +156,7 @@ func TestSyncSendsHistoryThenLiveWithoutGapOrRepeatAtTheSeam(t *testing.T) {
 		h.publish(win(1, 60, 1))
 		h.publish(win(1, 60, 2))
 	}
-	s := newTestSub(16)
-	if err := h.add(s.subscriber); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.sync(context.Background(), s.subscriber, filter{}, 100); err != nil {
-		t.Fatal(err)
-	}
+	s := subscribe(t, h, filter{}, 100)
 	h.publish(win(1, 70, 1))
 	h.publish(win(1, 70, 1)) // re-emitted after a restart: not sent again
 
@@ -159,7 +165,7 @@ func TestSyncSendsHistoryThenLiveWithoutGapOrRepeatAtTheSeam(t *testing.T) {
 	if got := s.drain(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("client got\n%v\nwant\n%v", got, want)
 	}
-	if got := value(t, h.m.duplicates); got != 1 {
+	if got := value(t, h.m.FeedDuplicates); got != 1 {
 		t.Errorf("duplicates = %v, want 1", got)
 	}
 }
@@ -172,11 +178,7 @@ func TestSyncDoesNotRepeatWhatClickHouseHadBeforeTheReader(t *testing.T) {
 	hist.set(win(1, 0, 1), win(1, 10, 1), win(1, 20, 1), win(1, 30, 4))
 	h := newTestHub(t, hist)
 	h.publish(win(1, 0, 1))
-	s := newTestSub(16)
-	_ = h.add(s.subscriber)
-	if err := h.sync(context.Background(), s.subscriber, filter{}, 10); err != nil {
-		t.Fatal(err)
-	}
+	s := subscribe(t, h, filter{}, 10)
 	h.publish(win(1, 10, 1)) // replayed: already sent
 	h.publish(win(1, 20, 1)) // replayed: already sent
 	h.publish(win(1, 30, 5)) // another count than ClickHouse's: an update
@@ -187,9 +189,7 @@ func TestSyncDoesNotRepeatWhatClickHouseHadBeforeTheReader(t *testing.T) {
 		t.Errorf("client got\n%v\nwant\n%v", got, want)
 	}
 	// Another client, connecting later, has nothing to skip.
-	late := newTestSub(16)
-	_ = h.add(late.subscriber)
-	_ = h.sync(context.Background(), late.subscriber, filter{}, 2)
+	late := subscribe(t, h, filter{}, 2)
 	h.publish(win(1, 50, 1))
 	want = []Count{win(1, 30, 5), win(1, 40, 1), win(1, 50, 1)}
 	if got := late.drain(t); !reflect.DeepEqual(got, want) {
@@ -217,13 +217,7 @@ func TestSyncKeepsTheLastNAndTheFilter(t *testing.T) {
 			h.publish(win(2, 10, 1))
 			h.publish(win(1, 20, 1))
 			h.publish(win(2, 20, 1))
-			s := newTestSub(16)
-			if err := h.add(s.subscriber); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.sync(context.Background(), s.subscriber, tt.f, tt.n); err != nil {
-				t.Fatal(err)
-			}
+			s := subscribe(t, h, tt.f, tt.n)
 			if got := s.drain(t); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
@@ -244,15 +238,11 @@ func TestSyncWithoutClickHouseSendsTheRing(t *testing.T) {
 	hist := &fakeHistory{err: errors.New("connection refused")}
 	h := newTestHub(t, hist)
 	h.publish(win(1, 0, 1))
-	s := newTestSub(16)
-	_ = h.add(s.subscriber)
-	if err := h.sync(context.Background(), s.subscriber, filter{}, 10); err != nil {
-		t.Fatal(err)
-	}
+	s := subscribe(t, h, filter{}, 10)
 	if got := s.drain(t); !reflect.DeepEqual(got, []Count{win(1, 0, 1)}) {
 		t.Errorf("got %v", got)
 	}
-	if got := value(t, h.m.historyErrors); got != 1 {
+	if got := value(t, h.m.FeedHistoryErrors); got != 1 {
 		t.Errorf("history errors = %v, want 1", got)
 	}
 }
@@ -274,7 +264,7 @@ func TestPublishDropsTheClientWhoseQueueIsFull(t *testing.T) {
 	if len(fast.stopped) != 0 {
 		t.Errorf("fast client stopped with %v", fast.stopped)
 	}
-	if got := value(t, h.m.dropped.WithLabelValues(reasonSlow)); got != 1 {
+	if got := value(t, h.m.FeedDropped.WithLabelValues(reasonSlow)); got != 1 {
 		t.Errorf("dropped slow = %v, want 1", got)
 	}
 	if h.clients() != 1 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/domination/domination/internal/backoff"
+	"github.com/domination/domination/internal/stream"
 )
 
 // source feeds counts to the hub until ctx ends; Run's is Kafka, tests use
@@ -38,7 +38,7 @@ func (f *Feed) run(ctx context.Context, src source) error {
 
 // receive handles one count read from the topic.
 func (f *Feed) receive(c Count) {
-	f.m.received.Inc()
+	f.m.FeedReceived.Inc()
 	// Logged at debug: the original app logged every count at info, but
 	// that is a line per key per window, noise at a thousand keys.
 	var store any
@@ -49,188 +49,38 @@ func (f *Feed) receive(c Count) {
 	f.hub.publish(c)
 }
 
-// readKafka reads partition 0 of the topic, without a consumer group so
-// that every worker sees every count, starting Config.Replay ago. When the
-// reader reports an error (kafka-go retries a few times on its own first),
-// it is closed and a new one resumes at the next offset after a backoff.
+// readKafka reads partition 0 of the topic with the stream runtime's
+// partition reader: without a consumer group, so that every worker sees
+// every count, starting Config.Replay ago, and retrying a lost leader or
+// connection with backoff. Every fetch response is a success for Ready, an
+// empty one included: the broker answers a caught-up reader empty every
+// MaxWait, at most ReadyWindow/3, so an idle topic keeps Ready passing.
+// Every failure fails Ready until the next response.
 func (f *Feed) readKafka(ctx context.Context, emit func(Count)) error {
-	next := int64(-1) // the next offset to read; -1 until the first record
-	failures := 0
-	for {
-		err := f.readFrom(ctx, &next, func() {
-			if failures > 0 {
-				f.log.Info("read active visitors: recovered", "topic", f.cfg.Topic, "attempts", failures+1)
-				failures = 0
-			}
-		}, emit)
-		if ctx.Err() != nil {
-			return nil
-		}
-		f.health.failed(err)
-		failures++
-		wait := backoff.Config{}.Delay(failures)
-		f.log.Warn("read active visitors: reconnecting", "topic", f.cfg.Topic, "attempt", failures, "wait", wait.Round(time.Millisecond), "err", err)
-		if !sleep(ctx, wait) {
-			return nil
-		}
+	cfg := stream.ReaderConfig{
+		Brokers: f.cfg.Brokers, Dialer: f.cfg.Dialer, Topic: f.cfg.Topic,
+		Replay:   f.cfg.Replay,
+		MaxBytes: 1 << 20,
+		MaxWait:  min(500*time.Millisecond, f.cfg.ReadyWindow/3),
+		Log:      f.log.With("topic", f.cfg.Topic),
 	}
-}
-
-// readFrom reads with a new reader from *next, or from Config.Replay ago
-// when *next is -1, until a fetch fails or ctx ends. ok is called on every
-// fetch that returns a record.
-func (f *Feed) readFrom(ctx context.Context, next *int64, ok func(), emit func(Count)) error {
-	cfg := f.cfg
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:         cfg.Brokers,
-		Topic:           cfg.Topic,
-		Partition:       0,
-		Dialer:          cfg.Dialer,
-		MinBytes:        1,
-		MaxBytes:        1 << 20,
-		MaxWait:         500 * time.Millisecond,
-		ReadLagInterval: -1,
-		Logger:          kafka.LoggerFunc(func(string, ...any) {}),
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			f.log.Debug("kafka reader", "topic", cfg.Topic, "msg", fmt.Sprintf(msg, args...))
-		}),
-	})
-	defer func() { _ = reader.Close() }()
-
-	if *next >= 0 {
-		if err := reader.SetOffset(*next); err != nil {
-			return fmt.Errorf("set offset of %s to %d: %w", cfg.Topic, *next, err)
-		}
-	} else if err := f.position(ctx, reader); err != nil {
-		return err
-	}
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	pctx, stopProbe := context.WithCancel(ctx)
-	defer stopProbe()
-	wg.Go(func() { f.probe(pctx, reader) })
-
-	for {
-		m, err := reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("fetch from %s: %w", cfg.Topic, err)
-		}
-		*next = m.Offset + 1
+	return stream.ReadPartition(ctx, cfg, func(records []kafka.Message, _ int64) {
 		f.health.fetched()
-		ok()
-		c, err := decodeCount(m.Value)
-		if err != nil {
-			f.m.invalid.Inc()
-			f.log.Warn("skipping invalid count", "topic", cfg.Topic, "offset", m.Offset, "err", err)
-			continue
+		for i := range records {
+			f.decode(&records[i], emit)
 		}
-		emit(c)
-	}
+	}, f.health.failed)
 }
 
-// position sets the reader at the first record written since Replay ago,
-// or, when there is none, at the end offset read before that lookup, an
-// absolute offset: kafka-go's LastOffset would be resolved only when the
-// reader starts, skipping what was written in between. It is
-// reader.SetOffsetAt with that race closed. A definite refusal (not a
-// temporary Kafka error) falls back to the end of the topic; other errors
-// (Kafka unreachable) are returned, to be retried.
-func (f *Feed) position(ctx context.Context, reader *kafka.Reader) error {
-	since := time.Now().Add(-f.cfg.Replay)
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	offset, err := f.offsetAt(pctx, since)
-	var ke kafka.Error
-	switch {
-	case err == nil:
-		f.log.Info("feed reading", "topic", f.cfg.Topic, "since", since.UTC().Format(time.RFC3339), "offset", offset)
-		return reader.SetOffset(offset)
-	case errors.As(err, &ke) && !ke.Temporary():
-		f.log.Warn("cannot find the offset of the replay start: reading from the end", "topic", f.cfg.Topic, "since", since, "err", err)
-		return reader.SetOffset(kafka.LastOffset)
+// decode emits the count m holds, or counts and skips m when it holds none.
+func (f *Feed) decode(m *kafka.Message, emit func(Count)) {
+	c, err := decodeCount(m.Value)
+	if err != nil {
+		f.m.FeedInvalid.Inc()
+		f.log.Warn("skipping invalid count", "topic", f.cfg.Topic, "offset", m.Offset, "err", err)
+		return
 	}
-	return fmt.Errorf("find the offset of %s at %s: %w", f.cfg.Topic, since.UTC().Format(time.RFC3339), err)
-}
-
-// offsetAt returns the offset of the first record of partition 0 written at
-// or after t, or the partition's end offset when there is none.
-func (f *Feed) offsetAt(ctx context.Context, t time.Time) (int64, error) {
-	dialer := f.cfg.Dialer
-	if dialer == nil {
-		dialer = kafka.DefaultDialer
-	}
-	var err error
-	for _, b := range f.cfg.Brokers {
-		var conn *kafka.Conn
-		conn, err = dialer.DialLeader(ctx, "tcp", b, f.cfg.Topic, 0)
-		if err != nil {
-			continue
-		}
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(d)
-		}
-		// The end first: a record written after it is read either way.
-		end, err := conn.ReadLastOffset()
-		if err != nil {
-			_ = conn.Close()
-			return 0, err
-		}
-		offset, err := conn.ReadOffset(t)
-		_ = conn.Close()
-		if err != nil {
-			return 0, err
-		}
-		if offset < 0 { // no record since t
-			offset = end
-		}
-		return offset, nil
-	}
-	return 0, err
-}
-
-// probe checks every ReadyWindow/3 that the partition's leader answers and
-// whether the reader is caught up, so that an idle topic keeps Ready
-// passing and an unreachable one fails it.
-func (f *Feed) probe(ctx context.Context, reader *kafka.Reader) {
-	every := f.cfg.ReadyWindow / 3
-	check := func() {
-		cctx, cancel := context.WithTimeout(ctx, every)
-		defer cancel()
-		lag, err := reader.ReadLag(cctx)
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
-			f.health.failed(err)
-		case lag <= 0:
-			f.health.fetched()
-		}
-	}
-	check()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			check()
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	emit(c)
 }
 
 // health is what Ready knows of the reader.

@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"net"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/metrics"
 )
 
 // countTopic creates a one-partition topic of t's own, deleted when t
@@ -92,14 +91,14 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := New(Config{Brokers: brokers, Dialer: dialer, Topic: topic, Replay: 10 * time.Minute, ReadyWindow: 3 * time.Second},
-		nil, testLogger(t), prometheus.NewRegistry())
+		nil, testLogger(t), metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cancel := runFeed(t, f)
 
-	testenv.WaitFor(t, "three counts replayed", 15*time.Second, func() bool { return value(t, f.m.received) == 3 })
-	if got := value(t, f.m.invalid); got != 1 {
+	testenv.WaitFor(t, "three counts replayed", 15*time.Second, func() bool { return value(t, f.m.FeedReceived) == 3 })
+	if got := value(t, f.m.FeedInvalid); got != 1 {
 		t.Errorf("invalid = %v, want 1", got)
 	}
 	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
@@ -120,7 +119,7 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 	if got := readCount(t, c); !same(got, win(1, 40, 1)) {
 		t.Fatalf("after a re-emission: got %v, want window 40", got)
 	}
-	if got := value(t, f.m.duplicates); got != 1 {
+	if got := value(t, f.m.FeedDuplicates); got != 1 {
 		t.Errorf("duplicates = %v, want 1", got)
 	}
 
@@ -135,17 +134,11 @@ func TestRunReplaysRecentCountsAndPushesNewOnes(t *testing.T) {
 func runFeed(t *testing.T, f *Feed) context.CancelFunc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- f.Run(ctx) }()
+	wait := goRun(t, ctx, f, f.readKafka)
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run = %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return within 10s of its context ending")
+		if err := wait(10 * time.Second); err != nil {
+			t.Errorf("Run = %v", err)
 		}
 	})
 	return cancel
@@ -157,10 +150,7 @@ func TestRunWithKafkaDownRetriesAndIsNotReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFeed(t, f)
-	testenv.WaitFor(t, "Ready names kafka", 5*time.Second, func() bool {
-		err := f.Ready(context.Background())
-		return err != nil && strings.Contains(err.Error(), "kafka nowhere: last fetch failed")
-	})
+	waitUnready(t, f, "Ready names kafka", 5*time.Second, "kafka nowhere: last fetch failed")
 }
 
 func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
@@ -177,10 +167,7 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	runFeed(t, f)
-	testenv.WaitFor(t, "not ready while kafka is down", 5*time.Second, func() bool {
-		err := f.Ready(context.Background())
-		return err != nil && strings.Contains(err.Error(), "kafka av: last fetch failed")
-	})
+	waitUnready(t, f, "not ready while kafka is down", 5*time.Second, "kafka av: last fetch failed")
 	time.Sleep(500 * time.Millisecond) // a retry or two
 
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(1, "av"))
@@ -190,12 +177,9 @@ func TestRunWaitsForKafkaToComeUpAndNoticesItGoingDown(t *testing.T) {
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Transport: &kafka.Transport{}, Topic: "av", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
 	defer func() { _ = w.Close() }()
 	produce(t, w, record(t, win(1, 0, 1), time.Now()))
-	testenv.WaitFor(t, "the count read once kafka is up", 20*time.Second, func() bool { return value(t, f.m.received) == 1 })
+	testenv.WaitFor(t, "the count read once kafka is up", 20*time.Second, func() bool { return value(t, f.m.FeedReceived) == 1 })
 	testenv.WaitFor(t, "ready", 5*time.Second, func() bool { return f.Ready(context.Background()) == nil })
 
 	cluster.Close()
-	testenv.WaitFor(t, "not ready once kafka is gone", 10*time.Second, func() bool {
-		err := f.Ready(context.Background())
-		return err != nil && strings.Contains(err.Error(), "kafka av")
-	})
+	waitUnready(t, f, "not ready once kafka is gone", 10*time.Second, "kafka av")
 }

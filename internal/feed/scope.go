@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/domination/domination/internal/auth"
 )
@@ -107,36 +106,11 @@ func (h *clickHouseHistory) RecentAccounts(ctx context.Context, accounts []int64
 		return nil, nil
 	}
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(accounts)), ", ")
-	q := "SELECT account_id, store_id, window_start, window_end, count FROM active_visitors FINAL" +
-		" WHERE account_id IN (" + marks + ")" +
-		" ORDER BY window_start DESC, account_id, store_id LIMIT ?"
-	args := make([]any, 0, len(accounts)+1)
+	args := make([]any, 0, len(accounts))
 	for _, a := range accounts {
 		args = append(args, a)
 	}
-	args = append(args, n)
-	rows, err := h.conn.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query active_visitors of %d accounts: %w", len(accounts), err)
-	}
-	defer rows.Close()
-	out := make([]Count, 0, n)
-	for rows.Next() {
-		var (
-			c          Count
-			start, end time.Time
-		)
-		if err := rows.Scan(&c.AccountID, &c.StoreID, &start, &end, &c.Count); err != nil {
-			return nil, fmt.Errorf("read active_visitors row: %w", err)
-		}
-		c.Start, c.End = start.Unix(), end.Unix()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read active_visitors rows: %w", err)
-	}
-	slices.SortFunc(out, compareCounts)
-	return out, nil
+	return h.recent(ctx, fmt.Sprintf("active_visitors of %d accounts", len(accounts)), "WHERE account_id IN ("+marks+")", args, n)
 }
 
 // inScope reports whether f stays within the client's scope; a filter

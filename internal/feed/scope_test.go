@@ -2,7 +2,6 @@ package feed
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -13,10 +12,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/domination/domination/internal/auth"
+	"github.com/domination/domination/metrics"
 )
 
 // listHistory is a History over a fixed list of counts that records which
@@ -63,6 +61,8 @@ func scopeToken(t *testing.T, scope auth.Scope) auth.Token {
 	return tok
 }
 
+// scopedConn is a client of a scoped feed, with the reading helpers of
+// ws_test.go bound to it.
 type scopedConn struct {
 	t *testing.T
 	c *websocket.Conn
@@ -70,38 +70,13 @@ type scopedConn struct {
 
 func dialScoped(t *testing.T, url string) scopedConn {
 	t.Helper()
-	c, res, err := websocket.DefaultDialer.Dial(url, nil)
-	if err != nil {
-		code := 0
-		if res != nil {
-			code = res.StatusCode
-		}
-		t.Fatalf("dial %s: %v (HTTP %d)", url, err, code)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return scopedConn{t, c}
+	return scopedConn{t, dial(t, url, nil)}
 }
 
-// next reads one count; a close frame fails the test.
+// next reads one count; any other frame fails the test.
 func (s scopedConn) next() Count {
 	s.t.Helper()
-	_ = s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, data, err := s.c.ReadMessage()
-	if err != nil {
-		s.t.Fatalf("read: %v", err)
-	}
-	var fr struct {
-		Type    string  `json:"type"`
-		Account int64   `json:"account_id"`
-		Store   *string `json:"store_id"`
-		From    int64   `json:"ts_from"`
-		To      int64   `json:"ts_to"`
-		Count   uint64  `json:"count"`
-	}
-	if err := json.Unmarshal(data, &fr); err != nil || fr.Type != "" {
-		s.t.Fatalf("frame %s is not a count", data)
-	}
-	return Count{AccountID: fr.Account, StoreID: fr.Store, Start: fr.From, End: fr.To, Count: fr.Count}
+	return readCount(s.t, s.c)
 }
 
 func (s scopedConn) nextN(n int) []Count {
@@ -115,9 +90,7 @@ func (s scopedConn) nextN(n int) []Count {
 
 func (s scopedConn) send(msg string) {
 	s.t.Helper()
-	if err := s.c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-		s.t.Fatalf("send: %v", err)
-	}
+	send(s.t, s.c, msg)
 }
 
 // closed reads until the server closes and returns the close frame.
@@ -155,7 +128,7 @@ func TestScopedClientReceivesOnlyItsAccountsInHistoryAndLive(t *testing.T) {
 		stored = append(stored, scopeWindow(1+i%3, 100+i*10, uint64(i+1)))
 	}
 	hist := &listHistory{counts: stored}
-	f, err := New(Config{}, hist, nil, prometheus.NewRegistry())
+	f, err := New(Config{}, hist, nil, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +158,7 @@ func TestScopedClientReceivesOnlyItsAccountsInHistoryAndLive(t *testing.T) {
 }
 
 func TestScopedClientFilterWithinTheScopeWorksAndOutsideIsClosedWith4403(t *testing.T) {
-	f, err := New(Config{}, nil, nil, prometheus.NewRegistry())
+	f, err := New(Config{}, nil, nil, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +185,7 @@ func TestScopedClientFilterWithinTheScopeWorksAndOutsideIsClosedWith4403(t *test
 	if ce.Code != closeOutOfScope || !strings.Contains(ce.Text, "outside") {
 		t.Fatalf("close %d %q, want %d naming the scope", ce.Code, ce.Text, closeOutOfScope)
 	}
-	if n := scopeCounter(t, f.m.dropped.WithLabelValues(reasonScope)); n != 1 {
+	if n := value(t, f.m.FeedDropped.WithLabelValues(reasonScope)); n != 1 {
 		t.Fatalf("dropped{reason=scope} = %v, want 1", n)
 	}
 }
@@ -223,7 +196,7 @@ func TestTokenForEveryAccountAndOpenServerSeeEverything(t *testing.T) {
 		"no tokens":  nil,
 	} {
 		t.Run(name, func(t *testing.T) {
-			f, err := New(Config{}, nil, nil, prometheus.NewRegistry())
+			f, err := New(Config{}, nil, nil, metrics.New())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +224,7 @@ func TestTokenForEveryAccountAndOpenServerSeeEverything(t *testing.T) {
 }
 
 func TestTokenWithoutAccountsIsRefusedBeforeTheUpgrade(t *testing.T) {
-	f, err := New(Config{}, nil, nil, prometheus.NewRegistry())
+	f, err := New(Config{}, nil, nil, metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,12 +257,3 @@ func (h historyFunc) Recent(ctx context.Context, account *int64, n int) ([]Count
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func scopeCounter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var d dto.Metric
-	if err := c.Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	return d.GetCounter().GetValue()
-}

@@ -28,7 +28,7 @@ func (f *Feed) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); !originAllowed(origin, r.Host, f.cfg.AllowedOrigins) {
-		f.m.dropped.WithLabelValues(reasonOrigin).Inc()
+		f.m.FeedDropped.WithLabelValues(reasonOrigin).Inc()
 		f.log.Info("feed client refused: origin not allowed", "origin", origin, "host", r.Host, "remote", r.RemoteAddr)
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
@@ -45,7 +45,7 @@ func (f *Feed) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := f.hub.reserve(); err != nil {
 		if errors.Is(err, errHubFull) {
-			f.m.dropped.WithLabelValues(reasonMaxClients).Inc()
+			f.m.FeedDropped.WithLabelValues(reasonMaxClients).Inc()
 			f.log.Warn("feed client refused: too many clients", "max", f.cfg.MaxClients, "remote", r.RemoteAddr)
 		}
 		w.Header().Set("Retry-After", "5")
@@ -284,7 +284,7 @@ func (c *client) writeFrame(fr []byte) error {
 	if err := c.conn.WriteMessage(websocket.TextMessage, fr); err != nil {
 		return err
 	}
-	c.f.m.framesSent.Inc()
+	c.f.m.FeedFramesSent.Inc()
 	return nil
 }
 

@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/domination/domination/internal/testenv"
+	"github.com/domination/domination/metrics"
 )
 
 func testLogger(testing.TB) *slog.Logger {
@@ -33,11 +33,38 @@ func testLogger(testing.TB) *slog.Logger {
 // pushes counts with f.receive.
 func newTestFeed(t *testing.T, cfg Config, history History) (*Feed, *httptest.Server) {
 	t.Helper()
-	f, err := New(cfg, history, testLogger(t), prometheus.NewRegistry())
+	f, err := New(cfg, history, testLogger(t), metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f, newServer(t, f)
+}
+
+// goRun runs f with src on a goroutine until ctx ends. The returned wait
+// returns what the run returned, and fails t when it has not returned
+// within d.
+func goRun(t *testing.T, ctx context.Context, f *Feed, src source) (wait func(d time.Duration) error) {
+	runErr := make(chan error, 1)
+	go func() { runErr <- f.run(ctx, src) }()
+	return func(d time.Duration) error {
+		t.Helper()
+		select {
+		case err := <-runErr:
+			return err
+		case <-time.After(d):
+			t.Fatalf("Run did not return within %s of its context ending", d)
+			return nil
+		}
+	}
+}
+
+// waitUnready waits until Ready fails naming want.
+func waitUnready(t *testing.T, f *Feed, what string, within time.Duration, want string) {
+	t.Helper()
+	testenv.WaitFor(t, what, within, func() bool {
+		err := f.Ready(context.Background())
+		return err != nil && strings.Contains(err.Error(), want)
+	})
 }
 
 func newServer(t *testing.T, f *Feed) *httptest.Server {
@@ -264,7 +291,7 @@ func TestSlowClientIsDroppedWhileOthersKeepReceiving(t *testing.T) {
 
 	big := strings.Repeat("s", 2048) // fills the slow client's socket sooner
 	var sent int64
-	dropped := func() bool { return value(t, f.m.dropped.WithLabelValues(reasonSlow)) == 1 }
+	dropped := func() bool { return value(t, f.m.FeedDropped.WithLabelValues(reasonSlow)) == 1 }
 	for extra := 0; extra < 5 || sent < 3000; {
 		if dropped() {
 			extra++
@@ -364,7 +391,7 @@ func TestCrossOriginHandshakeIsRefused(t *testing.T) {
 			if tt.want == http.StatusForbidden {
 				wantDropped = 1
 			}
-			if got := value(t, f.m.dropped.WithLabelValues(reasonOrigin)); got != wantDropped {
+			if got := value(t, f.m.FeedDropped.WithLabelValues(reasonOrigin)); got != wantDropped {
 				t.Errorf("dropped origin = %v, want %v", got, wantDropped)
 			}
 		})
@@ -380,7 +407,7 @@ func TestOversizedFrameClosesThatClient(t *testing.T) {
 		t.Errorf("close code %d, want 1009", code)
 	}
 	testenv.WaitFor(t, "one client left", 2*time.Second, func() bool { return f.Clients() == 1 })
-	if got := value(t, f.m.dropped.WithLabelValues(reasonReadLimit)); got != 1 {
+	if got := value(t, f.m.FeedDropped.WithLabelValues(reasonReadLimit)); got != 1 {
 		t.Errorf("dropped read_limit = %v", got)
 	}
 	f.receive(win(1, 0, 1))
@@ -396,7 +423,7 @@ func TestOneClientOverMaxClientsIsRefused(t *testing.T) {
 	if got := dialStatus(t, wsURL(srv, ""), nil); got != http.StatusServiceUnavailable {
 		t.Fatalf("third client: status %d, want 503", got)
 	}
-	if got := value(t, f.m.dropped.WithLabelValues(reasonMaxClients)); got != 1 {
+	if got := value(t, f.m.FeedDropped.WithLabelValues(reasonMaxClients)); got != 1 {
 		t.Errorf("dropped max_clients = %v", got)
 	}
 	_ = first.Close()
@@ -433,7 +460,7 @@ func TestClientThatNeverAnswersPingsIsEvicted(t *testing.T) {
 		}
 	}()
 	testenv.WaitFor(t, "silent client evicted", 5*time.Second, func() bool {
-		return value(t, f.m.dropped.WithLabelValues(reasonPongTimeout)) == 1 && f.Clients() == 1
+		return value(t, f.m.FeedDropped.WithLabelValues(reasonPongTimeout)) == 1 && f.Clients() == 1
 	})
 	// The reading client stays over three PongWaits' worth of pings.
 	since := pings.Load()
@@ -441,7 +468,7 @@ func TestClientThatNeverAnswersPingsIsEvicted(t *testing.T) {
 	if got := f.Clients(); got != 1 {
 		t.Errorf("clients = %d, want the reading one", got)
 	}
-	if got := value(t, f.m.dropped.WithLabelValues(reasonPongTimeout)); got != 1 {
+	if got := value(t, f.m.FeedDropped.WithLabelValues(reasonPongTimeout)); got != 1 {
 		t.Errorf("dropped pong_timeout = %v, want 1", got)
 	}
 }
@@ -483,7 +510,7 @@ func TestClickHouseDownAtConnectSendsTheRingThenLive(t *testing.T) {
 	if got := readCount(t, c); !same(got, win(1, 10, 1)) {
 		t.Fatalf("live = %v", got)
 	}
-	if got := value(t, f.m.historyErrors); got != 1 {
+	if got := value(t, f.m.FeedHistoryErrors); got != 1 {
 		t.Errorf("history errors = %v", got)
 	}
 }
@@ -502,8 +529,7 @@ func TestRunEndingClosesClientsGoingAway(t *testing.T) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- f.run(ctx, src) }()
+	wait := goRun(t, ctx, f, src)
 
 	c := dial(t, wsURL(srv, "?history=0"), nil)
 	// The handshake ends before the server registers the client; a count
@@ -517,13 +543,8 @@ func TestRunEndingClosesClientsGoingAway(t *testing.T) {
 	if code := closeCode(t, c, 5*time.Second); code != websocket.CloseGoingAway {
 		t.Errorf("close code %d, want 1001", code)
 	}
-	select {
-	case err := <-runErr:
-		if err != nil {
-			t.Errorf("run = %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("run did not return")
+	if err := wait(5 * time.Second); err != nil {
+		t.Errorf("run = %v", err)
 	}
 	if got := dialStatus(t, wsURL(srv, ""), nil); got != http.StatusServiceUnavailable {
 		t.Errorf("after run: status %d, want 503", got)
@@ -560,15 +581,41 @@ func TestReadyNamesWhatIsFailing(t *testing.T) {
 	}
 }
 
-func TestNewRefusesAnInvalidConfigAndDoubleRegistration(t *testing.T) {
-	if _, err := New(Config{ReadLimit: 1}, nil, nil, nil); err == nil {
-		t.Error("invalid config accepted")
-	}
-	reg := prometheus.NewRegistry()
-	if _, err := New(Config{}, nil, nil, reg); err != nil {
+// The dashboard and the alert rules name these series: the worker's
+// registry serves them, every drop reason from the start.
+func TestNewExportsTheFeedMetricsOnTheWorkersRegistry(t *testing.T) {
+	m := metrics.New()
+	if _, err := New(Config{}, nil, nil, m); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{}, nil, nil, reg); err == nil {
-		t.Error("second feed on the same registry accepted")
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, mf := range families {
+		for _, s := range mf.GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got[mf.GetName()] = append(got[mf.GetName()], strings.Join(labels, ","))
+		}
+	}
+	want := map[string][]string{
+		"domination_feed_clients":                {""},
+		"domination_feed_counts_received_total":  {""},
+		"domination_feed_counts_invalid_total":   {""},
+		"domination_feed_counts_duplicate_total": {""},
+		"domination_feed_frames_sent_total":      {""},
+		"domination_feed_history_errors_total":   {""},
+		"domination_feed_clients_dropped_total": {
+			"reason=max_clients", "reason=origin", "reason=pong_timeout", "reason=read_limit", "reason=scope", "reason=slow",
+		},
+	}
+	for name, series := range want {
+		if !reflect.DeepEqual(got[name], series) {
+			t.Errorf("%s: series %q, want %q", name, got[name], series)
+		}
 	}
 }

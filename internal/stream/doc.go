@@ -19,6 +19,11 @@
 //     record.
 //   - The Writer is shared by all partitions of all runners; kafka-go's
 //     Writer is safe for concurrent use and merges their batches.
+//   - ReadPartition reads one partition outside any consumer group and
+//     commits nothing, for a reader that must see every record (the live
+//     feed). It owns one fetcher, the one a Runner's partitions use, and
+//     calls back on its own goroutine with every fetch response, and from
+//     the fetcher's with every failure.
 //
 // # The batch cycle (per partition)
 //
@@ -72,7 +77,14 @@
 //   - Processors are closed. A Processor that implements Closer is closed
 //     when its partition is revoked or the runner stops, after its last
 //     batch, so it releases its gauges and memory.
-//   - Nothing outlives Run. Every goroutine the runtime starts (partitions,
-//     heartbeats, the partition watcher, fetchers, drain timers) has ended
-//     when Run returns.
+//   - A partition read without a group is never given up. ReadPartition
+//     starts at the first record written at most ReaderConfig.Replay ago,
+//     resolved once; a failure (no leader, a refused connection, a fetch
+//     that fails or goes unanswered) is reported to the caller and retried
+//     with backoff for as long as its context lasts, and reading resumes at
+//     the next offset, so no record is read twice or skipped (unless
+//     retention removed it first, which is logged at error level).
+//   - Nothing outlives Run or ReadPartition. Every goroutine the runtime
+//     starts (partitions, heartbeats, the partition watcher, fetchers, drain
+//     timers) has ended when Run or ReadPartition returns.
 package stream

@@ -41,6 +41,13 @@ type fetcher struct {
 	maxWait   time.Duration
 	retry     backoff.Config
 	log       *slog.Logger
+	// replay, when positive, moves a start at kafka.LastOffset back to the
+	// first record written at most replay before the leader is reached.
+	replay time.Duration
+	// failed, when set, is told of every failure before its retry.
+	failed func(error)
+	// empty hands over the empty answers to a caught-up partition too.
+	empty bool
 
 	out  chan fetched
 	done chan struct{}
@@ -98,8 +105,11 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 		failures++
 		if ctx.Err() == nil {
 			f.log.Warn("fetch failed; retrying", "op", what, "offset", offset, "attempt", failures, "err", err)
+			if f.failed != nil {
+				f.failed(err)
+			}
 		}
-		sleep(ctx, f.retry.Delay(failures))
+		backoff.Sleep(ctx, f.retry.Delay(failures))
 	}
 	for ctx.Err() == nil {
 		if conn == nil {
@@ -113,6 +123,9 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 		res, err := f.fetch(conn, offset)
 		switch {
 		case err == nil:
+			if failures > 0 {
+				f.log.Info("fetch recovered", "offset", offset, "attempts", failures+1)
+			}
 			failures = 0
 		case errors.Is(err, kafka.OffsetOutOfRange):
 			first, last, oerr := readOffsets(conn)
@@ -130,14 +143,23 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 				continue
 			}
 			// Past the end: wait for records.
-			sleep(ctx, f.maxWait)
+			backoff.Sleep(ctx, f.maxWait)
 			continue
-		case errors.Is(err, kafka.RequestTimedOut) || isTimeout(err):
-			// An empty wait, as the broker or the deadline timed it: ask
-			// again on the same connection if it is still usable.
-			if isTimeout(err) {
-				_ = conn.Close()
-				conn = nil
+		case errors.Is(err, kafka.RequestTimedOut):
+			// An empty wait: kafka-go reports the broker's empty answer
+			// for a caught-up partition so, and leaves the connection
+			// usable (its own Reader asks again on it, as here).
+			if !f.empty {
+				continue
+			}
+			res = fetched{highWatermark: res.highWatermark}
+		case isTimeout(err):
+			// No answer within the deadline: ask again on a new
+			// connection, and tell whoever watches the reader.
+			_ = conn.Close()
+			conn = nil
+			if f.failed != nil {
+				f.failed(err)
 			}
 			continue
 		default:
@@ -175,6 +197,12 @@ func (f *fetcher) dial(ctx context.Context, offset int64) (*kafka.Conn, int64, e
 		switch {
 		case offset == kafka.FirstOffset:
 			offset = first
+		case offset == kafka.LastOffset && f.replay > 0:
+			if offset, err = f.replayStart(conn, last); err != nil {
+				_ = conn.Close()
+				errs = append(errs, err)
+				continue
+			}
 		case offset == kafka.LastOffset:
 			offset = last
 		case offset < first:
@@ -197,6 +225,33 @@ func (f *fetcher) dial(ctx context.Context, offset int64) (*kafka.Conn, int64, e
 		return conn, offset, nil
 	}
 	return nil, 0, fmt.Errorf("dial the leader of %s/%d: %w", f.topic, f.partition, errors.Join(errs...))
+}
+
+// replayStart returns the offset of the first record written at most
+// f.replay ago, or last (the end offset, read before this lookup, so that a
+// record written in between is read either way) when there is none or
+// Kafka definitely refuses the lookup. Other errors (Kafka unreachable)
+// are returned, to be retried.
+func (f *fetcher) replayStart(conn *kafka.Conn, last int64) (int64, error) {
+	since := time.Now().Add(-f.replay)
+	if err := conn.SetDeadline(time.Now().Add(fetchTimeout)); err != nil {
+		return 0, err
+	}
+	offset, err := conn.ReadOffset(since)
+	_ = conn.SetDeadline(time.Time{})
+	var ke kafka.Error
+	switch {
+	case err == nil && offset >= 0:
+		f.log.Info("reading from the replay start", "since", since.UTC().Format(time.RFC3339), "offset", offset)
+		return offset, nil
+	case err == nil: // no record since then
+		f.log.Info("reading from the replay start", "since", since.UTC().Format(time.RFC3339), "offset", last)
+		return last, nil
+	case errors.As(err, &ke) && !ke.Temporary():
+		f.log.Warn("cannot find the offset of the replay start: reading from the end", "since", since, "err", err)
+		return last, nil
+	}
+	return 0, fmt.Errorf("find the offset of %s/%d at %s: %w", f.topic, f.partition, since.UTC().Format(time.RFC3339), err)
 }
 
 // fetch sends one fetch request at offset and reads its whole response.

@@ -285,8 +285,7 @@ func TestRunLeavesNoGoroutineBehind(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	fill(t, addr, "in", 500)
 	aw := newAcks(addr)
-	testenv.WaitFor(t, "the test's own goroutines to settle", 10*time.Second, func() bool { return runtime.NumGoroutine() < 1000 })
-	before := runtime.NumGoroutine()
+	before := settledGoroutines(t)
 	r := runnerWith(t, addr, aw, Config{MaxBatch: 100}, func(p Partition) Processor { return newTally(p, nil) })
 	stop := start(r)
 	// Observed through the runner's metric: a client of the test's own
@@ -296,12 +295,27 @@ func TestRunLeavesNoGoroutineBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	aw.w.Close() // closes the producer's idle connections
+	noGoroutineLeft(t, before, "Run")
+}
+
+// settledGoroutines waits for the test's own goroutines to settle and
+// returns how many there are.
+func settledGoroutines(t *testing.T) int {
+	t.Helper()
+	testenv.WaitFor(t, "the test's own goroutines to settle", 10*time.Second, func() bool { return runtime.NumGoroutine() < 1000 })
+	return runtime.NumGoroutine()
+}
+
+// noGoroutineLeft fails t unless, within 10 s, no more goroutines run than
+// the before that settledGoroutines counted before what started.
+func noGoroutineLeft(t *testing.T, before int, what string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
 			var b strings.Builder
 			_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Fatalf("%d goroutines after Run returned, %d before it started:\n%s", runtime.NumGoroutine(), before, b.String())
+			t.Fatalf("%d goroutines after %s returned, %d before it started:\n%s", runtime.NumGoroutine(), what, before, b.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -301,7 +301,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			failures++
 			r.log.Warn("join consumer group generation", "err", err, "attempt", failures)
-			sleep(ctx, r.cfg.Retry.Delay(failures))
+			backoff.Sleep(ctx, r.cfg.Retry.Delay(failures))
 			continue
 		}
 		failures = 0
@@ -368,22 +368,13 @@ func (r *Runner) fetchCommitted(ctx context.Context, id int, log *slog.Logger) (
 			return 0, "", false
 		}
 		log.Warn("read committed offset and metadata; retrying", "attempt", attempt, "err", err)
-		sleep(ctx, r.cfg.Retry.Delay(attempt))
+		backoff.Sleep(ctx, r.cfg.Retry.Delay(attempt))
 	}
 }
 
 // fetchMaxWait is how long the broker may hold a fetch of a caught-up
 // partition before answering it empty.
 const fetchMaxWait = 250 * time.Millisecond
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
 
 // partition is the state of one owned partition inside one generation.
 type partition struct {
@@ -628,7 +619,7 @@ func (p *partition) commit(ctx context.Context) error {
 			return err
 		}
 		p.log.Warn("commit failed; retrying", "attempt", attempt, "err", err)
-		sleep(ctx, p.r.cfg.Retry.Delay(attempt))
+		backoff.Sleep(ctx, p.r.cfg.Retry.Delay(attempt))
 	}
 }
 
@@ -712,7 +703,7 @@ func (p *partition) produce(ctx context.Context) error {
 			return err
 		}
 		p.log.Warn("produce failed; retrying", "records", len(pending), "attempt", attempt, "err", summary(err))
-		sleep(ctx, p.r.cfg.Retry.Delay(attempt))
+		backoff.Sleep(ctx, p.r.cfg.Retry.Delay(attempt))
 	}
 	return nil
 }

@@ -175,7 +175,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer chConn.Close()
 	fc := cfg.Feed
 	fc.Brokers, fc.Dialer, fc.Topic = cfg.Kafka.Brokers, dialer, cfg.Visits.OutputTopic
-	live, err := feed.New(fc, feed.NewClickHouseHistory(chConn), w.log, w.metrics.Registry)
+	live, err := feed.New(fc, feed.NewClickHouseHistory(chConn), w.log, w.metrics)
 	if err != nil {
 		return err
 	}
