@@ -2,7 +2,6 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/domination/domination/internal/auth"
+	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/metrics"
 )
 
@@ -58,16 +58,7 @@ func serveOn(t *testing.T, cfg Config, ln net.Listener, logs io.Writer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve after cancel = %v, want nil", err)
-		}
-	})
-	return ln.Addr().String()
+	return testenv.Serve(t, ln, s.Serve)
 }
 
 func listen(t *testing.T, addr string) net.Listener {
