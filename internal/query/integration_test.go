@@ -34,19 +34,11 @@ type rating struct {
 
 func insertShadow(t *testing.T, conn driver.Conn, db string, rows ...rating) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".shadow (type, unique_id, emit_timestamp, rating)")
-	if err != nil {
-		t.Fatalf("prepare shadow batch: %v", err)
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		values[i] = []any{r.typ, r.id, r.at, r.rating}
 	}
-	for _, r := range rows {
-		if err := batch.Append(r.typ, r.id, r.at, r.rating); err != nil {
-			t.Fatalf("append shadow row: %v", err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatalf("send shadow batch: %v", err)
-	}
+	insert(t, conn, db+".shadow (type, unique_id, emit_timestamp, rating)", values)
 }
 
 type window struct {
@@ -58,18 +50,27 @@ type window struct {
 
 func insertVisitors(t *testing.T, conn driver.Conn, db string, rows ...window) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".active_visitors (account_id, store_id, window_start, window_end, count)")
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		values[i] = []any{r.account, r.store, r.start, r.end, r.count}
+	}
+	insert(t, conn, db+".active_visitors (account_id, store_id, window_start, window_end, count)", values)
+}
+
+// insert sends rows to into, a table and its columns, in one batch.
+func insert(t *testing.T, conn driver.Conn, into string, rows [][]any) {
+	t.Helper()
+	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+into)
 	if err != nil {
-		t.Fatalf("prepare active_visitors batch: %v", err)
+		t.Fatalf("prepare the batch into %s: %v", into, err)
 	}
 	for _, r := range rows {
-		if err := batch.Append(r.account, r.store, r.start, r.end, r.count); err != nil {
-			t.Fatalf("append active_visitors row: %v", err)
+		if err := batch.Append(r...); err != nil {
+			t.Fatalf("append a row into %s: %v", into, err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		t.Fatalf("send active_visitors batch: %v", err)
+		t.Fatalf("send the batch into %s: %v", into, err)
 	}
 }
 
