@@ -78,13 +78,22 @@ func typeOf(r int32) string {
 // insert writes rows in one block, as the Kafka engine's view does.
 func insert(t *testing.T, conn driver.Conn, rows ...rating) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO shadow (type, unique_id, emit_timestamp, rating)")
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		values[i] = []any{typeOf(r.rating), r.id, r.at, r.rating}
+	}
+	insertInto(t, conn, "shadow (type, unique_id, emit_timestamp, rating)", values)
+}
+
+// insertInto sends rows to into, a table and its columns, in one block.
+func insertInto(t *testing.T, conn driver.Conn, into string, rows [][]any) {
+	t.Helper()
+	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+into)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rows {
-		if err := batch.Append(typeOf(r.rating), r.id, r.at, r.rating); err != nil {
+		if err := batch.Append(r...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,19 +283,11 @@ type window struct {
 
 func insertWindows(t *testing.T, conn driver.Conn, ws ...window) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO active_visitors (account_id, store_id, window_start, window_end, count)")
-	if err != nil {
-		t.Fatal(err)
+	values := make([][]any, len(ws))
+	for i, w := range ws {
+		values[i] = []any{w.account, w.store, w.start, w.start.Add(10 * time.Second), w.count}
 	}
-	for _, w := range ws {
-		if err := batch.Append(w.account, w.store, w.start, w.start.Add(10*time.Second), w.count); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	insertInto(t, conn, "active_visitors (account_id, store_id, window_start, window_end, count)", values)
 }
 
 // checkVisitors compares query active-visitors with active_visitors read
