@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -31,23 +30,6 @@ const (
 	metricsSecret = "prometheus-secret-0123456789"
 	allSecret     = "operator-secret-0123456789"
 )
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // serveOn starts a Server for cfg on ln, logging at debug level to logs,
 // and returns the address it listens on.
@@ -98,7 +80,7 @@ func status(t *testing.T, client *http.Client, url, token string) int {
 }
 
 func TestTokensGuardMetricsAndHandlersButNotHealthOrReady(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.Buffer
 	var seen auth.Token
 	var mu sync.Mutex
 	feed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -193,7 +175,7 @@ func TestWarnsWhenListeningBeyondLoopbackWithoutTokens(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs logBuffer
+			var logs testenv.Buffer
 			waitServing(t, serveOn(t, Config{Tokens: tc.tokens}, listen(t, tc.addr), &logs))
 			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "without tokens")
 			if warned != tc.warn {
