@@ -38,7 +38,7 @@ func insertShadow(t *testing.T, conn driver.Conn, db string, rows ...rating) {
 	for i, r := range rows {
 		values[i] = []any{r.typ, r.id, r.at, r.rating}
 	}
-	insert(t, conn, db+".shadow (type, unique_id, emit_timestamp, rating)", values)
+	testenv.Insert(t, conn, db+".shadow (type, unique_id, emit_timestamp, rating)", values...)
 }
 
 type window struct {
@@ -54,24 +54,7 @@ func insertVisitors(t *testing.T, conn driver.Conn, db string, rows ...window) {
 	for i, r := range rows {
 		values[i] = []any{r.account, r.store, r.start, r.end, r.count}
 	}
-	insert(t, conn, db+".active_visitors (account_id, store_id, window_start, window_end, count)", values)
-}
-
-// insert sends rows to into, a table and its columns, in one batch.
-func insert(t *testing.T, conn driver.Conn, into string, rows [][]any) {
-	t.Helper()
-	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+into)
-	if err != nil {
-		t.Fatalf("prepare the batch into %s: %v", into, err)
-	}
-	for _, r := range rows {
-		if err := batch.Append(r...); err != nil {
-			t.Fatalf("append a row into %s: %v", into, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatalf("send the batch into %s: %v", into, err)
-	}
+	testenv.Insert(t, conn, db+".active_visitors (account_id, store_id, window_start, window_end, count)", values...)
 }
 
 func count(t *testing.T, conn driver.Conn, sql string) uint64 {

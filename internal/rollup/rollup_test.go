@@ -82,24 +82,7 @@ func insert(t *testing.T, conn driver.Conn, rows ...rating) {
 	for i, r := range rows {
 		values[i] = []any{typeOf(r.rating), r.id, r.at, r.rating}
 	}
-	insertInto(t, conn, "shadow (type, unique_id, emit_timestamp, rating)", values)
-}
-
-// insertInto sends rows to into, a table and its columns, in one block.
-func insertInto(t *testing.T, conn driver.Conn, into string, rows [][]any) {
-	t.Helper()
-	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+into)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		if err := batch.Append(r...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Insert(t, conn, "shadow (type, unique_id, emit_timestamp, rating)", values...)
 }
 
 // ratings returns n ratings over minutes [from, from+span), ids prefixed.
@@ -287,7 +270,7 @@ func insertWindows(t *testing.T, conn driver.Conn, ws ...window) {
 	for i, w := range ws {
 		values[i] = []any{w.account, w.store, w.start, w.start.Add(10 * time.Second), w.count}
 	}
-	insertInto(t, conn, "active_visitors (account_id, store_id, window_start, window_end, count)", values)
+	testenv.Insert(t, conn, "active_visitors (account_id, store_id, window_start, window_end, count)", values...)
 }
 
 // checkVisitors compares query active-visitors with active_visitors read
