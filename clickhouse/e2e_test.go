@@ -15,12 +15,7 @@ import (
 // delivered twice is counted once when read with FINAL.
 func TestKafkaToClickHouse(t *testing.T) {
 	t.Parallel() // slow: dropping a Kafka engine table takes ~3s on 18.16
-	cfg, conn := testDB(t)
-	src := testKafkaSource(t)
-	m, err := NewMigrator(conn, cfg.Database, src, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, conn, src, m := testMigrator(t)
 	if err := m.Up(context.Background()); err != nil {
 		t.Fatalf("Up: %v", err)
 	}

@@ -87,6 +87,19 @@ func createTopics(t *testing.T, brokers string, topics ...string) {
 	})
 }
 
+// testMigrator returns a Migrator of a database and Kafka source of this
+// test's own, with the database's Config and connection and the source.
+func testMigrator(t *testing.T) (Config, driver.Conn, KafkaSource, *Migrator) {
+	t.Helper()
+	cfg, conn := testDB(t)
+	src := testKafkaSource(t)
+	m, err := NewMigrator(conn, cfg.Database, src, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, conn, src, m
+}
+
 // testLogger sends a component's logs to t.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -222,12 +222,7 @@ func mustVersion(t *testing.T, m *Migrator, want uint, wantDirty bool) {
 
 func TestMigratorUpDownUp(t *testing.T) {
 	t.Parallel() // slow: dropping a Kafka engine table takes ~3s on 18.16
-	cfg, conn := testDB(t)
-	src := testKafkaSource(t)
-	m, err := NewMigrator(conn, cfg.Database, src, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, conn, _, m := testMigrator(t)
 	defer m.Close()
 	ctx := context.Background()
 	t.Cleanup(func() { _ = m.Down(context.Background()) }) // stop the Kafka consumers if a check fails
@@ -274,13 +269,7 @@ func TestMigratorUpDownUp(t *testing.T) {
 	}
 	mustVersion(t, m, 4, false)
 
-	if err := m.Up(ctx); err != nil {
-		t.Fatalf("second Up: %v", err)
-	}
-	mustVersion(t, m, 4, false)
-	if got := tables(t, conn, cfg.Database); len(got) != len(Objects) {
-		t.Errorf("after second Up: tables %v", got)
-	}
+	mustUpAgain(t, m, conn, cfg.Database, "second Up")
 
 	if err := m.Down(ctx); err != nil {
 		t.Fatalf("Down: %v", err)
@@ -295,15 +284,22 @@ func TestMigratorUpDownUp(t *testing.T) {
 		t.Errorf("second Down: %v", err)
 	}
 
-	if err := m.Up(ctx); err != nil {
-		t.Fatalf("Up after Down: %v", err)
-	}
-	mustVersion(t, m, 4, false)
-	if got := tables(t, conn, cfg.Database); len(got) != len(Objects) {
-		t.Errorf("after Up after Down: tables %v", got)
-	}
+	mustUpAgain(t, m, conn, cfg.Database, "Up after Down")
 	if err := m.Down(ctx); err != nil {
 		t.Fatalf("final Down: %v", err)
+	}
+}
+
+// mustUpAgain runs what, an Up of m, and checks that it leaves version 4,
+// clean, and as many tables in db as Objects.
+func mustUpAgain(t *testing.T, m *Migrator, conn driver.Conn, db, what string) {
+	t.Helper()
+	if err := m.Up(context.Background()); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	mustVersion(t, m, 4, false)
+	if got := tables(t, conn, db); len(got) != len(Objects) {
+		t.Errorf("after %s: tables %v", what, got)
 	}
 }
 

@@ -158,11 +158,7 @@ func TestRatingsEncoderKeyIsUniqueID(t *testing.T) {
 }
 
 func TestRatingsConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  RatingsConfig
-		ok   bool
-	}{
+	checkValidate(t, []validateCase[RatingsConfig]{
 		{"zero value", RatingsConfig{}, true},
 		{"zero min with max", RatingsConfig{Min: 0, Max: 100}, true},
 		{"min equals max", RatingsConfig{Min: 5, Max: 5}, true},
@@ -173,21 +169,11 @@ func TestRatingsConfigValidate(t *testing.T) {
 		{"negative count", RatingsConfig{Count: -1}, false},
 		{"negative batch", RatingsConfig{Sending: Sending{BatchSize: -1}}, false},
 		{"bad topic", RatingsConfig{Topic: "no spaces"}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.cfg.WithDefaults().Validate(); (err == nil) != tc.ok {
-				t.Errorf("Validate() = %v, want ok %v", err, tc.ok)
-			}
-		})
-	}
+	})
 }
 
 func TestVisitsConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  VisitsConfig
-		ok   bool
-	}{
+	checkValidate(t, []validateCase[VisitsConfig]{
 		{"zero value", VisitsConfig{}, true},
 		{"everything late", VisitsConfig{LateFraction: 1}, true},
 		{"as fast as possible", VisitsConfig{Frequency: math.Inf(1)}, true},
@@ -197,7 +183,24 @@ func TestVisitsConfigValidate(t *testing.T) {
 		{"negative frequency", VisitsConfig{Frequency: -1}, false},
 		{"negative max", VisitsConfig{MaxMessages: -1}, false},
 		{"bad topic", VisitsConfig{Topic: "a/b"}, false},
-	} {
+	})
+}
+
+// validateCase is a configuration and whether Validate accepts it.
+type validateCase[C any] struct {
+	name string
+	cfg  C
+	ok   bool
+}
+
+// checkValidate runs Validate on each case's defaulted configuration, a subtest
+// each.
+func checkValidate[C interface {
+	WithDefaults() C
+	Validate() error
+}](t *testing.T, cases []validateCase[C]) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.cfg.WithDefaults().Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate() = %v, want ok %v", err, tc.ok)

@@ -252,11 +252,20 @@ func seededTopic(t *testing.T, cfg Config, c *kafka.Client, parts, n int) string
 	return topic
 }
 
-func TestSeedGroupAtStartCommitsTheEarliestOffsetOfEveryPartition(t *testing.T) {
+// newGroupOnSeededTopic returns a client, a topic of 3 partitions holding
+// 10 records, and the name of a group that has committed nothing yet,
+// deleted when the test ends.
+func newGroupOnSeededTopic(t *testing.T) (c *kafka.Client, topic, group string) {
+	t.Helper()
 	cfg, c := testClient(t)
-	topic := seededTopic(t, cfg, c, 3, 10)
-	group := testenv.Name(t, "g")
+	topic = seededTopic(t, cfg, c, 3, 10)
+	group = testenv.Name(t, "g")
 	deleteGroupsAtCleanup(t, c, group)
+	return c, topic, group
+}
+
+func TestSeedGroupAtStartCommitsTheEarliestOffsetOfEveryPartition(t *testing.T) {
+	c, topic, group := newGroupOnSeededTopic(t)
 	ctx := context.Background()
 
 	before := committed(t, c, group, topic, 3)
@@ -282,10 +291,7 @@ func TestSeedGroupAtStartCommitsTheEarliestOffsetOfEveryPartition(t *testing.T) 
 }
 
 func TestSeedGroupAtStartLeavesAnExistingOffsetAlone(t *testing.T) {
-	cfg, c := testClient(t)
-	topic := seededTopic(t, cfg, c, 3, 10)
-	group := testenv.Name(t, "g")
-	deleteGroupsAtCleanup(t, c, group)
+	c, topic, group := newGroupOnSeededTopic(t)
 	ctx := context.Background()
 
 	res, err := c.OffsetCommit(ctx, &kafka.OffsetCommitRequest{

@@ -76,14 +76,7 @@ func TestPrepareTopicsCreatesWithTheResolvedMinInSyncAndChecksThem(t *testing.T)
 	if err := cfg.PrepareTopics(ctx, c, log, Topic{Name: name, Partitions: 2}); err != nil {
 		t.Fatalf("PrepareTopics: %v", err)
 	}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantFactor, wantISR, err := Replication{}.Resolve(len(md.Brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantFactor, wantISR := defaultReplication(t, c)
 	ds, err := Durability(ctx, c, name)
 	if err != nil {
 		t.Fatalf("Durability: %v", err)
@@ -101,16 +94,9 @@ func TestCheckRefusesATopicThatNoRequireAllWriteCanReach(t *testing.T) {
 	name := testenv.Name(t, "unreachable")
 	deleteTopicsAtCleanup(t, c, name)
 	ctx := context.Background()
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// One more in-sync replica than the topic has: Kafka accepts the
 	// setting, and then refuses every acks=all write.
-	factor, _, err := Replication{}.Resolve(len(md.Brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
+	factor, _ := defaultReplication(t, c)
 	res, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: name, NumPartitions: 1, ReplicationFactor: factor,
 		ConfigEntries: []kafka.ConfigEntry{{ConfigName: minInSyncConfig, ConfigValue: "9"}},
@@ -123,4 +109,19 @@ func TestCheckRefusesATopicThatNoRequireAllWriteCanReach(t *testing.T) {
 	}
 	err = Check(ctx, c, slog.New(slog.DiscardHandler), name)
 	testenv.CheckErr(t, "Check", err, name+": min.insync.replicas 9 exceeds its")
+}
+
+// defaultReplication returns the replication factor and minimum in-sync
+// replicas that the zero Replication resolves to on c's cluster.
+func defaultReplication(t *testing.T, c *kafka.Client) (factor, minInSync int) {
+	t.Helper()
+	md, err := c.Metadata(context.Background(), &kafka.MetadataRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factor, minInSync, err = Replication{}.Resolve(len(md.Brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return factor, minInSync
 }

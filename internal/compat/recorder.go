@@ -145,22 +145,19 @@ func (r *Recorder) Conn(ctx context.Context) (driver.Conn, error) {
 
 // Take returns the statements recorded since the last Take, in the order
 // they arrived, except the INSERTs that came with data.
-func (r *Recorder) Take() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.stmts
-	r.stmts = nil
-	return out
-}
+func (r *Recorder) Take() []string { return r.take(&r.stmts) }
 
 // TakeInserts returns the INSERTs that came with data (batches, such as
 // the migration version table's rows) since the last TakeInserts. Only
 // their text is kept: a replay would need the data.
-func (r *Recorder) TakeInserts() []string {
+func (r *Recorder) TakeInserts() []string { return r.take(&r.inserts) }
+
+// take empties list, one of r's, and returns what it held.
+func (r *Recorder) take(list *[]string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := r.inserts
-	r.inserts = nil
+	out := *list
+	*list = nil
 	return out
 }
 

@@ -343,16 +343,7 @@ func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *test
 	})
 
 	// A stall: the shadow store's view detached while ratings wait.
-	ctx := context.Background()
-	if err := e.conn.Exec(ctx, "DETACH TABLE "+e.database+".shadow_consumer"); err != nil {
-		t.Fatal(err)
-	}
-	attached := false
-	t.Cleanup(func() {
-		if !attached {
-			_ = e.conn.Exec(context.Background(), "ATTACH TABLE "+e.database+".shadow_consumer")
-		}
-	})
+	attach := e.detachShadowStore()
 	const more = 100
 	e.cli("produce", "ratings", "--count", fmt.Sprint(more), "--seed", "42")
 	var where string
@@ -372,10 +363,7 @@ func TestDashboardShowsWhatClickHouseHoldsFiltersByAccountAndShowsAStall(t *test
 	b.screenshot("dashboard-stalled.png")
 
 	// Recovery: the view back, the stall clears and the totals follow.
-	if err := e.conn.Exec(ctx, "ATTACH TABLE "+e.database+".shadow_consumer"); err != nil {
-		t.Fatal(err)
-	}
-	attached = true
+	attach()
 	testenv.WaitFor(t, "every rating in shadow", 90*time.Second, func() bool { return e.count("SELECT count() FROM shadow FINAL") == ratings+more })
 	wantShadow = e.shadowByType()
 	b.waitFor(fmt.Sprint("the page to clear the stall and show the new totals ", wantShadow), 90*time.Second, func() (bool, string) {

@@ -91,7 +91,7 @@ func (e *env) dlqReplayScenario(n int, crash bool) replayOutcome {
 	}
 	w = e.startWorker()
 
-	src := e.replaySource()
+	src := e.source()
 	replayed := 0
 	for round := 1; round <= 2; round++ {
 		out := e.cli("dlq", "replay", "--reason", "out_of_range").stdout
@@ -227,8 +227,8 @@ func (e *env) caughtUp(group, topic string) bool {
 	return true
 }
 
-// replaySource reads this test's topics and database for verify.
-func (e *env) replaySource() *verify.Source {
+// source reads this test's topics and database for verify.
+func (e *env) source() *verify.Source {
 	e.t.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{e.chAddr}, Auth: clickhouse.Auth{Database: e.database}})
 	if err != nil {

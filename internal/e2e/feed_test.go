@@ -44,8 +44,14 @@ func (w *worker) dial(t *testing.T, query string) *feedClient {
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
 	}
-	c := &feedClient{t: t, conn: conn}
 	t.Cleanup(func() { conn.Close() })
+	return collect(t, conn)
+}
+
+// collect reads conn's counts into a feedClient in the background, counting
+// the other frames as error frames.
+func collect(t *testing.T, conn *websocket.Conn) *feedClient {
+	c := &feedClient{t: t, conn: conn}
 	go func() {
 		for {
 			_, msg, err := conn.ReadMessage()
@@ -148,32 +154,10 @@ func TestFeedClientsOfTwoWorkersReceiveTheOfflineCountsAndFiltersHold(t *testing
 	e.cli(visitArgs(sent, 21)...)
 	want := e.offlineWindows(sent, visitWindow)
 	for name, c := range map[string]*feedClient{"worker 1": c1, "worker 2": c2} {
-		var got []string
-		testenv.WaitFor(t, "every window on the client of "+name, 60*time.Second, func() bool {
-			got = c.distinct()
-			return len(got) >= len(want)
-		})
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("the client of %s received counts that differ from the offline recomputation: %s", name, diff(got, want))
-		}
+		waitForWindows(t, "the client of "+name, 60*time.Second, want, c.distinct)
 	}
-	wantTwo := only(want, 2)
-	var got []string
-	testenv.WaitFor(t, "account 2's windows on the filtered client", 30*time.Second, func() bool {
-		got = filtered.distinct()
-		return len(got) >= len(wantTwo)
-	})
-	if strings.Join(got, ",") != strings.Join(wantTwo, ",") {
-		t.Fatalf("the filtered client received %s", diff(got, wantTwo))
-	}
-	var stored []string
-	testenv.WaitFor(t, "active_visitors to hold every window", 30*time.Second, func() bool {
-		stored = e.storedWindows()
-		return len(stored) >= len(want)
-	})
-	if strings.Join(stored, ",") != strings.Join(want, ",") {
-		t.Fatalf("active_visitors differs from the offline recomputation: %s", diff(stored, want))
-	}
+	waitForWindows(t, "the filtered client", 30*time.Second, only(want, 2), filtered.distinct)
+	waitForWindows(t, "active_visitors", 30*time.Second, want, e.storedWindows)
 }
 
 func TestFeedLateClientGetsHistoryThenLiveWithoutGapOrRepeat(t *testing.T) {

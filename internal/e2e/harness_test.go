@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -201,25 +201,8 @@ type worker struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	port int
-	logs *syncBuffer
+	logs *testenv.Buffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -248,7 +231,7 @@ func (e *env) startWorkerEnv(environ []string, extra ...string) *worker {
 	args := append(e.args(), "worker", "-l", "info", "--web-host", "127.0.0.1", "--web-port", strconv.Itoa(port), "--shadow-group", e.group)
 	args = append(args, e.guardArgs()...)
 	args = append(args, extra...)
-	w := &worker{t: e.t, port: port, logs: &syncBuffer{}, done: make(chan error, 1)}
+	w := &worker{t: e.t, port: port, logs: &testenv.Buffer{}, done: make(chan error, 1)}
 	w.cmd = exec.Command(binary, args...)
 	w.cmd.Env = append(os.Environ(), environ...)
 	w.cmd.Stdout, w.cmd.Stderr = w.logs, w.logs
@@ -300,8 +283,14 @@ func (w *worker) metric(prefix string) float64 {
 		w.t.Fatalf("get metrics: %v", err)
 	}
 	defer res.Body.Close()
+	return sumMetric(res.Body, prefix)
+}
+
+// sumMetric sums the samples of the Prometheus text exposition in body whose
+// line starts with prefix.
+func sumMetric(body io.Reader, prefix string) float64 {
 	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(res.Body)
+	_, _ = buf.ReadFrom(body)
 	var sum float64
 	for _, line := range strings.Split(buf.String(), "\n") {
 		if strings.HasPrefix(line, prefix) {
@@ -311,6 +300,55 @@ func (w *worker) metric(prefix string) float64 {
 		}
 	}
 	return sum
+}
+
+// detachShadowStore detaches the shadow store's materialized view, so that
+// the engine commits nothing while shadow events wait; the function it
+// returns attaches the view again, as the test's cleanup does if the test
+// has not.
+func (e *env) detachShadowStore() (attach func()) {
+	e.t.Helper()
+	if err := e.conn.Exec(context.Background(), "DETACH TABLE "+e.database+".shadow_consumer"); err != nil {
+		e.t.Fatal(err)
+	}
+	attached := false
+	e.t.Cleanup(func() {
+		if !attached {
+			_ = e.conn.Exec(context.Background(), "ATTACH TABLE "+e.database+".shadow_consumer")
+		}
+	})
+	return func() {
+		e.t.Helper()
+		if err := e.conn.Exec(context.Background(), "ATTACH TABLE "+e.database+".shadow_consumer"); err != nil {
+			e.t.Fatal(err)
+		}
+		attached = true
+	}
+}
+
+// waitForWindows waits until get returns at least as many windows as want,
+// then fails t unless they are want; where names what holds them.
+func waitForWindows(t *testing.T, where string, within time.Duration, want []string, get func() []string) {
+	t.Helper()
+	var got []string
+	testenv.WaitFor(t, fmt.Sprintf("%d windows on %s", len(want), where), within, func() bool {
+		got = get()
+		return len(got) >= len(want)
+	})
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("%s holds other windows than the offline recomputation: %s", where, diff(got, want))
+	}
+}
+
+// partitions reads topic's partitions from the first broker.
+func (e *env) partitions(topic string) ([]kafka.Partition, error) {
+	e.t.Helper()
+	conn, err := kafka.Dial("tcp", e.brokers[0])
+	if err != nil {
+		e.t.Fatalf("dial kafka: %v", err)
+	}
+	defer conn.Close()
+	return conn.ReadPartitions(topic)
 }
 
 // writer returns a writer to topic with a transport of its own: kafka-go's

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"testing"
 )
 
@@ -28,20 +27,5 @@ func printLine(t *testing.T, line string) {
 	t.Helper()
 	fmt.Println(line)
 	t.Log(line)
-	path := os.Getenv("DOMINATION_RELIABILITY_REPORT")
-	if path == "" {
-		return
-	}
-	t.Cleanup(func() {
-		status := "PASS"
-		if t.Failed() {
-			status = "FAIL"
-		}
-		reportMu.Lock()
-		defer reportMu.Unlock()
-		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-			fmt.Fprintf(f, "%s %s\n", line, status)
-			f.Close()
-		}
-	})
+	report(t, line)
 }

@@ -30,18 +30,8 @@ func rebalances(workers []*worker) float64 {
 // (no rebalance: every agent's generations joined are unchanged) and lose
 // nothing: produce, commit and heartbeat failures are retried inside it.
 func TestReliabilityKafkaStoppedFor60sEndsNoGenerationAndLosesNothing(t *testing.T) {
-	k, _ := startKafka(t, "")
-	e := newEnvAt(t, []string{k.addr}, testenv.ClickHouseAddr(t))
-	e.migrateUp()
-	flags := []string{"--max-batch", "500"}
-	workers := []*worker{e.startWorker(flags...), e.startWorker(flags...)}
-	committed := func() float64 {
-		var n float64
-		for _, w := range workers {
-			n += w.metric(`domination_committed_total{agent="shadow"}`)
-		}
-		return n
-	}
+	k, e, workers := twoWorkersOnOwnKafka(t)
+	committed := func() float64 { return shadowCommitted(workers) }
 	// Three agents in each of two workers: every one has joined a
 	// generation and holds it (a rebalance would have every member join
 	// the next).
@@ -59,26 +49,8 @@ func TestReliabilityKafkaStoppedFor60sEndsNoGenerationAndLosesNothing(t *testing
 		settled = now
 	}
 
-	stopped := time.Now()
-	k.stop()
-	before := committed()
-	time.Sleep(60*time.Second - time.Since(stopped)) // the outage itself
-	for i, w := range workers {
-		if !w.alive() {
-			t.Fatalf("worker %d exited during the Kafka outage:\n%s", i, w.logs.String())
-		}
-	}
-	k.up()
-	t.Logf("kafka was down for %s; the workers had committed %.0f ratings", time.Since(stopped).Round(time.Second), before)
-	testenv.WaitFor(t, "the workers to commit again after the outage", 2*time.Minute, func() bool { return committed() > before })
-	if got := <-acked; got != n {
-		t.Fatalf("the producer got %d of %d ratings acknowledged", got, n)
-	}
-	rep := e.reconcileRatings(4 * time.Minute)
-	printScenario(t, "kafka-outage-60s-no-rebalance", rep)
-	if rep.Landed != rep.Produced || rep.Produced < n {
-		t.Errorf("produced %d input records (%d ratings), landed %d", rep.Produced, n, rep.Landed)
-	}
+	stopKafkaFor(t, k, workers, 60*time.Second)
+	e.everyRatingLanded(t, "kafka-outage-60s-no-rebalance", acked, n)
 	if got := rebalances(workers); got != settled {
 		t.Errorf("the agents joined %v generations in all after the outage, %v before: the outage caused a rebalance", got, settled)
 	}

@@ -29,9 +29,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/internal/verify"
 	"github.com/domination/domination/producer"
 )
@@ -46,21 +46,7 @@ func printScenario(t *testing.T, scenario string, r verify.Report) {
 	line := r.Line(scenario)
 	fmt.Println(line)
 	t.Logf("%s: %s", scenario, r)
-	if path := os.Getenv("DOMINATION_RELIABILITY_REPORT"); path != "" {
-		// Written when the test ends, so the status counts every check.
-		t.Cleanup(func() {
-			status := "PASS"
-			if t.Failed() {
-				status = "FAIL"
-			}
-			reportMu.Lock()
-			defer reportMu.Unlock()
-			if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-				fmt.Fprintf(f, "%s %s\n", line, status)
-				f.Close()
-			}
-		})
-	}
+	report(t, line)
 	if r.Missing != 0 || r.Duplicated != 0 {
 		t.Errorf("%s: %d missing, %d duplicated (samples: missing %v, duplicated %v)", scenario, r.Missing, r.Duplicated, r.MissingSample, r.DuplicatedSample)
 	}
@@ -69,15 +55,80 @@ func printScenario(t *testing.T, scenario string, r verify.Report) {
 	}
 }
 
-// source reads this test's topics and database.
-func (e *env) source() *verify.Source {
-	e.t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{e.chAddr}, Auth: clickhouse.Auth{Database: e.database}})
-	if err != nil {
-		e.t.Fatalf("open clickhouse: %v", err)
+// twoWorkersOnOwnKafka starts a private broker and, on a migrated
+// environment that uses it, two workers with batches of at most 500.
+func twoWorkersOnOwnKafka(t *testing.T) (*instance, *env, []*worker) {
+	t.Helper()
+	k, _ := startKafka(t, "")
+	e := newEnvAt(t, []string{k.addr}, testenv.ClickHouseAddr(t))
+	e.migrateUp()
+	flags := []string{"--max-batch", "500"}
+	return k, e, []*worker{e.startWorker(flags...), e.startWorker(flags...)}
+}
+
+// shadowCommitted sums the ratings the shadow agents of workers committed.
+func shadowCommitted(workers []*worker) float64 {
+	var n float64
+	for _, w := range workers {
+		n += w.metric(`domination_committed_total{agent="shadow"}`)
 	}
-	e.t.Cleanup(func() { _ = conn.Close() })
-	return &verify.Source{Brokers: e.brokers, Dialer: &kafka.Dialer{Timeout: 10 * time.Second}, Conn: conn}
+	return n
+}
+
+// stopKafkaFor stops the broker k for d (counted from the stop), fails t if
+// a worker exits meanwhile, starts k again and waits until the workers
+// commit again.
+func stopKafkaFor(t *testing.T, k *instance, workers []*worker, d time.Duration) {
+	t.Helper()
+	stopped := time.Now()
+	k.stop()
+	before := shadowCommitted(workers)
+	time.Sleep(d - time.Since(stopped)) // the outage itself
+	for i, w := range workers {
+		if !w.alive() {
+			t.Fatalf("worker %d exited during the Kafka outage:\n%s", i, w.logs.String())
+		}
+	}
+	k.up()
+	t.Logf("kafka was down for %s; the workers had committed %.0f ratings", time.Since(stopped).Round(time.Second), before)
+	testenv.WaitFor(t, "the workers to commit again after the outage", 2*time.Minute, func() bool { return shadowCommitted(workers) > before })
+}
+
+// everyRatingLanded waits for the producer to report n ratings acknowledged
+// on acked, then prints the scenario's line and fails t unless every
+// produced input landed.
+func (e *env) everyRatingLanded(t *testing.T, scenario string, acked <-chan int, n int) {
+	t.Helper()
+	if got := <-acked; got != n {
+		t.Fatalf("the producer got %d of %d ratings acknowledged", got, n)
+	}
+	rep := e.reconcileRatings(4 * time.Minute)
+	printScenario(t, scenario, rep)
+	if rep.Landed != rep.Produced || rep.Produced < n {
+		t.Errorf("produced %d input records (%d ratings), landed %d", rep.Produced, n, rep.Landed)
+	}
+}
+
+// report appends line to the report file DOMINATION_RELIABILITY_REPORT
+// names, if any, with PASS or FAIL: written when the test ends, so the
+// status counts every check.
+func report(t *testing.T, line string) {
+	path := os.Getenv("DOMINATION_RELIABILITY_REPORT")
+	if path == "" {
+		return
+	}
+	t.Cleanup(func() {
+		status := "PASS"
+		if t.Failed() {
+			status = "FAIL"
+		}
+		reportMu.Lock()
+		defer reportMu.Unlock()
+		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(f, "%s %s\n", line, status)
+			f.Close()
+		}
+	})
 }
 
 // settle polls a reconciliation until it is clean or within ends, then

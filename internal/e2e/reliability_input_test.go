@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/agents"
+	"github.com/domination/domination/internal/verify"
 	"github.com/domination/domination/wire"
 )
 
@@ -195,17 +196,24 @@ func TestReliabilityHostileRatingsAreDeadLetteredWithTheirReasonAndTheRestLand(t
 		t.Fatalf("produce a rating stamped ten years ahead: %v", err)
 	}
 
-	rep := e.reconcileRatings(2 * time.Minute)
-	printScenario(t, "hostile-ratings", rep)
+	checkHostile(t, w, agents.ShadowAgentName, "hostile-ratings", e.reconcileRatings(2*time.Minute), valid, want)
+}
+
+// checkHostile prints the scenario's line and checks that the valid inputs,
+// and only they, landed, and that every bad one was dead-lettered with its
+// reason, as agent's metrics count too.
+func checkHostile(t *testing.T, w *worker, agent, scenario string, rep verify.Report, valid int, want map[string]int) {
+	t.Helper()
+	printScenario(t, scenario, rep)
 	bad := 0
 	for _, n := range want {
 		bad += n
 	}
 	if rep.Landed != valid || rep.DeadLettered != bad {
-		t.Errorf("landed %d and dead-lettered %d, want %d valid ratings landed and %d bad ones dead-lettered", rep.Landed, rep.DeadLettered, valid, bad)
+		t.Errorf("%s: landed %d and dead-lettered %d, want %d valid inputs landed and %d bad ones dead-lettered", scenario, rep.Landed, rep.DeadLettered, valid, bad)
 	}
 	checkReasons(t, rep.Reasons, want)
-	checkDeadLetterMetrics(t, w, agents.ShadowAgentName, want)
+	checkDeadLetterMetrics(t, w, agent, want)
 }
 
 // Scenario 6, visits: the same for the visits agents.
@@ -225,17 +233,7 @@ func TestReliabilityHostileVisitsAreDeadLetteredWithTheirReasonAndTheRestAreCoun
 	if err := e.bigWriter(e.visits).WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatalf("produce the hostile visits: %v", err)
 	}
-	rep := e.reconcileVisits(window, 2*time.Minute)
-	printScenario(t, "hostile-visits", rep)
-	bad := 0
-	for _, n := range want {
-		bad += n
-	}
-	if rep.Landed != valid || rep.DeadLettered != bad {
-		t.Errorf("counted %d and dead-lettered %d, want %d valid visits counted and %d bad ones dead-lettered", rep.Landed, rep.DeadLettered, valid, bad)
-	}
-	checkReasons(t, rep.Reasons, want)
-	checkDeadLetterMetrics(t, w, agents.VisitsAgentName, want)
+	checkHostile(t, w, agents.VisitsAgentName, "hostile-visits", e.reconcileVisits(window, 2*time.Minute), valid, want)
 }
 
 // Scenario 9: every value a user gives `query` is either rejected before

@@ -137,12 +137,7 @@ func TestReliabilitySIGTERMDrainsAndCommitsSoARestartReprocessesAtMostOneBatch(t
 // topic (-1 for none).
 func (e *env) committedOffsets(group, topic string) map[int]int64 {
 	e.t.Helper()
-	conn, err := kafka.Dial("tcp", e.brokers[0])
-	if err != nil {
-		e.t.Fatalf("dial kafka: %v", err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
+	parts, err := e.partitions(topic)
 	if err != nil {
 		e.t.Fatalf("partitions of %s: %v", topic, err)
 	}

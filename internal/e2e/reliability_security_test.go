@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -27,17 +26,7 @@ func (w *secureWorker) metricWithToken(t *testing.T, prefix string) float64 {
 		t.Fatalf("get metrics: %v", err)
 	}
 	defer res.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(res.Body)
-	var sum float64
-	for _, line := range strings.Split(buf.String(), "\n") {
-		if strings.HasPrefix(line, prefix) {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += v
-		}
-	}
-	return sum
+	return sumMetric(res.Body, prefix)
 }
 
 // Scenario tls-sasl-pipeline: ratings produced over SASL_SSL (SCRAM-SHA-512)

@@ -17,43 +17,15 @@ import (
 // workers retry with backoff and resume by themselves; the producer rides
 // out the outage too (see steadyRatings).
 func TestReliabilityKafkaStoppedFor30sMidRunWorkersResumeByThemselves(t *testing.T) {
-	k, _ := startKafka(t, "")
-	e := newEnvAt(t, []string{k.addr}, testenv.ClickHouseAddr(t))
-	e.migrateUp()
-	flags := []string{"--max-batch", "500"}
-	workers := []*worker{e.startWorker(flags...), e.startWorker(flags...)}
-	committed := func() float64 {
-		var n float64
-		for _, w := range workers {
-			n += w.metric(`domination_committed_total{agent="shadow"}`)
-		}
-		return n
-	}
+	k, e, workers := twoWorkersOnOwnKafka(t)
+	committed := func() float64 { return shadowCommitted(workers) }
 	const n = 100000
 	acked := make(chan int, 1)
 	go func() { acked <- e.steadyRatings(context.Background(), 20261203, n, 2000) }()
 	testenv.WaitFor(t, "the workers to commit 15,000 ratings", 2*time.Minute, func() bool { return committed() >= 15000 })
 
-	stopped := time.Now()
-	k.stop()
-	before := committed()
-	time.Sleep(30*time.Second - time.Since(stopped))
-	for i, w := range workers {
-		if !w.alive() {
-			t.Fatalf("worker %d exited during the Kafka outage:\n%s", i, w.logs.String())
-		}
-	}
-	k.up()
-	t.Logf("kafka was down for %s; the workers had committed %.0f ratings", time.Since(stopped).Round(time.Second), before)
-	testenv.WaitFor(t, "the workers to commit again after the outage", 2*time.Minute, func() bool { return committed() > before })
-	if got := <-acked; got != n {
-		t.Fatalf("the producer got %d of %d ratings acknowledged", got, n)
-	}
-	rep := e.reconcileRatings(4 * time.Minute)
-	printScenario(t, "kafka-outage-30s", rep)
-	if rep.Landed != rep.Produced || rep.Produced < n {
-		t.Errorf("produced %d input records (%d ratings), landed %d", rep.Produced, n, rep.Landed)
-	}
+	stopKafkaFor(t, k, workers, 30*time.Second)
+	e.everyRatingLanded(t, "kafka-outage-30s", acked, n)
 	for i, w := range workers {
 		if !w.alive() {
 			t.Errorf("worker %d is no longer running", i)
@@ -132,34 +104,6 @@ func withBrokers(args []string, brokers string) []string {
 	return out
 }
 
-func noSecret(t *testing.T, where, text string, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if strings.Contains(text, s) {
-			t.Errorf("%s contains the secret %q:\n%s", where, s, text)
-		}
-	}
-}
-
-func oneLine(t *testing.T, what string, r result, mustContain ...string) {
-	t.Helper()
-	if r.code == 0 {
-		t.Errorf("%s exited 0", what)
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	last := lines[len(lines)-1]
-	if !strings.HasPrefix(last, "domination: ") {
-		t.Errorf("%s: the error is not one 'domination: ' line: %q", what, r.stderr)
-	}
-	for _, s := range mustContain {
-		if !strings.Contains(strings.ToLower(last), strings.ToLower(s)) {
-			t.Errorf("%s: %q does not name %q", what, last, s)
-		}
-	}
-	t.Logf("%s: %s", what, last)
-}
-
 // Scenario 10: a wrong Kafka SASL password and a wrong ClickHouse password
 // give a clear error naming what failed, and no secret appears in any log
 // line or answer; the right credentials work.
@@ -174,15 +118,15 @@ func TestReliabilityWrongPasswordsFailClearlyWithoutLeakingSecrets(t *testing.T)
 	saslArgs := withBrokers(e.args(), saslAddr)
 
 	r := runEnv(t, time.Minute, sasl(wrongKafka), append(saslArgs, "produce", "ratings", "--count", "10")...)
-	oneLine(t, "produce with a wrong SASL password", r, "sasl", "authentication")
-	noSecret(t, "produce's output", r.stdout+r.stderr, wrongKafka, secret)
+	refusedOneLine(t, "produce with a wrong SASL password", r, "sasl", "authentication")
+	noSecretIn(t, "produce's output", r.stdout+r.stderr, wrongKafka, secret)
 
 	r = runEnv(t, time.Minute, append(e.environ(), "DOMINATION_CLICKHOUSE_PASSWORD="+wrongCH), append(e.args(), "query", "shadow")...)
-	oneLine(t, "query with a wrong ClickHouse password", r, "clickhouse", e.chAddr, "password")
-	noSecret(t, "query's output", r.stdout+r.stderr, wrongCH)
+	refusedOneLine(t, "query with a wrong ClickHouse password", r, "clickhouse", e.chAddr, "password")
+	noSecretIn(t, "query's output", r.stdout+r.stderr, wrongCH)
 	r = runEnv(t, time.Minute, append(e.environ(), "DOMINATION_CLICKHOUSE_PASSWORD="+wrongCH), append(e.args(), "migrate", "up")...)
-	oneLine(t, "migrate up with a wrong ClickHouse password", r, "clickhouse", e.chAddr, "password")
-	noSecret(t, "migrate's output", r.stdout+r.stderr, wrongCH)
+	refusedOneLine(t, "migrate up with a wrong ClickHouse password", r, "clickhouse", e.chAddr, "password")
+	noSecretIn(t, "migrate's output", r.stdout+r.stderr, wrongCH)
 
 	// A worker with a wrong SASL password keeps running, says why it cannot
 	// work, and is not ready.
@@ -192,9 +136,9 @@ func TestReliabilityWrongPasswordsFailClearlyWithoutLeakingSecrets(t *testing.T)
 	})
 	testenv.WaitFor(t, "/ready to answer 503", time.Minute, func() bool { code, _ := bad.readiness(); return code == http.StatusServiceUnavailable })
 	_, body := bad.readiness()
-	noSecret(t, "/ready", body, wrongKafka, secret)
+	noSecretIn(t, "/ready", body, wrongKafka, secret)
 	_ = bad.stop(syscall.SIGTERM)
-	noSecret(t, "the worker's log", bad.logs.String(), wrongKafka, secret)
+	noSecretIn(t, "the worker's log", bad.logs.String(), wrongKafka, secret)
 
 	// A worker with a wrong ClickHouse password serves Kafka but is not
 	// ready, and /ready names ClickHouse.
@@ -205,9 +149,9 @@ func TestReliabilityWrongPasswordsFailClearlyWithoutLeakingSecrets(t *testing.T)
 	})
 	_, body = badCH.readiness()
 	t.Logf("/ready with a wrong ClickHouse password: %s", strings.TrimSpace(body))
-	noSecret(t, "/ready", body, wrongCH)
+	noSecretIn(t, "/ready", body, wrongCH)
 	_ = badCH.stop(syscall.SIGTERM)
-	noSecret(t, "the worker's log", badCH.logs.String(), wrongCH)
+	noSecretIn(t, "the worker's log", badCH.logs.String(), wrongCH)
 
 	// The right SASL password works end to end.
 	good := e.startWorkerEnv(sasl(secret), "--kafka-brokers", saslAddr)
@@ -220,5 +164,5 @@ func TestReliabilityWrongPasswordsFailClearlyWithoutLeakingSecrets(t *testing.T)
 	if rep.Landed != 2000 {
 		t.Errorf("landed %d of 2000 ratings produced with the right SASL password", rep.Landed)
 	}
-	noSecret(t, "the worker's log", good.logs.String(), secret)
+	noSecretIn(t, "the worker's log", good.logs.String(), secret)
 }

@@ -273,7 +273,7 @@ func (s *secured) startWorker(e *env, webTLS bool, extra ...string) *secureWorke
 		sw.client.Transport = &http.Transport{TLSClientConfig: sw.tls}
 	}
 	args = append(args, extra...)
-	w := &worker{t: s.t, port: port, logs: &syncBuffer{}, done: make(chan error, 1)}
+	w := &worker{t: s.t, port: port, logs: &testenv.Buffer{}, done: make(chan error, 1)}
 	w.cmd = exec.Command(binary, args...)
 	// The metrics token comes from the environment, as the README says.
 	w.cmd.Env = append(append(os.Environ(), s.environ(e)...), "DOMINATION_METRICS_TOKEN="+secPromToken)
@@ -333,27 +333,6 @@ func (w *secureWorker) dialFeed(t *testing.T, query, token string) (*websocket.C
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn, http.StatusSwitchingProtocols
-}
-
-// collect reads conn's counts into a feedClient in the background.
-func collect(t *testing.T, conn *websocket.Conn) *feedClient {
-	c := &feedClient{t: t, conn: conn}
-	go func() {
-		for {
-			_, msg, err := conn.ReadMessage()
-			if err != nil {
-				return
-			}
-			var f frame
-			if json.Unmarshal(msg, &f) != nil || f.To == 0 {
-				continue
-			}
-			c.mu.Lock()
-			c.frames = append(c.frames, f)
-			c.mu.Unlock()
-		}
-	}()
-	return c
 }
 
 func onlyAccounts(all []string, accounts ...int64) []string {
@@ -486,28 +465,13 @@ func TestSecuredPipelineOverTLSMutualTLSAndSASLWithScopedFeedAndNoSecretInAnyLog
 	want := e.offlineWindows(visits, visitWindow)
 	wantOne := onlyAccounts(want, 1)
 	for name, c := range map[string]*feedClient{"worker 1 (wss)": one1, "worker 2 (ws)": one2} {
-		var got []string
-		testenv.WaitFor(t, "account 1's windows on the scoped client of "+name, time.Minute, func() bool {
-			got = c.distinct()
-			return len(got) >= len(wantOne)
-		})
-		if strings.Join(got, ",") != strings.Join(wantOne, ",") {
-			t.Fatalf("the account-1 client of %s received %s", name, diff(got, wantOne))
-		}
+		waitForWindows(t, "the account-1 client of "+name, time.Minute, wantOne, c.distinct)
 	}
 	// A late client scoped to accounts 2 and 3 gets their history only.
 	testenv.WaitFor(t, "active_visitors to hold every window", time.Minute, func() bool { return len(e.storedWindows()) >= len(want) })
 	lateConn, _ := w2.dialFeed(t, "?history=1000", secStoresToken)
 	late := collect(t, lateConn)
-	wantTwoThree := onlyAccounts(want, 2, 3)
-	var got []string
-	testenv.WaitFor(t, "accounts 2 and 3's history on the late client", time.Minute, func() bool {
-		got = late.distinct()
-		return len(got) >= len(wantTwoThree)
-	})
-	if strings.Join(got, ",") != strings.Join(wantTwoThree, ",") {
-		t.Fatalf("the late accounts-2-3 client received %s", diff(got, wantTwoThree))
-	}
+	waitForWindows(t, "the late accounts-2-3 client", time.Minute, onlyAccounts(want, 2, 3), late.distinct)
 
 	// watch, over wss:// with the CA and a token from the environment.
 	wr := runEnv(t, time.Minute, []string{"DOMINATION_TOKEN=" + secStoreToken},

@@ -123,12 +123,7 @@ func (e *env) readAll(topic string, n int, within time.Duration) []kafka.Message
 
 func (e *env) read(topic string, n int, within time.Duration) []kafka.Message {
 	e.t.Helper()
-	conn, err := kafka.Dial("tcp", e.brokers[0])
-	if err != nil {
-		e.t.Fatalf("dial kafka: %v", err)
-	}
-	parts, err := conn.ReadPartitions(topic)
-	conn.Close()
+	parts, err := e.partitions(topic)
 	if err != nil && n < 0 {
 		return nil
 	}

@@ -103,16 +103,8 @@ func TestStatusIsZeroAfterADrainedRunAndNamesAStalledStoreUntilItRecovers(t *tes
 
 	// Stall the store: its view detached, the engine commits nothing while
 	// valid shadow events wait.
+	attach := e.detachShadowStore()
 	ctx := context.Background()
-	if err := e.conn.Exec(ctx, "DETACH TABLE "+e.database+".shadow_consumer"); err != nil {
-		t.Fatal(err)
-	}
-	attached := false
-	t.Cleanup(func() {
-		if !attached {
-			_ = e.conn.Exec(context.Background(), "ATTACH TABLE "+e.database+".shadow_consumer")
-		}
-	})
 	const waiting = 50
 	msgs := make([]kafka.Message, waiting)
 	now := time.Now().Unix()
@@ -176,10 +168,7 @@ func TestStatusIsZeroAfterADrainedRunAndNamesAStalledStoreUntilItRecovers(t *tes
 	}
 
 	// Recovery: the view back, the waiting events land, the stall clears.
-	if err := e.conn.Exec(ctx, "ATTACH TABLE "+e.database+".shadow_consumer"); err != nil {
-		t.Fatal(err)
-	}
-	attached = true
+	attach()
 	testenv.WaitFor(t, "the waiting events in shadow", 90*time.Second, func() bool {
 		return e.count("SELECT count() FROM shadow FINAL WHERE unique_id LIKE 'stalled-%'") == waiting
 	})

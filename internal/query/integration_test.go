@@ -34,19 +34,11 @@ type rating struct {
 
 func insertShadow(t *testing.T, conn driver.Conn, db string, rows ...rating) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".shadow (type, unique_id, emit_timestamp, rating)")
-	if err != nil {
-		t.Fatalf("prepare shadow batch: %v", err)
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		values[i] = []any{r.typ, r.id, r.at, r.rating}
 	}
-	for _, r := range rows {
-		if err := batch.Append(r.typ, r.id, r.at, r.rating); err != nil {
-			t.Fatalf("append shadow row: %v", err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatalf("send shadow batch: %v", err)
-	}
+	testenv.Insert(t, conn, db+".shadow (type, unique_id, emit_timestamp, rating)", values...)
 }
 
 type window struct {
@@ -58,19 +50,11 @@ type window struct {
 
 func insertVisitors(t *testing.T, conn driver.Conn, db string, rows ...window) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".active_visitors (account_id, store_id, window_start, window_end, count)")
-	if err != nil {
-		t.Fatalf("prepare active_visitors batch: %v", err)
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		values[i] = []any{r.account, r.store, r.start, r.end, r.count}
 	}
-	for _, r := range rows {
-		if err := batch.Append(r.account, r.store, r.start, r.end, r.count); err != nil {
-			t.Fatalf("append active_visitors row: %v", err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatalf("send active_visitors batch: %v", err)
-	}
+	testenv.Insert(t, conn, db+".active_visitors (account_id, store_id, window_start, window_end, count)", values...)
 }
 
 func count(t *testing.T, conn driver.Conn, sql string) uint64 {

@@ -128,6 +128,36 @@ func sealedCond(col string, lo, hi time.Time, store []span) (string, []any) {
 	return cond, args
 }
 
+// sealedStore names a store's tables for queryStore: the store itself, the
+// arrivals and seals beside it, and the condition that picks the one seal
+// row of a minute.
+type sealedStore struct{ table, arrivals, seals, one string }
+
+var (
+	shadowStore   = sealedStore{"shadow", "shadow_arrivals", "shadow_minutes", " AND type = 'Incompatible'"}
+	visitorsStore = sealedStore{"active_visitors", "active_visitors_arrivals", "active_visitors_seals", ""}
+)
+
+// queryStore validates q, reads the clean minutes of [since, until) from
+// s's seals and sends the statement build makes of them. It sends nothing
+// if q is invalid, and returns Validate's error as it is.
+func queryStore(ctx context.Context, conn driver.Conn, q interface{ Validate() error }, since, until time.Time, s sealedStore, build func(clean []time.Time) (string, []any)) (driver.Rows, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	lo, hi := sealedRange(since, until)
+	clean, err := cleanMinutes(ctx, conn, s.arrivals, s.seals, s.one, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", s.table, err)
+	}
+	sql, args := build(clean)
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", s.table, err)
+	}
+	return rows, nil
+}
+
 // cleanMinutes returns the minutes of [lo, hi) whose seal in seals still
 // names the arrival count the minute has in arrivals, sorted. One is the
 // condition on seals that leaves one row per seal (shadow_minutes holds

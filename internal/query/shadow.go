@@ -72,18 +72,9 @@ func (q ShadowQuery) Validate() error {
 // shadow read with FINAL, so that re-delivered ratings count once (see the
 // package doc). It validates q first and sends nothing if q is invalid.
 func Shadow(ctx context.Context, conn driver.Conn, q ShadowQuery) (*Result, error) {
-	if err := q.Validate(); err != nil {
+	rows, err := queryStore(ctx, conn, q, q.Since, q.Until, shadowStore, func(clean []time.Time) (string, []any) { return shadowSQL(q, clean) })
+	if err != nil {
 		return nil, err
-	}
-	lo, hi := sealedRange(q.Since, q.Until)
-	clean, err := cleanMinutes(ctx, conn, "shadow_arrivals", "shadow_minutes", " AND type = 'Incompatible'", lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("query shadow: %w", err)
-	}
-	sql, args := shadowSQL(q, clean)
-	rows, err := conn.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query shadow: %w", err)
 	}
 	defer rows.Close()
 

@@ -49,18 +49,9 @@ func (q ActiveVisitorsQuery) Validate() error {
 // and store_id, NULL stores last. It validates q first and sends nothing if
 // q is invalid.
 func ActiveVisitors(ctx context.Context, conn driver.Conn, q ActiveVisitorsQuery) (*Result, error) {
-	if err := q.Validate(); err != nil {
+	rows, err := queryStore(ctx, conn, q, q.Since, q.Until, visitorsStore, func(clean []time.Time) (string, []any) { return activeVisitorsSQL(q, clean) })
+	if err != nil {
 		return nil, err
-	}
-	lo, hi := sealedRange(q.Since, q.Until)
-	clean, err := cleanMinutes(ctx, conn, "active_visitors_arrivals", "active_visitors_seals", "", lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("query active_visitors: %w", err)
-	}
-	sql, args := activeVisitorsSQL(q, clean)
-	rows, err := conn.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query active_visitors: %w", err)
 	}
 	defer rows.Close()
 

@@ -78,19 +78,11 @@ func typeOf(r int32) string {
 // insert writes rows in one block, as the Kafka engine's view does.
 func insert(t *testing.T, conn driver.Conn, rows ...rating) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO shadow (type, unique_id, emit_timestamp, rating)")
-	if err != nil {
-		t.Fatal(err)
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		values[i] = []any{typeOf(r.rating), r.id, r.at, r.rating}
 	}
-	for _, r := range rows {
-		if err := batch.Append(typeOf(r.rating), r.id, r.at, r.rating); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Insert(t, conn, "shadow (type, unique_id, emit_timestamp, rating)", values...)
 }
 
 // ratings returns n ratings over minutes [from, from+span), ids prefixed.
@@ -274,19 +266,11 @@ type window struct {
 
 func insertWindows(t *testing.T, conn driver.Conn, ws ...window) {
 	t.Helper()
-	ctx := context.Background()
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO active_visitors (account_id, store_id, window_start, window_end, count)")
-	if err != nil {
-		t.Fatal(err)
+	values := make([][]any, len(ws))
+	for i, w := range ws {
+		values[i] = []any{w.account, w.store, w.start, w.start.Add(10 * time.Second), w.count}
 	}
-	for _, w := range ws {
-		if err := batch.Append(w.account, w.store, w.start, w.start.Add(10*time.Second), w.count); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
-	}
+	testenv.Insert(t, conn, "active_visitors (account_id, store_id, window_start, window_end, count)", values...)
 }
 
 // checkVisitors compares query active-visitors with active_visitors read

@@ -81,11 +81,7 @@ func (o *outage) inject(c *kfake.Cluster) {
 }
 
 func TestReliabilityAnOutageLongerThanTheDrainTimeoutEndsNoGenerationAndLosesNothing(t *testing.T) {
-	c := newCluster(t, 2, "in", "out")
-	addr := c.ListenAddrs()[0]
-	fill(t, addr, "in", 1000)
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	c, addr, aw := filledCluster(t, 2, 1000)
 	var o outage
 	o.inject(c)
 	check := checkCommits(c, aw)
@@ -186,11 +182,7 @@ func (t *tally) Close() {
 }
 
 func TestMetadataReadsThatFailAreRetriedAndTheStateIsRebuiltNotEmptied(t *testing.T) {
-	c := newCluster(t, 1, "in", "out")
-	addr := c.ListenAddrs()[0]
-	fill(t, addr, "in", 500)
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	c, addr, aw := filledCluster(t, 1, 500)
 	factory := func(p Partition) Processor { return newTally(p, nil) }
 	stop := start(runnerWith(t, addr, aw, Config{MaxBatch: 100}, factory))
 	testenv.WaitFor(t, "500 inputs committed", 20*time.Second, func() bool { return committed(t, addr, "g", "in", 1)[0] == 500 })
@@ -230,11 +222,7 @@ func TestMetadataReadsThatFailAreRetriedAndTheStateIsRebuiltNotEmptied(t *testin
 }
 
 func TestProcessorsAreClosedWhenTheirPartitionIsRevokedOrTheRunnerStops(t *testing.T) {
-	c := newCluster(t, 2, "in", "out")
-	addr := c.ListenAddrs()[0]
-	fill(t, addr, "in", 100)
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	_, addr, aw := filledCluster(t, 2, 100)
 	var made, closed atomic.Int32
 	factory := func(p Partition) Processor { made.Add(1); return newTally(p, &closed) }
 	a := runnerWith(t, addr, aw, Config{}, factory)
@@ -262,11 +250,7 @@ func (t *ticking) Tick(time.Time, *Output)                                { t.ti
 func (t *ticking) Commit(next int64) (int64, string)                      { return next, "ticks=" + strconv.Itoa(t.ticks) }
 
 func TestATickThatChangesTheStateIsCommittedBeforeTheNextRecord(t *testing.T) {
-	c := newCluster(t, 1, "in", "out")
-	addr := c.ListenAddrs()[0]
-	fill(t, addr, "in", 10)
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	_, addr, aw := filledCluster(t, 1, 10)
 	stop := start(runnerWith(t, addr, aw, Config{TickInterval: 100 * time.Millisecond}, func(Partition) Processor { return &ticking{} }))
 	defer stop()
 	cl := &kafka.Client{Addr: kafka.TCP(addr)}

@@ -70,6 +70,19 @@ type acks struct {
 	hi    map[int]int64
 }
 
+// filledCluster starts a cluster whose topics "in" and "out" have
+// partitions each, fills "in" with n inputs, and returns the cluster, its
+// address and an acks writer to it, closed when the test ends.
+func filledCluster(t *testing.T, partitions int32, n int) (*kfake.Cluster, string, *acks) {
+	t.Helper()
+	c := newCluster(t, partitions, "in", "out")
+	addr := c.ListenAddrs()[0]
+	fill(t, addr, "in", n)
+	aw := newAcks(addr)
+	t.Cleanup(func() { aw.w.Close() })
+	return c, addr, aw
+}
+
 func newAcks(addr string) *acks {
 	// The worker's producer, which never retries on its own.
 	p, err := broker.NewProducer(broker.Config{Brokers: []string{addr}}, broker.ProducerConfig{})
@@ -299,11 +312,7 @@ func runUntilCommitted(t *testing.T, r *Runner, addr string, partitions, n int, 
 }
 
 func TestReliabilityProduceErrorsAreRetriedAndNoCommitPassesAnUnacknowledgedOutput(t *testing.T) {
-	c := newCluster(t, 2, "in", "out")
-	addr := c.ListenAddrs()[0]
-	fill(t, addr, "in", 2000)
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	c, addr, aw := filledCluster(t, 2, 2000)
 	check := checkCommits(c, aw)
 
 	// The first produce requests for "out" fail: NOT_LEADER_FOR_PARTITION,
@@ -412,11 +421,7 @@ func TestReliabilityCommitErrorsNeitherLoseNorStallAPartition(t *testing.T) {
 		{"dropped-connection", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 2, "in", "out")
-			addr := c.ListenAddrs()[0]
-			fill(t, addr, "in", 2000)
-			aw := newAcks(addr)
-			defer aw.w.Close()
+			c, addr, aw := filledCluster(t, 2, 2000)
 			// The fault is added first, so it sees the commits before the
 			// checker does; a failed commit is not checked.
 			var injected atomic.Int32

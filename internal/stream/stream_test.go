@@ -93,12 +93,7 @@ func newRunner(t *testing.T, addr string, w Writer, cfg Config) *Runner {
 }
 
 func TestRunnerNeverCommitsPastAnUnacknowledgedOutput(t *testing.T) {
-	c := newCluster(t, 2, "in", "out")
-	addr := c.ListenAddrs()[0]
-	fill(t, addr, "in", 2000)
-
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	c, addr, aw := filledCluster(t, 2, 2000)
 	aw.fail.Store(3)
 
 	// Every offset commit that reaches the broker is checked against what

@@ -75,3 +75,21 @@ func CheckErr(t testing.TB, what string, err error, want string) {
 		t.Fatalf("%s = %v, want an error containing %q", what, err, want)
 	}
 }
+
+// Insert sends rows to into, a table and its column list, in one block, as
+// the Kafka engine's views do.
+func Insert(t testing.TB, conn driver.Conn, into string, rows ...[]any) {
+	t.Helper()
+	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+into)
+	if err != nil {
+		t.Fatalf("prepare the block into %s: %v", into, err)
+	}
+	for _, r := range rows {
+		if err := batch.Append(r...); err != nil {
+			t.Fatalf("append a row into %s: %v", into, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatalf("send the block into %s: %v", into, err)
+	}
+}

@@ -42,9 +42,9 @@ func TestVerifyRollupCatchesABrokenSeal(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	uk := "uk"
-	insert(t, conn, "shadow (type, unique_id, emit_timestamp, rating)",
+	testenv.Insert(t, conn, "shadow (type, unique_id, emit_timestamp, rating)",
 		[]any{"Sha", "a", at(5 * time.Second), int32(3)}, []any{"Sha", "a", at(5 * time.Second), int32(3)}, []any{"Dow", "b", at(time.Minute), int32(5)})
-	insert(t, conn, "active_visitors (account_id, store_id, window_start, window_end, count)",
+	testenv.Insert(t, conn, "active_visitors (account_id, store_id, window_start, window_end, count)",
 		[]any{int64(1), &uk, t0, at(10 * time.Second), uint64(4)}, []any{int64(1), &uk, t0, at(10 * time.Second), uint64(4)},
 		[]any{int64(2), (*string)(nil), at(10 * time.Second), at(20 * time.Second), uint64(1)})
 	s, err := rollup.New(rollup.Config{}, conn, slog.New(slog.DiscardHandler))
@@ -65,10 +65,10 @@ func TestVerifyRollupCatchesABrokenSeal(t *testing.T) {
 	// and a copy of the minute's windows with another count, which leaves
 	// out the minute's other window.
 	const newest = uint64(1<<64 - 1)
-	insert(t, conn, "shadow_minutes (minute, type, events, arrived, sealed)", []any{t0, "Sha", uint64(2), uint64(2), newest})
-	insert(t, conn, "active_visitors_sealed (sealed, account_id, store_id, window_start, window_end, count)",
+	testenv.Insert(t, conn, "shadow_minutes (minute, type, events, arrived, sealed)", []any{t0, "Sha", uint64(2), uint64(2), newest})
+	testenv.Insert(t, conn, "active_visitors_sealed (sealed, account_id, store_id, window_start, window_end, count)",
 		[]any{newest, int64(1), &uk, t0, at(10 * time.Second), uint64(5)})
-	insert(t, conn, "active_visitors_seals (minute, arrived, sealed)", []any{t0, uint64(3), newest})
+	testenv.Insert(t, conn, "active_visitors_seals (minute, arrived, sealed)", []any{t0, uint64(3), newest})
 	r, err = src.Rollup(ctx, t0.Add(-time.Hour), t0.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -77,22 +77,5 @@ func TestVerifyRollupCatchesABrokenSeal(t *testing.T) {
 		!strings.Contains(r.String(), `active_visitors@2026-11-23T10:00:00Z/1/"uk":5!=4`) ||
 		!strings.Contains(r.String(), "active_visitors@2026-11-23T10:00:10Z/2/null:0!=1") {
 		t.Fatalf("Rollup on broken seals = %s; want the three differences named", r)
-	}
-}
-
-// insert writes rows into table (with its column list) in one block.
-func insert(t *testing.T, conn driver.Conn, table string, rows ...[]any) {
-	t.Helper()
-	batch, err := conn.PrepareBatch(context.Background(), "INSERT INTO "+table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		if err := batch.Append(r...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
 	}
 }

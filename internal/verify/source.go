@@ -180,45 +180,37 @@ func ParseDeadLetter(m kafka.Message) DeadLetter {
 // ShadowRows reads shadow FINAL with emit_timestamp in [from, to] (unix
 // seconds).
 func (s *Source) ShadowRows(ctx context.Context, from, to int64) ([]ShadowRow, error) {
-	rows, err := s.Conn.Query(ctx, "SELECT unique_id, toInt64(toUInt32(emit_timestamp)), toString(type), toInt64(rating) FROM shadow FINAL"+
-		" WHERE emit_timestamp >= toDateTime(?) AND emit_timestamp <= toDateTime(?)", clampTime(from), clampTime(to))
-	if err != nil {
-		return nil, fmt.Errorf("read shadow: %w", err)
-	}
-	defer rows.Close()
-	var out []ShadowRow
-	for rows.Next() {
-		var r ShadowRow
-		if err := rows.Scan(&r.UniqueID, &r.EmitTimestamp, &r.Type, &r.Rating); err != nil {
-			return nil, fmt.Errorf("read shadow row: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read shadow rows: %w", err)
-	}
-	return out, nil
+	return readRows(ctx, s.Conn, "shadow", func(r *ShadowRow) []any { return []any{&r.UniqueID, &r.EmitTimestamp, &r.Type, &r.Rating} },
+		"SELECT unique_id, toInt64(toUInt32(emit_timestamp)), toString(type), toInt64(rating) FROM shadow FINAL"+
+			" WHERE emit_timestamp >= toDateTime(?) AND emit_timestamp <= toDateTime(?)", clampTime(from), clampTime(to))
 }
 
 // WindowRows reads active_visitors FINAL with window_start in [from, to]
 // (unix seconds).
 func (s *Source) WindowRows(ctx context.Context, from, to int64) ([]WindowRow, error) {
-	rows, err := s.Conn.Query(ctx, "SELECT account_id, store_id, toInt64(toUInt32(window_start)), `count` FROM active_visitors FINAL"+
-		" WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)", clampTime(from), clampTime(to))
+	return readRows(ctx, s.Conn, "active_visitors", func(r *WindowRow) []any { return []any{&r.AccountID, &r.StoreID, &r.Start, &r.Count} },
+		"SELECT account_id, store_id, toInt64(toUInt32(window_start)), `count` FROM active_visitors FINAL"+
+			" WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)", clampTime(from), clampTime(to))
+}
+
+// readRows sends sql with args and scans each row into a T through the
+// pointers fields returns; table names what is read, in errors.
+func readRows[T any](ctx context.Context, conn driver.Conn, table string, fields func(*T) []any, sql string, args ...any) ([]T, error) {
+	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read active_visitors: %w", err)
+		return nil, fmt.Errorf("read %s: %w", table, err)
 	}
 	defer rows.Close()
-	var out []WindowRow
+	var out []T
 	for rows.Next() {
-		var r WindowRow
-		if err := rows.Scan(&r.AccountID, &r.StoreID, &r.Start, &r.Count); err != nil {
-			return nil, fmt.Errorf("read active_visitors row: %w", err)
+		var r T
+		if err := rows.Scan(fields(&r)...); err != nil {
+			return nil, fmt.Errorf("read %s row: %w", table, err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read active_visitors rows: %w", err)
+		return nil, fmt.Errorf("read %s rows: %w", table, err)
 	}
 	return out, nil
 }

@@ -1,28 +1,21 @@
 package web
 
 import (
-	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/domination/domination/internal/auth"
+	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/metrics"
 )
 
@@ -31,23 +24,6 @@ const (
 	metricsSecret = "prometheus-secret-0123456789"
 	allSecret     = "operator-secret-0123456789"
 )
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // serveOn starts a Server for cfg on ln, logging at debug level to logs,
 // and returns the address it listens on.
@@ -58,16 +34,7 @@ func serveOn(t *testing.T, cfg Config, ln net.Listener, logs io.Writer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve after cancel = %v, want nil", err)
-		}
-	})
-	return ln.Addr().String()
+	return testenv.Serve(t, ln, s.Serve)
 }
 
 func listen(t *testing.T, addr string) net.Listener {
@@ -107,7 +74,7 @@ func status(t *testing.T, client *http.Client, url, token string) int {
 }
 
 func TestTokensGuardMetricsAndHandlersButNotHealthOrReady(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.Buffer
 	var seen auth.Token
 	var mu sync.Mutex
 	feed := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +169,7 @@ func TestWarnsWhenListeningBeyondLoopbackWithoutTokens(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs logBuffer
+			var logs testenv.Buffer
 			waitServing(t, serveOn(t, Config{Tokens: tc.tokens}, listen(t, tc.addr), &logs))
 			warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "without tokens")
 			if warned != tc.warn {
@@ -226,10 +193,6 @@ func waitServing(t *testing.T, addr string) {
 // their paths and a pool trusting the certificate.
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
@@ -239,23 +202,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	certFile, keyFile, cert := testenv.SelfSigned(t, t.TempDir(), "cert.pem", "key.pem", tmpl)
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool

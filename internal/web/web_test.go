@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/metrics"
 )
 
@@ -29,20 +30,7 @@ func serve(t *testing.T, cfg Config, m *metrics.Metrics) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve after cancel = %v, want nil", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return "http://" + testenv.Serve(t, testenv.Listen(t), s.Serve)
 }
 
 func get(t *testing.T, url string) (int, http.Header, string) {
@@ -152,10 +140,7 @@ func TestServeReturnsNilWhenTheContextIsCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testenv.Listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()

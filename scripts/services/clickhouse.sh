@@ -54,99 +54,11 @@ extra_user="${CLICKHOUSE_USER:-}"
 extra_password="${CLICKHOUSE_PASSWORD:-}"
 kafka_protocol="${CLICKHOUSE_KAFKA_SECURITY_PROTOCOL:-}"
 
-server_bin() {
-	local b
-	for b in clickhouse-server /usr/sbin/clickhouse-server /usr/bin/clickhouse; do
-		if command -v "$b" >/dev/null 2>&1; then
-			command -v "$b"
-			return 0
-		fi
-	done
-	return 1
-}
-
-install_server() {
-	if server_bin >/dev/null && command -v clickhouse-client >/dev/null; then
-		return 0
-	fi
-	log "installing Debian's clickhouse-server and clickhouse-client"
-	apt_install clickhouse-server clickhouse-client
-	server_bin >/dev/null || die "clickhouse-server is not on PATH after installing it"
-}
-
 write_config() {
-	mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/log" "$dir/format_schemas"
-	cat >"$dir/config.xml" <<XML
-<?xml version="1.0"?>
-<!-- Written by scripts/services/clickhouse.sh; edits are overwritten on the next up. -->
-<yandex>
-    <logger>
-        <level>information</level>
-        <log>$dir/log/clickhouse-server.log</log>
-        <errorlog>$dir/log/clickhouse-server.err.log</errorlog>
-        <size>100M</size>
-        <count>3</count>
-    </logger>
-    <listen_host>127.0.0.1</listen_host>
-    <http_port>$http_port</http_port>
-    <tcp_port>$tcp_port</tcp_port>
-    <max_connections>1024</max_connections>
-    <keep_alive_timeout>3</keep_alive_timeout>
-    <max_concurrent_queries>100</max_concurrent_queries>
-    <uncompressed_cache_size>268435456</uncompressed_cache_size>
-    <mark_cache_size>268435456</mark_cache_size>
-    <path>$dir/data/</path>
-    <tmp_path>$dir/tmp/</tmp_path>
-    <user_files_path>$dir/user_files/</user_files_path>
-    <format_schema_path>$dir/format_schemas/</format_schema_path>
-    <users_config>$dir/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mlock_executable>false</mlock_executable>
-    <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
-    <max_session_timeout>3600</max_session_timeout>
-    <default_session_timeout>60</default_session_timeout>
-$(secure_config)
-$(kafka_config)
-</yandex>
-XML
-	# The default profile is also the one the Kafka engine's background
-	# consumers use: see kafka_engine_profile in lib.sh.
-	cat >"$dir/users.xml" <<XML
-<?xml version="1.0"?>
-<!-- Written by scripts/services/clickhouse.sh; edits are overwritten on the next up. -->
-<yandex>
-    <profiles>
-        <default>
-            <max_memory_usage>4000000000</max_memory_usage>
-            <load_balancing>random</load_balancing>
-$(kafka_engine_profile)
-        </default>
-    </profiles>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-$(user_config)
-    </users>
-    <quotas>
-        <default>
-            <interval>
-                <duration>3600</duration>
-                <queries>0</queries>
-                <errors>0</errors>
-                <result_rows>0</result_rows>
-                <read_rows>0</read_rows>
-                <execution_time>0</execution_time>
-            </interval>
-        </default>
-    </quotas>
-</yandex>
-XML
+	mkdir -p "$dir"
+	clickhouse_config_xml clickhouse.sh "$dir" "$http_port" "$tcp_port" 268435456 "$(secure_config)
+$(kafka_config)" >"$dir/config.xml"
+	clickhouse_users_xml clickhouse.sh 4000000000 random "$(user_config)" >"$dir/users.xml"
 }
 
 # secure_config is the secure native port and the server's certificate.
@@ -230,7 +142,7 @@ up() {
 		log "a ClickHouse server not started by this script answers on port $tcp_port; using it"
 		return 0
 	fi
-	install_server
+	clickhouse_install
 	# Where no policy forbids it, installing the package may also start the
 	# distribution's own server on the same port.
 	if ready; then
@@ -248,7 +160,7 @@ up() {
 	write_config
 	chmod 600 "$dir/config.xml" "$dir/users.xml"
 	local bin
-	bin="$(server_bin)"
+	bin="$(clickhouse_bin)"
 	log "starting clickhouse ($bin) with data in $dir"
 	# setsid: the server must outlive the shell that started it.
 	setsid "$bin" --config-file="$dir/config.xml" --pid-file="$pidfile" \
@@ -273,9 +185,6 @@ down() {
 	stop_pidfile clickhouse "$pidfile"
 }
 
-case "${1:-}" in
-up) up ;;
-down) down ;;
-status) if is_running "$pidfile" || ready; then echo running; else echo stopped; exit 1; fi ;;
-*) echo "usage: $0 up|down|status" >&2; exit 2 ;;
-esac
+running() { is_running "$pidfile" || ready; }
+
+service_main "$@"

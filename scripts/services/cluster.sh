@@ -64,23 +64,14 @@ port_free() {
 # version of the pom.
 fetch_jars() {
 	local libs="$dir/$1-libs" pom="$2"
-	local want
-	want="$(sha256sum "$pom" | cut -d' ' -f1)"
-	if [ -s "$libs/.pom.sha" ] && [ "$(cat "$libs/.pom.sha")" = "$want" ]; then return 0; fi
+	if jars_current "$pom" "$libs"; then return 0; fi
 	# The single-node script may have fetched the same pom already: link its jars.
 	local single="$SERVICES_DIR/$1/libs"
-	if [ -s "$single/.pom.sha" ] && [ "$(cat "$single/.pom.sha")" = "$want" ]; then
+	if jars_current "$pom" "$single"; then
 		rm -rf "$libs"
 		if cp -al "$single" "$libs" 2>/dev/null || cp -a "$single" "$libs"; then return 0; fi
 	fi
-	command -v java >/dev/null || apt_install openjdk-17-jre-headless
-	command -v mvn >/dev/null || apt_install maven
-	log "fetching the $1 jars from Maven Central"
-	rm -rf "$libs"
-	mkdir -p "$libs"
-	mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$libs" -DincludeScope=runtime >&2 ||
-		die "mvn could not fetch the $1 jars (see above)"
-	echo "$want" >"$libs/.pom.sha"
+	maven_jars "$1" "$pom" "$libs"
 }
 
 # start_java PIDFILE LOG ARGS... starts a JVM in its own session.
@@ -174,27 +165,7 @@ background.threads=2
 log.retention.hours=24
 log.segment.bytes=67108864
 PROPS
-	cat >"$node/log4j2.yaml" <<YAML
-Configuration:
-  Appenders:
-    File:
-      name: server
-      fileName: "$node/log/server.log"
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: server
-    Logger:
-      - name: kafka.request.logger
-        level: WARN
-      - name: org.apache.kafka.controller
-        level: WARN
-      - name: state.change.logger
-        level: WARN
-YAML
+	kafka_log4j_yaml "$node/log/server.log" kafka.request.logger org.apache.kafka.controller state.change.logger >"$node/log4j2.yaml"
 }
 
 kafka_java() {
@@ -254,59 +225,18 @@ kafka_ready() {
 
 ch_node_dir() { echo "$dir/clickhouse-$1"; }
 
-ch_bin() {
-	local b
-	for b in clickhouse-server /usr/sbin/clickhouse-server /usr/bin/clickhouse; do
-		if command -v "$b" >/dev/null 2>&1; then
-			command -v "$b"
-			return 0
-		fi
-	done
-	return 1
-}
-
 ch_config() {
 	local id="$1" node i
 	node="$(ch_node_dir "$id")"
-	mkdir -p "$node/data" "$node/tmp" "$node/user_files" "$node/log" "$node/format_schemas"
+	mkdir -p "$node"
 	local replicas=""
 	for i in "${!ch_ports[@]}"; do
 		replicas="$replicas
                 <replica><host>127.0.0.1</host><port>${ch_ports[i]}</port></replica>"
 	done
-	cat >"$node/config.xml" <<XML
-<?xml version="1.0"?>
-<!-- Written by scripts/services/cluster.sh; edits are overwritten on the next up. -->
-<yandex>
-    <logger>
-        <level>information</level>
-        <log>$node/log/clickhouse-server.log</log>
-        <errorlog>$node/log/clickhouse-server.err.log</errorlog>
-        <size>100M</size>
-        <count>3</count>
-    </logger>
-    <listen_host>127.0.0.1</listen_host>
-    <http_port>${ch_http_ports[id - 1]}</http_port>
-    <tcp_port>${ch_ports[id - 1]}</tcp_port>
+	clickhouse_config_xml cluster.sh "$node" "${ch_http_ports[id - 1]}" "${ch_ports[id - 1]}" 134217728 "\
     <interserver_http_host>127.0.0.1</interserver_http_host>
     <interserver_http_port>${ch_interserver_ports[id - 1]}</interserver_http_port>
-    <max_connections>1024</max_connections>
-    <keep_alive_timeout>3</keep_alive_timeout>
-    <max_concurrent_queries>100</max_concurrent_queries>
-    <uncompressed_cache_size>134217728</uncompressed_cache_size>
-    <mark_cache_size>134217728</mark_cache_size>
-    <path>$node/data/</path>
-    <tmp_path>$node/tmp/</tmp_path>
-    <user_files_path>$node/user_files/</user_files_path>
-    <format_schema_path>$node/format_schemas/</format_schema_path>
-    <users_config>$node/users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mlock_executable>false</mlock_executable>
-    <builtin_dictionaries_reload_interval>3600</builtin_dictionaries_reload_interval>
-    <max_session_timeout>3600</max_session_timeout>
-    <default_session_timeout>60</default_session_timeout>
 
     <!-- One shard of every replica: each holds all the rows. -->
     <remote_servers>
@@ -326,43 +256,8 @@ ch_config() {
     </macros>
     <distributed_ddl>
         <path>/clickhouse/task_queue/ddl</path>
-    </distributed_ddl>
-</yandex>
-XML
-	# As in clickhouse.sh: the Kafka engine's settings (lib.sh).
-	cat >"$node/users.xml" <<XML
-<?xml version="1.0"?>
-<!-- Written by scripts/services/cluster.sh; edits are overwritten on the next up. -->
-<yandex>
-    <profiles>
-        <default>
-            <max_memory_usage>2000000000</max_memory_usage>
-            <load_balancing>in_order</load_balancing>
-$(kafka_engine_profile)
-        </default>
-    </profiles>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>::1</ip><ip>127.0.0.1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
-    <quotas>
-        <default>
-            <interval>
-                <duration>3600</duration>
-                <queries>0</queries>
-                <errors>0</errors>
-                <result_rows>0</result_rows>
-                <read_rows>0</read_rows>
-                <execution_time>0</execution_time>
-            </interval>
-        </default>
-    </quotas>
-</yandex>
-XML
+    </distributed_ddl>" >"$node/config.xml"
+	clickhouse_users_xml cluster.sh 2000000000 in_order "" >"$node/users.xml"
 }
 
 ch_up() {
@@ -372,11 +267,8 @@ ch_up() {
 	port_free "${ch_ports[id - 1]}" "clickhouse-$id"
 	port_free "${ch_http_ports[id - 1]}" "clickhouse-$id http"
 	port_free "${ch_interserver_ports[id - 1]}" "clickhouse-$id interserver"
-	if ! ch_bin >/dev/null || ! command -v clickhouse-client >/dev/null; then
-		log "installing Debian's clickhouse-server and clickhouse-client"
-		apt_install clickhouse-server clickhouse-client
-	fi
-	bin="$(ch_bin)" || die "clickhouse-server is not on PATH after installing it"
+	clickhouse_install
+	bin="$(clickhouse_bin)"
 	ch_config "$id"
 	rm -f "$node/pid"
 	log "starting clickhouse-$id on 127.0.0.1:${ch_ports[id - 1]}"

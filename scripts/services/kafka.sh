@@ -56,21 +56,15 @@ keystore_password="${CERTS_KEYSTORE_PASSWORD:-domination-keystore}"
 tls_wanted() { [ -n "$ssl_port$mtls_port$sasl_ssl_port" ]; }
 
 fetch_jars() {
-	local stamp="$dir/libs/.pom.sha"
-	local want
-	want="$(sha256sum "$here/kafka/pom.xml" | cut -d' ' -f1)"
-	if [ -s "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-		return 0
-	fi
-	command -v java >/dev/null || apt_install openjdk-17-jre-headless
-	command -v mvn >/dev/null || apt_install maven
-	log "fetching the Kafka broker jars from Maven Central"
-	rm -rf "$dir/libs"
-	mkdir -p "$dir/libs"
-	mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
-		-DoutputDirectory="$dir/libs" -DincludeScope=runtime >&2 ||
-		die "mvn could not fetch the Kafka jars (see above)"
-	echo "$want" >"$stamp"
+	maven_jars "Kafka broker" "$here/kafka/pom.xml" "$dir/libs"
+}
+
+# listen NAME PORT PROTOCOL adds the listener NAME on 127.0.0.1:PORT, with
+# the security protocol PROTOCOL, to write_config's listeners.
+listen() {
+	listeners="$listeners,$1://127.0.0.1:$2"
+	advertised="$advertised,$1://127.0.0.1:$2"
+	protocols="$protocols,$1:$3"
 }
 
 write_config() {
@@ -80,9 +74,7 @@ write_config() {
 	local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
 	local sasl=""
 	if [ -n "$sasl_port" ]; then
-		listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$sasl_port"
-		advertised="$advertised,SASL_PLAINTEXT://127.0.0.1:$sasl_port"
-		protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT"
+		listen SASL_PLAINTEXT "$sasl_port" SASL_PLAINTEXT
 		sasl="sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$sasl_user\" password=\"$sasl_password\" user_$sasl_user=\"$sasl_password\";"
@@ -97,23 +89,17 @@ ssl.truststore.type=PEM
 ssl.truststore.location=$certs_dir/ca.pem"
 	fi
 	if [ -n "$ssl_port" ]; then
-		listeners="$listeners,SSL://127.0.0.1:$ssl_port"
-		advertised="$advertised,SSL://127.0.0.1:$ssl_port"
-		protocols="$protocols,SSL:SSL"
+		listen SSL "$ssl_port" SSL
 		tls="$tls
 listener.name.ssl.ssl.client.auth=none"
 	fi
 	if [ -n "$mtls_port" ]; then
-		listeners="$listeners,MTLS://127.0.0.1:$mtls_port"
-		advertised="$advertised,MTLS://127.0.0.1:$mtls_port"
-		protocols="$protocols,MTLS:SSL"
+		listen MTLS "$mtls_port" SSL
 		tls="$tls
 listener.name.mtls.ssl.client.auth=required"
 	fi
 	if [ -n "$sasl_ssl_port" ]; then
-		listeners="$listeners,SASL_SSL://127.0.0.1:$sasl_ssl_port"
-		advertised="$advertised,SASL_SSL://127.0.0.1:$sasl_ssl_port"
-		protocols="$protocols,SASL_SSL:SASL_SSL"
+		listen SASL_SSL "$sasl_ssl_port" SASL_SSL
 		tls="$tls
 listener.name.sasl_ssl.ssl.client.auth=none
 listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
@@ -151,25 +137,7 @@ log.segment.bytes=268435456
 PROPS
 	# It holds the SASL and keystore passwords.
 	chmod 600 "$dir/server.properties"
-	cat >"$dir/log4j2.yaml" <<YAML
-Configuration:
-  Appenders:
-    File:
-      name: server
-      fileName: "$dir/log/server.log"
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: server
-    Logger:
-      - name: kafka.request.logger
-        level: WARN
-      - name: org.apache.kafka.controller
-        level: WARN
-YAML
+	kafka_log4j_yaml "$dir/log/server.log" kafka.request.logger org.apache.kafka.controller >"$dir/log4j2.yaml"
 }
 
 java_cmd() {
@@ -252,9 +220,6 @@ down() {
 	stop_pidfile kafka "$pidfile"
 }
 
-case "${1:-}" in
-up) up ;;
-down) down ;;
-status) if is_running "$pidfile"; then echo running; else echo stopped; exit 1; fi ;;
-*) echo "usage: $0 up|down|status" >&2; exit 2 ;;
-esac
+running() { is_running "$pidfile"; }
+
+service_main "$@"

@@ -1,0 +1,33 @@
+package testenv
+
+import (
+	"context"
+	"net"
+	"testing"
+)
+
+// Listen returns a listener on a free port of 127.0.0.1.
+func Listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// Serve runs serve on ln until t ends, then cancels serve's context and
+// fails t unless serve returned nil. It returns ln's address.
+func Serve(t testing.TB, ln net.Listener, serve func(context.Context, net.Listener) error) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve after cancel = %v, want nil", err)
+		}
+	})
+	return ln.Addr().String()
+}
