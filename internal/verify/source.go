@@ -127,33 +127,38 @@ func (s *Source) partition(ctx context.Context, dialer *kafka.Dialer, topic stri
 
 // Inputs reads an input topic as Inputs.
 func (s *Source) Inputs(ctx context.Context, topic string, since time.Time) ([]Input, error) {
-	msgs, err := s.Records(ctx, topic, since)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Input, len(msgs))
-	for i, m := range msgs {
-		out[i] = Input{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time.Unix(), Key: m.Key, Value: m.Value}
-		for _, h := range m.Headers {
-			if h.Key == dlq.HeaderReplayedFrom {
-				out[i].Replayed = true
-			}
-		}
-	}
-	return out, nil
+	return readRecords(ctx, s, topic, since, parseInput)
 }
 
 // DeadLetters reads a dead-letter topic.
 func (s *Source) DeadLetters(ctx context.Context, topic string, since time.Time) ([]DeadLetter, error) {
+	return readRecords(ctx, s, topic, since, ParseDeadLetter)
+}
+
+// readRecords reads topic's records as Records does, each turned into a T
+// by parse.
+func readRecords[T any](ctx context.Context, s *Source, topic string, since time.Time, parse func(kafka.Message) T) ([]T, error) {
 	msgs, err := s.Records(ctx, topic, since)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DeadLetter, len(msgs))
+	out := make([]T, len(msgs))
 	for i, m := range msgs {
-		out[i] = ParseDeadLetter(m)
+		out[i] = parse(m)
 	}
 	return out, nil
+}
+
+// parseInput reads an input record: where it is, and whether it was
+// replayed from a dead-letter topic.
+func parseInput(m kafka.Message) Input {
+	in := Input{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time.Unix(), Key: m.Key, Value: m.Value}
+	for _, h := range m.Headers {
+		if h.Key == dlq.HeaderReplayedFrom {
+			in.Replayed = true
+		}
+	}
+	return in
 }
 
 // ParseDeadLetter reads the dlq.* headers of a dead-letter record.
