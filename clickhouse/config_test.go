@@ -65,19 +65,8 @@ func TestQuoteIdentifier(t *testing.T) {
 	}
 }
 
-// closedPort returns an address on which nothing listens.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
-}
-
 func TestOpenFailsFastNamingTheAddressWhenNothingListens(t *testing.T) {
-	addr := closedPort(t)
+	addr := testenv.ClosedAddr(t)
 	start := time.Now()
 	conn, err := Open(context.Background(), Config{Addr: []string{addr}, Password: "hunter2"})
 	elapsed := time.Since(start)
@@ -175,7 +164,7 @@ func TestEnsureDatabaseIsIdempotent(t *testing.T) {
 
 func TestEnsureDatabaseRejectsANameThatIsNotAnIdentifier(t *testing.T) {
 	// No server is needed: the name is refused before connecting.
-	err := EnsureDatabase(context.Background(), Config{Addr: []string{closedPort(t)}, Database: "x; DROP DATABASE default"})
+	err := EnsureDatabase(context.Background(), Config{Addr: []string{testenv.ClosedAddr(t)}, Database: "x; DROP DATABASE default"})
 	if err == nil || !strings.Contains(err.Error(), "not an identifier") {
 		t.Errorf("EnsureDatabase = %v, want an identifier error", err)
 	}

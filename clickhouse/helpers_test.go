@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
@@ -71,20 +70,7 @@ func createTopics(t *testing.T, brokers string, topics ...string) {
 	if err := broker.EnsureTopics(ctx, client, want...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		res, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
-		if err != nil {
-			t.Errorf("delete topics %v: %v", topics, err)
-			return
-		}
-		for name, err := range res.Errors {
-			if err != nil {
-				t.Errorf("delete topic %s: %v", name, err)
-			}
-		}
-	})
+	testenv.DeleteTopicsAtCleanup(t, client, topics...)
 }
 
 // testMigrator returns a Migrator of a database and Kafka source of this

@@ -114,21 +114,33 @@ func (d *MigrateDriver) Unlock() error {
 // check makes sure, once, that the connection runs in the driver's database,
 // where the unqualified names of the migrations land.
 func (d *MigrateDriver) check(ctx context.Context) error {
+	return d.untilDone(&d.checked, func() error {
+		var current string
+		if err := d.conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&current); err != nil {
+			return fmt.Errorf("read current database: %w", err)
+		}
+		if current != d.database {
+			return fmt.Errorf("the connection is in database %q, not %q: migrations create their tables in the connection's database", current, d.database)
+		}
+		return nil
+	})
+}
+
+// untilDone runs f unless *done is set, and sets *done once f succeeds.
+// d.mu guards *done; f runs without the lock, so two calls at once may
+// both run it.
+func (d *MigrateDriver) untilDone(done *bool, f func() error) error {
 	d.mu.Lock()
-	done := d.checked
+	ok := *done
 	d.mu.Unlock()
-	if done {
+	if ok {
 		return nil
 	}
-	var current string
-	if err := d.conn.QueryRow(ctx, "SELECT currentDatabase()").Scan(&current); err != nil {
-		return fmt.Errorf("read current database: %w", err)
-	}
-	if current != d.database {
-		return fmt.Errorf("the connection is in database %q, not %q: migrations create their tables in the connection's database", current, d.database)
+	if err := f(); err != nil {
+		return err
 	}
 	d.mu.Lock()
-	d.checked = true
+	*done = true
 	d.mu.Unlock()
 	return nil
 }
@@ -225,19 +237,12 @@ func (d *MigrateDriver) table() string {
 }
 
 func (d *MigrateDriver) ensureTable(ctx context.Context) error {
-	d.mu.Lock()
-	done := d.hasTable
-	d.mu.Unlock()
-	if done {
+	return d.untilDone(&d.hasTable, func() error {
+		if err := d.conn.Exec(ctx, versionTableDDL(d.database, d.cluster)); err != nil {
+			return fmt.Errorf("create %s: %w", versionTable, err)
+		}
 		return nil
-	}
-	if err := d.conn.Exec(ctx, versionTableDDL(d.database, d.cluster)); err != nil {
-		return fmt.Errorf("create %s: %w", versionTable, err)
-	}
-	d.mu.Lock()
-	d.hasTable = true
-	d.mu.Unlock()
-	return nil
+	})
 }
 
 // Version returns the version recorded last and whether it is dirty;

@@ -2,8 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,24 +54,6 @@ func testClient(t *testing.T) (Config, *kafka.Client) {
 	return cfg, c
 }
 
-func deleteTopicsAtCleanup(t *testing.T, c *kafka.Client, topics ...string) {
-	t.Helper()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		res, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
-		if err != nil {
-			t.Errorf("delete topics %v: %v", topics, err)
-			return
-		}
-		for name, err := range res.Errors {
-			if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
-				t.Errorf("delete topic %s: %v", name, err)
-			}
-		}
-	})
-}
-
 func deleteGroupsAtCleanup(t *testing.T, c *kafka.Client, groups ...string) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -104,7 +84,7 @@ func partitions(t *testing.T, c *kafka.Client, topics ...string) map[string]int 
 func TestEnsureTopicsCreatesMissingTopicsWithTheirPartitions(t *testing.T) {
 	_, c := testClient(t)
 	a, b := testenv.Name(t, "a"), testenv.Name(t, "b")
-	deleteTopicsAtCleanup(t, c, a, b)
+	testenv.DeleteTopicsAtCleanup(t, c, a, b)
 	ctx := context.Background()
 
 	if err := EnsureTopics(ctx, c, Topic{Name: a, Partitions: 3}, Topic{Name: b}); err != nil {
@@ -128,7 +108,7 @@ func TestEnsureTopicsCreatesMissingTopicsWithTheirPartitions(t *testing.T) {
 func TestEnsureTopicsCreatesOnlyTheMissingOnes(t *testing.T) {
 	_, c := testClient(t)
 	old, fresh := testenv.Name(t, "old"), testenv.Name(t, "new")
-	deleteTopicsAtCleanup(t, c, old, fresh)
+	testenv.DeleteTopicsAtCleanup(t, c, old, fresh)
 	ctx := context.Background()
 	if err := EnsureTopics(ctx, c, Topic{Name: old, Partitions: 2}); err != nil {
 		t.Fatal(err)
@@ -143,13 +123,7 @@ func TestEnsureTopicsCreatesOnlyTheMissingOnes(t *testing.T) {
 
 func TestEnsureTopicsRejectsAnInvalidNameBeforeAnyRequest(t *testing.T) {
 	// A client of a closed port: any request would fail with a dial error.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	c, err := Config{Brokers: []string{addr}, DialTimeout: time.Second}.Client()
+	c, err := Config{Brokers: []string{testenv.ClosedAddr(t)}, DialTimeout: time.Second}.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +196,7 @@ func committed(t *testing.T, c *kafka.Client, group, topic string, parts int) ma
 func seededTopic(t *testing.T, cfg Config, c *kafka.Client, parts, n int) string {
 	t.Helper()
 	topic := testenv.Name(t, "seed")
-	deleteTopicsAtCleanup(t, c, topic)
+	testenv.DeleteTopicsAtCleanup(t, c, topic)
 	ctx := context.Background()
 	if err := EnsureTopics(ctx, c, Topic{Name: topic, Partitions: parts}); err != nil {
 		t.Fatal(err)
@@ -321,7 +295,7 @@ func TestSeedGroupAtStartFailsForAMissingTopic(t *testing.T) {
 	_, c := testClient(t)
 	topic := testenv.Name(t, "absent")
 	// In case the broker auto-creates topics on metadata requests.
-	deleteTopicsAtCleanup(t, c, topic)
+	testenv.DeleteTopicsAtCleanup(t, c, topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := SeedGroupAtStart(ctx, c, testenv.Name(t, "g"), topic)

@@ -50,7 +50,7 @@ func readAll(t *testing.T, c *kafka.Client, brokers []string, topic string, part
 func TestProducerPlacesKeyedRecordsAsKafkaGosMurmur2WriterAndKeepsTheirOrder(t *testing.T) {
 	cfg, c := testClient(t)
 	mine, theirs := testenv.Name(t, "mine"), testenv.Name(t, "theirs")
-	deleteTopicsAtCleanup(t, c, mine, theirs)
+	testenv.DeleteTopicsAtCleanup(t, c, mine, theirs)
 	if err := EnsureTopics(context.Background(), c, Topic{Name: mine, Partitions: 4}, Topic{Name: theirs, Partitions: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func broker(t *testing.T, p *Producer) interface {
 func TestProducerSaysWhichRecordsFailedAndSendsNoneAfterThemOnTheirPartition(t *testing.T) {
 	cfg, c := testClient(t)
 	topic := testenv.Name(t, "small")
-	deleteTopicsAtCleanup(t, c, topic)
+	testenv.DeleteTopicsAtCleanup(t, c, topic)
 	res, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
 		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: "2000"}},

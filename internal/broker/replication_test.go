@@ -68,7 +68,7 @@ func TestDurabilityIsWeakWhenOneReplicaMayAcknowledgeAlone(t *testing.T) {
 func TestPrepareTopicsCreatesWithTheResolvedMinInSyncAndChecksThem(t *testing.T) {
 	cfg, c := testClient(t)
 	name := testenv.Name(t, "repl")
-	deleteTopicsAtCleanup(t, c, name)
+	testenv.DeleteTopicsAtCleanup(t, c, name)
 	ctx := context.Background()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -92,7 +92,7 @@ func TestPrepareTopicsCreatesWithTheResolvedMinInSyncAndChecksThem(t *testing.T)
 func TestCheckRefusesATopicThatNoRequireAllWriteCanReach(t *testing.T) {
 	_, c := testClient(t)
 	name := testenv.Name(t, "unreachable")
-	deleteTopicsAtCleanup(t, c, name)
+	testenv.DeleteTopicsAtCleanup(t, c, name)
 	ctx := context.Background()
 	// One more in-sync replica than the topic has: Kafka accepts the
 	// setting, and then refuses every acks=all write.

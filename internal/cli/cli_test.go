@@ -3,13 +3,13 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/domination/domination/internal/cli"
+	"github.com/domination/domination/internal/testenv"
 )
 
 type result struct {
@@ -23,20 +23,6 @@ func run(t *testing.T, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(context.Background(), append([]string{"domination"}, args...), &stdout, &stderr)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
-}
-
-// closedAddr returns a 127.0.0.1 address nothing listens on.
-func closedAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 // oneErrorLine fails t unless r exited 1 with exactly one stderr line,
@@ -96,7 +82,7 @@ func TestAnUnknownFlagExitsOneWithOneLine(t *testing.T) {
 }
 
 func TestQueryShadowRejectsBadArgumentsBeforeConnecting(t *testing.T) {
-	addr := closedAddr(t)
+	addr := testenv.ClosedAddr(t)
 	tests := []struct {
 		name string
 		args []string
@@ -122,7 +108,7 @@ func TestQueryShadowRejectsBadArgumentsBeforeConnecting(t *testing.T) {
 }
 
 func TestAnUnknownLogLevelFailsNamingIt(t *testing.T) {
-	addr := closedAddr(t)
+	addr := testenv.ClosedAddr(t)
 	tests := []struct {
 		name string
 		args []string
@@ -142,8 +128,8 @@ func TestAnUnknownLogLevelFailsNamingIt(t *testing.T) {
 }
 
 func TestMigrateUpAgainstAClosedPortFailsFastNamingTheAddress(t *testing.T) {
-	addr := closedAddr(t)
-	r := run(t, "--clickhouse-addr", addr, "--kafka-brokers", closedAddr(t), "migrate", "up")
+	addr := testenv.ClosedAddr(t)
+	r := run(t, "--clickhouse-addr", addr, "--kafka-brokers", testenv.ClosedAddr(t), "migrate", "up")
 	line := oneErrorLine(t, r)
 	if !strings.Contains(line, addr) {
 		t.Fatalf("error line %q does not name %s", line, addr)
@@ -154,7 +140,7 @@ func TestMigrateUpAgainstAClosedPortFailsFastNamingTheAddress(t *testing.T) {
 // takes to fail on an address that refuses connections (the spec: well
 // under 10s): go test -run X -bench MigrateUpAgainstAClosedPort ./internal/cli/
 func BenchmarkMigrateUpAgainstAClosedPortFails(b *testing.B) {
-	addr, brokers := closedAddr(b), closedAddr(b)
+	addr, brokers := testenv.ClosedAddr(b), testenv.ClosedAddr(b)
 	for b.Loop() {
 		var stdout, stderr bytes.Buffer
 		if cli.Main(context.Background(), []string{"domination", "--clickhouse-addr", addr, "--kafka-brokers", brokers, "migrate", "up"}, &stdout, &stderr) == 0 {
@@ -199,7 +185,7 @@ func TestHealthcheckExitsZeroOnlyOnA200(t *testing.T) {
 }
 
 func TestHealthcheckAgainstAClosedPortFailsNamingTheURL(t *testing.T) {
-	url := "http://" + closedAddr(t) + "/healthz"
+	url := "http://" + testenv.ClosedAddr(t) + "/healthz"
 	line := oneErrorLine(t, run(t, "healthcheck", "--url", url, "--timeout", "2s"))
 	if !strings.Contains(line, url) {
 		t.Fatalf("error line %q does not name %s", line, url)

@@ -3,10 +3,12 @@ package cli_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func TestDLQRefusesABadRequestBeforeConnecting(t *testing.T) {
-	broker := "--kafka-brokers=" + closedAddr(t)
+	broker := "--kafka-brokers=" + testenv.ClosedAddr(t)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -30,7 +32,7 @@ func TestDLQRefusesABadRequestBeforeConnecting(t *testing.T) {
 }
 
 func TestDLQListFailsClearlyWhenKafkaIsDown(t *testing.T) {
-	line := oneErrorLine(t, run(t, "dlq", "list", "--kafka-brokers", closedAddr(t), "--timeout", "20s"))
+	line := oneErrorLine(t, run(t, "dlq", "list", "--kafka-brokers", testenv.ClosedAddr(t), "--timeout", "20s"))
 	if !strings.Contains(line, "dlq list") && !strings.Contains(line, "describe topic") {
 		t.Errorf("error %q does not say what failed", line)
 	}

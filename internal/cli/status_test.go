@@ -5,10 +5,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 func TestStatusUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
-	closed := closedAddr(t)
+	closed := testenv.ClosedAddr(t)
 	for _, args := range [][]string{
 		{"status", "--format", "xml"},
 		{"status", "--no-such-flag"},
@@ -25,7 +27,7 @@ func TestStatusUsageErrorsExitTwoBeforeConnecting(t *testing.T) {
 }
 
 func TestStatusAgainstClosedPortsFailsFastNamingWhatIsUnreachable(t *testing.T) {
-	closed := closedAddr(t)
+	closed := testenv.ClosedAddr(t)
 	line := oneErrorLine(t, run(t, "--kafka-brokers", closed, "status", "--timeout", "2s"))
 	if !strings.Contains(line, "reach kafka at") {
 		t.Errorf("stderr %q does not say Kafka is unreachable", line)

@@ -2,7 +2,6 @@ package compat
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"github.com/domination/domination/internal/testenv"
 )
 
 // EnvPython names the Python interpreter that has chdb-core, when it is not
@@ -34,8 +34,8 @@ type Engine struct {
 	cmd    *exec.Cmd
 	in     io.WriteCloser
 	out    *bufio.Reader
-	stderr *lockedBuffer
-	ended  error // the process's end, once waited for
+	stderr *testenv.Buffer // what the runner writes to stderr, for error messages
+	ended  error           // the process's end, once waited for
 	waited bool
 }
 
@@ -68,7 +68,7 @@ func Start(ctx context.Context, dir string) (*Engine, error) {
 	// Literals without a zone mean UTC, as on the servers the product is
 	// tested against.
 	cmd.Env = append(os.Environ(), "TZ=UTC")
-	e := &Engine{cmd: cmd, stderr: &lockedBuffer{}}
+	e := &Engine{cmd: cmd, stderr: &testenv.Buffer{}}
 	cmd.Stderr = e.stderr
 	if e.in, err = cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("start chdb: %w", err)
@@ -128,7 +128,7 @@ func (e *Engine) read(v any) error {
 // Close ends the engine's input and waits for the process to end.
 func (e *Engine) Close() error {
 	if err := e.wait(); err != nil {
-		return fmt.Errorf("chdb runner: %w%s", err, e.stderr.tail())
+		return fmt.Errorf("chdb runner: %w%s", err, tail(e.stderr))
 	}
 	return nil
 }
@@ -149,7 +149,7 @@ func (e *Engine) fail(err error) error {
 	if end := e.wait(); end != nil {
 		err = fmt.Errorf("%w (runner: %v)", err, end)
 	}
-	return fmt.Errorf("%w%s", err, e.stderr.tail())
+	return fmt.Errorf("%w%s", err, tail(e.stderr))
 }
 
 // repoRoot is the directory holding go.mod, from the working directory up.
@@ -170,23 +170,10 @@ func repoRoot() (string, error) {
 	}
 }
 
-// lockedBuffer keeps what the runner writes to stderr, for error messages.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail is the last lines of stderr, as ": …" to end an error, or "".
-func (b *lockedBuffer) tail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := strings.TrimSpace(b.buf.String())
+// tail is the last lines of what the runner wrote to stderr, as ": …" to
+// end an error, or "".
+func tail(stderr *testenv.Buffer) string {
+	s := strings.TrimSpace(stderr.String())
 	if s == "" {
 		return ""
 	}

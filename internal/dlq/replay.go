@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,11 +46,7 @@ type Summary struct {
 // String is "selected=N sent=N acknowledged=N skipped=N to=topic:N,...",
 // with dry_run=true for a dry run.
 func (s Summary) String() string {
-	names := make([]string, 0, len(s.Topics))
-	for t := range s.Topics {
-		names = append(names, t)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(s.Topics))
 	to := make([]string, len(names))
 	for i, t := range names {
 		to[i] = fmt.Sprintf("%s:%d", t, s.Topics[t])
@@ -161,7 +158,7 @@ func (d *DLQ) Replay(ctx context.Context, sel Selection, opts ReplayOptions) (Su
 		}
 		batch = batch[:0]
 		if err != nil {
-			return fmt.Errorf("replay: write to %s: %w", strings.Join(sortedKeys(counts), ","), err)
+			return fmt.Errorf("replay: write to %s: %w", strings.Join(slices.Sorted(maps.Keys(counts)), ","), err)
 		}
 		return nil
 	}
@@ -192,15 +189,6 @@ func (d *DLQ) Replay(ctx context.Context, sel Selection, opts ReplayOptions) (Su
 		return sum, fmt.Errorf("%w (acknowledged %d of the %d sent)", err, sum.Acknowledged, sum.Sent)
 	}
 	return sum, nil
-}
-
-func sortedKeys(m map[string]int) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // originBalancer sends a replayed record to the partition its input came

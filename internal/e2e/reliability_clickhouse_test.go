@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -92,16 +93,7 @@ func (e *env) accounted(topic, dlq, errorsTable string) (inDLQ, inTable map[stri
 		e.t.Fatalf("read %s: %v", dlq, err)
 	}
 	for _, m := range msgs {
-		var p, o string
-		for _, h := range m.Headers {
-			switch h.Key {
-			case wire.HeaderPartition:
-				p = string(h.Value)
-			case wire.HeaderOffset:
-				o = string(h.Value)
-			}
-		}
-		inDLQ[p+"/"+o] = true
+		inDLQ[wire.HeaderValue(m.Headers, wire.HeaderPartition)+"/"+wire.HeaderValue(m.Headers, wire.HeaderOffset)] = true
 	}
 	rows, err := e.conn.Query(context.Background(), "SELECT kafka_partition, kafka_offset FROM "+e.database+"."+errorsTable+" FINAL WHERE kafka_topic = ?", topic)
 	if err != nil {
@@ -140,7 +132,7 @@ func (e *env) checkPoisonAccounted(topic, dlq, errorsTable string, check func([]
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%s: %d records break the contract (want %d); not accounted for: %v; dead letters at %v; errors table rows at %v",
-				topic, len(bad), want, missing, keys(inDLQ), keys(inTable))
+				topic, len(bad), want, missing, slices.Sorted(maps.Keys(inDLQ)), slices.Sorted(maps.Keys(inTable)))
 		}
 		time.Sleep(2 * time.Second) // polling the topic and the table; nothing to wait on
 	}
@@ -153,15 +145,6 @@ const (
 	testSkipAfter  = "8s"
 	testStallAfter = "3s"
 )
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 func TestReliabilityPoisonOnTheShadowTopicNeverStallsIngestion(t *testing.T) {
 	e := newEnv(t)

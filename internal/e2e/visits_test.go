@@ -37,19 +37,8 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 	deadCopy := map[string]bool{} // "partition/offset" of repartition records dead-lettered
 	refused := map[string]bool{}  // visit ids the visits stage dead-lettered
 	for _, m := range e.readAllAvailable(e.vdlq) {
-		var topic, p, o string
-		for _, h := range m.Headers {
-			switch h.Key {
-			case wire.HeaderTopic:
-				topic = string(h.Value)
-			case wire.HeaderPartition:
-				p = string(h.Value)
-			case wire.HeaderOffset:
-				o = string(h.Value)
-			}
-		}
-		if topic == e.repart {
-			deadCopy[p+"/"+o] = true
+		if wire.HeaderValue(m.Headers, wire.HeaderTopic) == e.repart {
+			deadCopy[wire.HeaderValue(m.Headers, wire.HeaderPartition)+"/"+wire.HeaderValue(m.Headers, wire.HeaderOffset)] = true
 		} else {
 			var v wire.Visit
 			if json.Unmarshal(m.Value, &v) == nil {

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -320,12 +319,7 @@ func TestQueriesReportServerErrors(t *testing.T) {
 }
 
 func TestQueriesFailFastWhenClickHouseIsDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nothing listens here now
+	addr := testenv.ClosedAddr(t)
 	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -158,6 +158,26 @@ func queryStore(ctx context.Context, conn driver.Conn, q interface{ Validate() e
 	return rows, nil
 }
 
+// readResult reads rows, which it closes, into a Result with columns: one
+// row for each, as scan makes it of the current row. table names what is
+// read, in errors. An empty result has Rows [], not nil, so that it is []
+// in JSON, not null.
+func readResult(rows driver.Rows, table string, columns []string, scan func(driver.Rows) ([]any, error)) (*Result, error) {
+	defer rows.Close()
+	res := &Result{Columns: columns, Rows: [][]any{}}
+	for rows.Next() {
+		row, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read %s row: %w", table, err)
+		}
+		res.Rows = append(res.Rows, row)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read %s rows: %w", table, err)
+	}
+	return res, nil
+}
+
 // cleanMinutes returns the minutes of [lo, hi) whose seal in seals still
 // names the arrival count the minute has in arrivals, sorted. One is the
 // condition on seals that leaves one row per seal (shadow_minutes holds

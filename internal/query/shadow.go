@@ -76,38 +76,24 @@ func Shadow(ctx context.Context, conn driver.Conn, q ShadowQuery) (*Result, erro
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-
-	res := &Result{Columns: []string{"type", "count"}}
 	bucketed := q.By != "" && q.By != "type"
+	columns := []string{"type", "count"}
 	if bucketed {
-		res.Columns = []string{q.By, "type", "count"}
+		columns = []string{q.By, "type", "count"}
 	}
-	res.Rows = [][]any{} // an empty result is [] in JSON, not null
-	for rows.Next() {
+	return readResult(rows, shadowStore.table, columns, func(rows driver.Rows) ([]any, error) {
 		var (
 			bucket time.Time
 			typ    string
 			n      uint64
 		)
-		if bucketed {
-			err = rows.Scan(&bucket, &typ, &n)
-		} else {
-			err = rows.Scan(&typ, &n)
+		if !bucketed {
+			err := rows.Scan(&typ, &n)
+			return []any{typ, n}, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read shadow row: %w", err)
-		}
-		if bucketed {
-			res.Rows = append(res.Rows, []any{bucket.UTC(), typ, n})
-		} else {
-			res.Rows = append(res.Rows, []any{typ, n})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read shadow rows: %w", err)
-	}
-	return res, nil
+		err := rows.Scan(&bucket, &typ, &n)
+		return []any{bucket.UTC(), typ, n}, err
+	})
 }
 
 // shadowSQL builds the statement for a valid q, given the clean minutes

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -53,13 +52,8 @@ func ActiveVisitors(ctx context.Context, conn driver.Conn, q ActiveVisitorsQuery
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-
-	res := &Result{
-		Columns: []string{"account_id", "store_id", "window_start", "window_end", "count"},
-		Rows:    [][]any{},
-	}
-	for rows.Next() {
+	columns := []string{"account_id", "store_id", "window_start", "window_end", "count"}
+	return readResult(rows, visitorsStore.table, columns, func(rows driver.Rows) ([]any, error) {
 		var (
 			account    int64
 			store      *string
@@ -67,18 +61,14 @@ func ActiveVisitors(ctx context.Context, conn driver.Conn, q ActiveVisitorsQuery
 			n          uint64
 		)
 		if err := rows.Scan(&account, &store, &start, &end, &n); err != nil {
-			return nil, fmt.Errorf("read active_visitors row: %w", err)
+			return nil, err
 		}
 		var storeVal any
 		if store != nil {
 			storeVal = *store
 		}
-		res.Rows = append(res.Rows, []any{account, storeVal, start.UTC(), end.UTC(), n})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read active_visitors rows: %w", err)
-	}
-	return res, nil
+		return []any{account, storeVal, start.UTC(), end.UTC(), n}, nil
+	})
 }
 
 // activeVisitorsSQL builds the statement for a valid q, given the clean

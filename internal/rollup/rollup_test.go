@@ -133,28 +133,42 @@ func finalShadow(t *testing.T, conn driver.Conn, since, until time.Time, by stri
 	if bucket != "" {
 		sql = "SELECT " + bucket + " AS b, toString(type), count() FROM shadow FINAL" + where + " GROUP BY b, type ORDER BY b, type"
 	}
-	rows, err := conn.Query(context.Background(), sql, since, until)
+	return readRows(t, conn, func(rows driver.Rows) ([]any, error) {
+		var (
+			b   time.Time
+			typ string
+			n   uint64
+		)
+		if bucket == "" {
+			err := rows.Scan(&typ, &n)
+			return []any{typ, n}, err
+		}
+		err := rows.Scan(&b, &typ, &n)
+		return []any{b.UTC(), typ, n}, err
+	}, sql, since, until)
+}
+
+// readRows sends sql with args and returns its rows as row reads them,
+// without those row returns nil for.
+func readRows(t *testing.T, conn driver.Conn, row func(driver.Rows) ([]any, error), sql string, args ...any) [][]any {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), sql, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	out := [][]any{}
 	for rows.Next() {
-		var (
-			b   time.Time
-			typ string
-			n   uint64
-		)
-		if bucket != "" {
-			err = rows.Scan(&b, &typ, &n)
-			out = append(out, []any{b.UTC(), typ, n})
-		} else {
-			err = rows.Scan(&typ, &n)
-			out = append(out, []any{typ, n})
-		}
+		r, err := row(rows)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if r != nil {
+			out = append(out, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -290,14 +304,7 @@ func checkVisitors(t *testing.T, conn driver.Conn, q query.ActiveVisitorsQuery) 
 	if !q.Until.IsZero() {
 		final.Until = q.Until
 	}
-	rows, err := conn.Query(ctx, "SELECT account_id, store_id, window_start, window_end, count FROM active_visitors FINAL"+
-		" WHERE window_start >= ? AND window_start < ? ORDER BY window_start, account_id, store_id", final.Since, final.Until)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	want := [][]any{}
-	for rows.Next() {
+	want := readRows(t, conn, func(rows driver.Rows) ([]any, error) {
 		var (
 			account    int64
 			store      *string
@@ -305,17 +312,18 @@ func checkVisitors(t *testing.T, conn driver.Conn, q query.ActiveVisitorsQuery) 
 			n          uint64
 		)
 		if err := rows.Scan(&account, &store, &start, &end, &n); err != nil {
-			t.Fatal(err)
+			return nil, err
+		}
+		if len(q.AccountIDs) > 0 && !slices.Contains(q.AccountIDs, account) || q.NullStore && store != nil {
+			return nil, nil // the filters these tests use
 		}
 		var s any
 		if store != nil {
 			s = *store
 		}
-		if len(q.AccountIDs) > 0 && !slices.Contains(q.AccountIDs, account) || q.NullStore && store != nil {
-			continue // the filters these tests use
-		}
-		want = append(want, []any{account, s, start.UTC(), end.UTC(), n})
-	}
+		return []any{account, s, start.UTC(), end.UTC(), n}, nil
+	}, "SELECT account_id, store_id, window_start, window_end, count FROM active_visitors FINAL"+
+		" WHERE window_start >= ? AND window_start < ? ORDER BY window_start, account_id, store_id", final.Since, final.Until)
 	if !reflect.DeepEqual(got.Rows, want) {
 		t.Fatalf("query active-visitors %+v:\n got %v\nwant %v (FINAL)", q, got.Rows, want)
 	}

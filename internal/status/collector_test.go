@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -388,7 +387,7 @@ func TestTheHandlerServesTheLatestReportAndTheWindowsStageHasItsSlack(t *testing
 
 func TestWithClickHouseDownTheKafkaSideIsStillReported(t *testing.T) {
 	w := newWorld(t)
-	down, err := clickhouse.Connect(clickhouse.Config{Addr: []string{closedAddr(t)}, DialTimeout: time.Second})
+	down, err := clickhouse.Connect(clickhouse.Config{Addr: []string{testenv.ClosedAddr(t)}, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,17 +407,6 @@ func TestWithClickHouseDownTheKafkaSideIsStillReported(t *testing.T) {
 	if a := stage(t, r, "agent:shadow"); a.Problem != "" {
 		t.Errorf("the shadow agent stage has a problem with ClickHouse down: %s", a.Problem)
 	}
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }
 
 func TestReadStoresReadsWhatCollectReports(t *testing.T) {

@@ -191,14 +191,8 @@ func TestMetadataReadsThatFailAreRetriedAndTheStateIsRebuiltNotEmptied(t *testin
 	}
 
 	// The next owner's reads of the commit metadata fail three times.
-	var failed atomic.Int32
-	c.ControlKey(int16(kmsg.OffsetFetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if failed.Load() >= 3 {
-			return nil, nil, false
-		}
-		failed.Add(1)
-		return nil, errors.New("injected: offset fetch dropped"), true
+	failed := injectFirst(c, kmsg.OffsetFetch, 3, func(kmsg.Request) (kmsg.Response, error) {
+		return nil, errors.New("injected: offset fetch dropped")
 	})
 	fill(t, addr, "in", 500)
 	stop = start(runnerWith(t, addr, aw, Config{MaxBatch: 100}, factory))

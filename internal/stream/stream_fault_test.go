@@ -275,6 +275,23 @@ func checkCommits(c *kfake.Cluster, aw interface{ highest(int) (int64, bool) }) 
 	return func() (int32, int32) { return v.Load(), n.Load() }
 }
 
+// injectFirst answers the first n requests of key that reach the broker
+// with fault, and lets the later ones through. It returns the count of
+// requests answered so far.
+func injectFirst(c *kfake.Cluster, key kmsg.Key, n int32, fault func(kmsg.Request) (kmsg.Response, error)) *atomic.Int32 {
+	var injected atomic.Int32
+	c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if injected.Load() >= n {
+			return nil, nil, false
+		}
+		injected.Add(1)
+		resp, err := fault(req)
+		return resp, err, true
+	})
+	return &injected
+}
+
 // produceError answers a produce request with code for every partition.
 func produceError(req kmsg.Request, code int16) kmsg.Response {
 	pr := req.(*kmsg.ProduceRequest)
@@ -424,15 +441,8 @@ func TestReliabilityCommitErrorsNeitherLoseNorStallAPartition(t *testing.T) {
 			c, addr, aw := filledCluster(t, 2, 2000)
 			// The fault is added first, so it sees the commits before the
 			// checker does; a failed commit is not checked.
-			var injected atomic.Int32
-			c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				c.KeepControl()
-				if injected.Load() >= 2 {
-					return nil, nil, false
-				}
-				injected.Add(1)
-				resp, err := commitFault(req, tc.code)
-				return resp, err, true
+			injected := injectFirst(c, kmsg.OffsetCommit, 2, func(req kmsg.Request) (kmsg.Response, error) {
+				return commitFault(req, tc.code)
 			})
 			check := checkCommits(c, aw)
 			runUntilCommitted(t, faultRunner(t, addr, aw, Config{MaxBatch: 100}), addr, 2, 2000, 45*time.Second)

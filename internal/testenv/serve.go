@@ -31,3 +31,15 @@ func Serve(t testing.TB, ln net.Listener, serve func(context.Context, net.Listen
 	})
 	return ln.Addr().String()
 }
+
+// ClosedAddr returns an address of 127.0.0.1 on which nothing listens: a
+// port that was free a moment ago, whose listener is closed again.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln := Listen(t)
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}

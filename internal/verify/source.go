@@ -127,33 +127,38 @@ func (s *Source) partition(ctx context.Context, dialer *kafka.Dialer, topic stri
 
 // Inputs reads an input topic as Inputs.
 func (s *Source) Inputs(ctx context.Context, topic string, since time.Time) ([]Input, error) {
-	msgs, err := s.Records(ctx, topic, since)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Input, len(msgs))
-	for i, m := range msgs {
-		out[i] = Input{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time.Unix(), Key: m.Key, Value: m.Value}
-		for _, h := range m.Headers {
-			if h.Key == dlq.HeaderReplayedFrom {
-				out[i].Replayed = true
-			}
-		}
-	}
-	return out, nil
+	return readRecords(ctx, s, topic, since, parseInput)
 }
 
 // DeadLetters reads a dead-letter topic.
 func (s *Source) DeadLetters(ctx context.Context, topic string, since time.Time) ([]DeadLetter, error) {
+	return readRecords(ctx, s, topic, since, ParseDeadLetter)
+}
+
+// readRecords reads topic's records as Records does, each turned into a T
+// by parse.
+func readRecords[T any](ctx context.Context, s *Source, topic string, since time.Time, parse func(kafka.Message) T) ([]T, error) {
 	msgs, err := s.Records(ctx, topic, since)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DeadLetter, len(msgs))
+	out := make([]T, len(msgs))
 	for i, m := range msgs {
-		out[i] = ParseDeadLetter(m)
+		out[i] = parse(m)
 	}
 	return out, nil
+}
+
+// parseInput reads an input record: where it is, and whether it was
+// replayed from a dead-letter topic.
+func parseInput(m kafka.Message) Input {
+	in := Input{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Time: m.Time.Unix(), Key: m.Key, Value: m.Value}
+	for _, h := range m.Headers {
+		if h.Key == dlq.HeaderReplayedFrom {
+			in.Replayed = true
+		}
+	}
+	return in
 }
 
 // ParseDeadLetter reads the dlq.* headers of a dead-letter record.
@@ -253,20 +258,29 @@ func (s *Source) Ratings(ctx context.Context, c RatingsCheck) (func(context.Cont
 			from, to = min(from, c.Since.Unix()), max(to, 1<<32-1)
 		}
 	}
+	read := func(ctx context.Context) ([]ShadowRow, error) { return s.ShadowRows(ctx, from, to) }
+	return reconciliation(s, inputs, read, c.DeadLetterTopic, c.Since, ReconcileRatings), nil
+}
+
+// reconciliation is the second step Ratings and Visits return: it reads
+// the store with read (nothing when there were no inputs) and the dead
+// letters of deadTopic since since, and reconciles them with inputs.
+func reconciliation[R any](s *Source, inputs []Input, read func(context.Context) ([]R, error), deadTopic string, since time.Time,
+	reconcile func([]Input, []R, []DeadLetter) Report) func(context.Context) (Report, error) {
 	return func(ctx context.Context) (Report, error) {
-		var rows []ShadowRow
+		var rows []R
 		if len(inputs) > 0 {
 			var err error
-			if rows, err = s.ShadowRows(ctx, from, to); err != nil {
+			if rows, err = read(ctx); err != nil {
 				return Report{}, err
 			}
 		}
-		dead, err := s.DeadLetters(ctx, c.DeadLetterTopic, c.Since)
+		dead, err := s.DeadLetters(ctx, deadTopic, since)
 		if err != nil {
 			return Report{}, err
 		}
-		return ReconcileRatings(inputs, rows, dead), nil
-	}, nil
+		return reconcile(inputs, rows, dead), nil
+	}
 }
 
 // VisitsCheck says what to reconcile for visits.
@@ -296,20 +310,10 @@ func (s *Source) Visits(ctx context.Context, c VisitsCheck) (func(context.Contex
 	}
 	from -= int64((8 * 24 * time.Hour).Seconds())
 	to += int64((2 * time.Hour).Seconds())
-	return func(ctx context.Context) (Report, error) {
-		var rows []WindowRow
-		if len(inputs) > 0 {
-			var err error
-			if rows, err = s.WindowRows(ctx, from, to); err != nil {
-				return Report{}, err
-			}
-		}
-		dead, err := s.DeadLetters(ctx, c.DeadLetterTopic, c.Since)
-		if err != nil {
-			return Report{}, err
-		}
-		return ReconcileVisits(inputs, rows, dead, c.Window), nil
-	}, nil
+	read := func(ctx context.Context) ([]WindowRow, error) { return s.WindowRows(ctx, from, to) }
+	return reconciliation(s, inputs, read, c.DeadLetterTopic, c.Since, func(inputs []Input, rows []WindowRow, dead []DeadLetter) Report {
+		return ReconcileVisits(inputs, rows, dead, c.Window)
+	}), nil
 }
 
 // Poll calls check every interval until its report is OK or ctx ends, and

@@ -30,7 +30,8 @@ package verify
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -99,11 +100,7 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, " mismatched=%d", r.Mismatched)
 	}
 	if len(r.Reasons) > 0 {
-		keys := make([]string, 0, len(r.Reasons))
-		for k := range r.Reasons {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(r.Reasons))
 		parts := make([]string, len(keys))
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("%s:%d", k, r.Reasons[k])
