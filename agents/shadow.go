@@ -57,9 +57,9 @@ type ShadowConfig struct {
 
 // Defaults of ShadowConfig.
 const (
-	DefaultShadowInputTopic      = "dominate"
-	DefaultShadowOutputTopic     = "shadow"
-	DefaultShadowDeadLetterTopic = "dominate-dlq"
+	DefaultShadowInputTopic      = wire.RatingsTopic
+	DefaultShadowOutputTopic     = wire.ShadowTopic
+	DefaultShadowDeadLetterTopic = wire.RatingsDeadLetterTopic
 	DefaultShadowGroupID         = "domination-shadow"
 )
 

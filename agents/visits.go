@@ -28,11 +28,11 @@ var VisitReasons = []wire.Reason{
 
 // Defaults of VisitsConfig.
 const (
-	DefaultVisitsInputTopic      = "visits"
-	DefaultRepartitionTopic      = "visits-repartition"
+	DefaultVisitsInputTopic      = wire.VisitsTopic
+	DefaultRepartitionTopic      = wire.RepartitionTopic
 	DefaultRepartitionPartitions = broker.SharedPartitions
-	DefaultActiveVisitorsTopic   = "active-visitors"
-	DefaultVisitsDeadLetterTopic = "visits-dlq"
+	DefaultActiveVisitorsTopic   = wire.ActiveVisitorsTopic
+	DefaultVisitsDeadLetterTopic = wire.VisitsDeadLetterTopic
 	DefaultVisitsGroupID         = "domination-visits"
 	DefaultWindow                = 10 * time.Second
 	DefaultGrace                 = 5 * time.Second

@@ -24,7 +24,9 @@ import (
 	"github.com/golang-migrate/migrate/v4/database"
 	"github.com/golang-migrate/migrate/v4/source"
 
+	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/hostport"
+	"github.com/domination/domination/wire"
 )
 
 //go:embed migrations/*.sql
@@ -97,10 +99,10 @@ type KafkaSource struct {
 
 // Defaults of KafkaSource.
 const (
-	DefaultKafkaBrokers        = "127.0.0.1:9092"
-	DefaultShadowTopic         = "shadow"
+	DefaultKafkaBrokers        = broker.DefaultBroker
+	DefaultShadowTopic         = wire.ShadowTopic
 	DefaultShadowGroup         = "clickhouse-shadow"
-	DefaultActiveVisitorsTopic = "active-visitors"
+	DefaultActiveVisitorsTopic = wire.ActiveVisitorsTopic
 	DefaultActiveVisitorsGroup = "clickhouse-active-visitors"
 	DefaultNumConsumers        = 1
 	maxNumConsumers            = 16

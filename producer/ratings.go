@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/domination/domination/wire"
 )
 
 // Defaults shared by RatingsConfig and VisitsConfig.
 const (
-	DefaultRatingsTopic = "dominate"
+	DefaultRatingsTopic = wire.RatingsTopic
 	DefaultBatchSize    = 1000
 	DefaultInFlight     = 4
 )

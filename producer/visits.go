@@ -17,7 +17,7 @@ import (
 // Defaults for VisitsConfig. DefaultMaxVisits is for the command's
 // --max-messages flag: in VisitsConfig, zero MaxMessages means no limit.
 const (
-	DefaultVisitsTopic = "visits"
+	DefaultVisitsTopic = wire.VisitsTopic
 	DefaultAccountID   = 352
 	DefaultStoreID     = "default"
 	DefaultFrequency   = 1.0

@@ -6,16 +6,28 @@
 //
 // # Topics and their records
 //
-// Topic names are the defaults; every one can be renamed by configuration.
+// Every topic can be renamed by configuration; its default name is a
+// constant (topics.go), which the packages' own defaults refer to.
 //
-//	topic (default)      record          encoder               decoder                   file
-//	dominate             Rating          AppendRating          DecodeRating              rating.go
-//	shadow               Shadow          AppendShadow          DecodeShadow, CheckShadow shadow.go
-//	visits               Visit           AppendVisit           DecodeVisit               visit.go
-//	visits-repartition   Repartitioned   AppendRepartitioned   DecodeRepartitioned       repartition.go
-//	active-visitors      ActiveVisitors  AppendActiveVisitors  DecodeActiveVisitors,     activevisitors.go
-//	                                                           CheckActiveVisitors
-//	*-dlq                the input's     Header* constants     HeaderValue               deadletter.go, reason.go
+//	topic (default)      constant                       record
+//	dominate             RatingsTopic                   Rating
+//	dominate-dlq         RatingsDeadLetterTopic         dead letter of a Rating
+//	shadow               ShadowTopic                    Shadow
+//	shadow-dlq           ShadowDeadLetterTopic          dead letter of a Shadow
+//	visits               VisitsTopic                    Visit
+//	visits-repartition   RepartitionTopic               Repartitioned
+//	visits-dlq           VisitsDeadLetterTopic          dead letter of a Visit or Repartitioned
+//	active-visitors      ActiveVisitorsTopic            ActiveVisitors
+//	active-visitors-dlq  ActiveVisitorsDeadLetterTopic  dead letter of an ActiveVisitors
+//
+//	record          encoder               decoder                   file
+//	Rating          AppendRating          DecodeRating              rating.go
+//	Shadow          AppendShadow          DecodeShadow, CheckShadow shadow.go
+//	Visit           AppendVisit           DecodeVisit               visit.go
+//	Repartitioned   AppendRepartitioned   DecodeRepartitioned       repartition.go
+//	ActiveVisitors  AppendActiveVisitors  DecodeActiveVisitors,     activevisitors.go
+//	                                      CheckActiveVisitors
+//	dead letter     Header* constants     HeaderValue               deadletter.go, reason.go
 //
 // The keys: a rating's and a shadow event's is the unique_id, a visit's its
 // id, a repartitioned visit's and an active-visitors count's the group key

@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/domination/domination/agents"
 	"github.com/domination/domination/internal/dlq"
 	"github.com/domination/domination/internal/query"
 )
@@ -27,7 +28,7 @@ import (
 const defaultDLQTimeout = 5 * time.Minute
 
 func dlqCommand() *cli.Command {
-	topic := &cli.StringFlag{Name: "topic", Usage: "the dead-letter topic (default: the --ratings-dlq-topic value; --topic visits-dlq for visits)"}
+	topic := &cli.StringFlag{Name: "topic", Usage: "the dead-letter topic (default: the --ratings-dlq-topic value; --topic " + agents.DefaultVisitsDeadLetterTopic + " for visits)"}
 	timeout := &cli.DurationFlag{Name: "timeout", Value: defaultDLQTimeout, Usage: "give up after this long"}
 	selection := []cli.Flag{
 		&cli.StringSliceFlag{Name: "reason", Usage: "only dead letters with this dlq.reason (repeatable), e.g. out_of_range"},

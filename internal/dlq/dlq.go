@@ -10,12 +10,13 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/domination/domination/internal/broker"
+	"github.com/domination/domination/wire"
 )
 
 // Defaults for Config.
 const (
 	// DefaultTopic is the shadow agent's dead-letter topic.
-	DefaultTopic = "dominate-dlq"
+	DefaultTopic = wire.RatingsDeadLetterTopic
 	// DefaultBatchSize is how many records Replay writes per batch.
 	DefaultBatchSize = 500
 	// DefaultWriteTimeout bounds one batch's write, retries included.

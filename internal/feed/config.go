@@ -10,6 +10,7 @@ import (
 
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/hostport"
+	"github.com/domination/domination/wire"
 )
 
 // Config configures a Feed. Zero fields take the defaults documented beside
@@ -84,7 +85,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultTopic          = "active-visitors"
+	DefaultTopic          = wire.ActiveVisitorsTopic
 	DefaultReplay         = 10 * time.Minute
 	DefaultRingSize       = 10000
 	DefaultHistoryWindows = 30

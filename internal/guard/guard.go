@@ -55,8 +55,8 @@ type Table struct {
 // Defaults of Config and of the tables.
 const (
 	DefaultMode                          = ModeAuto
-	DefaultShadowDeadLetterTopic         = "shadow-dlq"
-	DefaultActiveVisitorsDeadLetterTopic = "active-visitors-dlq"
+	DefaultShadowDeadLetterTopic         = wire.ShadowDeadLetterTopic
+	DefaultActiveVisitorsDeadLetterTopic = wire.ActiveVisitorsDeadLetterTopic
 	DefaultAuditGroup                    = "domination-guard"
 	DefaultLeaderGroup                   = "domination-guard-leader"
 	DefaultLeaderTopic                   = "domination-guard"
