@@ -2,7 +2,6 @@ package producer_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/testenv"
 	"github.com/domination/domination/producer"
+	"github.com/domination/domination/wire"
 )
 
 // newTopic creates a fresh topic on the real broker and deletes it after
@@ -125,11 +125,6 @@ func readBytes(b kafka.Bytes) ([]byte, error) {
 	return io.ReadAll(b)
 }
 
-type rating struct {
-	Rating   int64  `json:"rating"`
-	UniqueID string `json:"unique_id"`
-}
-
 func TestRunRatingsWritesTheSeededStream(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	const partitions, count = 4, 5000
@@ -166,18 +161,19 @@ func TestRunRatingsWritesTheSeededStream(t *testing.T) {
 	parts := []int{0, 1, 2, 3}
 	perPartition := map[int]int{}
 	for _, m := range msgs {
-		var r rating
-		if err := json.Unmarshal(m.Value, &r); err != nil {
+		// The topic's own decoder, as the shadow agent reads it.
+		r, err := wire.DecodeRating(m.Value, wire.RatingLimits{})
+		if err != nil {
 			t.Fatalf("message %s: %v", m.Value, err)
 		}
-		if string(m.Key) != r.UniqueID {
+		if string(m.Key) != string(r.UniqueID) {
 			t.Fatalf("key %q, unique_id %q", m.Key, r.UniqueID)
 		}
-		wantRating, ok := want[r.UniqueID]
+		wantRating, ok := want[string(r.UniqueID)]
 		if !ok || wantRating != r.Rating {
 			t.Fatalf("message %s is not in the seeded stream (or repeated)", m.Value)
 		}
-		delete(want, r.UniqueID)
+		delete(want, string(r.UniqueID))
 		if p := balancer.Balance(kafka.Message{Key: m.Key}, parts...); p != m.Partition {
 			t.Fatalf("key %s on partition %d, murmur2 says %d", m.Key, m.Partition, p)
 		}
@@ -239,13 +235,6 @@ func TestRunRatingsFailsOnMissingTopic(t *testing.T) {
 	}
 }
 
-type visit struct {
-	ID        string   `json:"id"`
-	AccountID int64    `json:"account_id"`
-	StoreID   *string  `json:"store_id"`
-	Timestamp *float64 `json:"timestamp"`
-}
-
 func TestRunVisitsWritesTheSeededStream(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	topic := newTopic(t, brokers, 2)
@@ -273,13 +262,14 @@ func TestRunVisitsWritesTheSeededStream(t *testing.T) {
 	}
 	late := 0
 	for _, m := range readAll(t, brokers, topic, 2) {
-		var v visit
-		if err := json.Unmarshal(m.Value, &v); err != nil {
-			t.Fatalf("message %s: %v", m.Value, err)
+		// The topic's own decoder, as the visits agent reads it.
+		v, derr := wire.DecodeVisit(m.Value, m.Time, wire.VisitLimits{})
+		if derr != nil {
+			t.Fatalf("message %s: %v", m.Value, derr)
 		}
 		w, ok := want[v.ID]
 		if !ok || string(m.Key) != v.ID || v.AccountID != w.AccountID || (v.StoreID == nil) != (w.StoreID == nil) ||
-			v.Timestamp == nil || *v.Timestamp != w.Timestamp {
+			v.Timestamp != w.Timestamp {
 			t.Fatalf("message %s (key %s) is not in the seeded stream", m.Value, m.Key)
 		}
 		delete(want, v.ID)

@@ -2,7 +2,6 @@ package status
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -162,28 +161,24 @@ func readRange(ctx context.Context, c *kafka.Client, topic string, partition int
 	return nil
 }
 
-// shadowEventTime decodes the emit_timestamp of a shadow event (see
-// wire.AppendShadow).
+// shadowEventTime is the emit_timestamp of a shadow event; a record that
+// breaks the topic's contract has none (the store keeps it out too).
 func shadowEventTime(value []byte) (time.Time, bool) {
-	var v struct {
-		EmitTimestamp *int64 `json:"emit_timestamp"`
-	}
-	if json.Unmarshal(value, &v) != nil || v.EmitTimestamp == nil {
+	v, err := wire.DecodeShadow(value)
+	if err != nil {
 		return time.Time{}, false
 	}
-	return time.Unix(*v.EmitTimestamp, 0).UTC(), true
+	return time.Unix(v.EmitTimestamp, 0).UTC(), true
 }
 
-// windowEndTime decodes the window end of an active-visitors count
-// ({"window":[start,end],...}, see the windows agent).
+// windowEndTime is the window end of an active-visitors count; a record
+// that breaks the topic's contract has none.
 func windowEndTime(value []byte) (time.Time, bool) {
-	var v struct {
-		Window []int64 `json:"window"`
-	}
-	if json.Unmarshal(value, &v) != nil || len(v.Window) != 2 {
+	v, err := wire.DecodeActiveVisitors(value)
+	if err != nil {
 		return time.Time{}, false
 	}
-	return time.Unix(v.Window[1], 0).UTC(), true
+	return time.Unix(v.End, 0).UTC(), true
 }
 
 // deadLetterCursor counts one dead-letter topic's records by reason,

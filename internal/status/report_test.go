@@ -33,7 +33,7 @@ func TestEventTimesDecodeWhatTheAgentsWrite(t *testing.T) {
 	if got, ok := shadowEventTime(shadow); !ok || got.Unix() != 1700000000 {
 		t.Errorf("shadowEventTime(%s) = %v, %v; want 1700000000", shadow, got, ok)
 	}
-	count := []byte(`{"account_id":1,"store_id":null,"window":[1700000000,1700000010],"count":3}`)
+	count := wire.AppendActiveVisitors(nil, wire.ActiveVisitors{AccountID: 1, Start: 1700000000, End: 1700000010, Count: 3})
 	if got, ok := windowEndTime(count); !ok || got.Unix() != 1700000010 {
 		t.Errorf("windowEndTime(%s) = %v, %v; want 1700000010", count, got, ok)
 	}
