@@ -64,7 +64,7 @@ deploy-check: up ## lint, render and validate the Helm chart, test the alert rul
 	GO="$(GO)" bash scripts/deploy-check.sh
 
 test-unit: ## the tests that need no service (fast)
-	$(GO) test -race -count=1 ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
+	$(GO) test -race -count=1 ./wire/ ./agents/ ./internal/stream/ ./internal/tlsconfig/ ./internal/backoff/
 
 bench: ## benchmark domination against Faust, Goka and a pass-through on the real services (bench/README.md; BENCH_RUNS=3 BENCH_RATINGS=1000000 ...)
 	GO="$(GO)" bash bench/run.sh
