@@ -15,6 +15,7 @@ import (
 
 	"github.com/domination/domination/agents"
 	"github.com/domination/domination/clickhouse"
+	"github.com/domination/domination/internal/backoff"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/guard"
 	"github.com/domination/domination/internal/status"
@@ -186,12 +187,8 @@ func watchStatus(c *cli.Context) (status.Report, error) {
 		fmt.Fprintf(c.App.ErrWriter, "status: %d partitions have records waiting; watching up to %s whether they move\n", len(first), longest)
 	}
 	for stillWaiting(rep, first) {
-		t := time.NewTimer(statusWatchEvery)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, statusWatchEvery) {
 			return status.Report{}, ctx.Err()
-		case <-t.C:
 		}
 		if rep, err = col.Collect(ctx); err != nil {
 			return status.Report{}, err

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/domination/domination/internal/backoff"
 )
 
 // Defaults of Config.
@@ -112,12 +114,8 @@ func (s *Sealer) Run(ctx context.Context) error {
 		case err == nil && n > 0:
 			s.log.Debug("rollup pass", "sealed", n)
 		}
-		t := time.NewTimer(s.cfg.Interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, s.cfg.Interval) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/domination/domination/internal/backoff"
 	"github.com/domination/domination/internal/broker"
 	"github.com/domination/domination/internal/dlq"
 	"github.com/domination/domination/producer"
@@ -329,12 +330,8 @@ func Poll(ctx context.Context, interval time.Duration, check func(context.Contex
 			return r, err
 		}
 		last = r
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, interval) {
 			return r, nil
-		case <-t.C:
 		}
 	}
 }
