@@ -42,12 +42,14 @@
 //
 // # Visits and windows
 //
-// The visits agent validates each visit (wire.DecodeRepartitioned, which
-// applies wire.DecodeVisit's rules in place) and re-keys it by (account_id,
-// store_id) onto the repartition topic (wire.AppendGroupKey,
-// wire.AppendRepartitioned), stamping the record with the time it re-keyed
-// it. The windows agent reads the repartition topic with the same decoder,
-// and neither stage allocates per visit on its hot path. The windows agent
+// The visits agent validates each visit (wire.ScanVisit, which applies
+// wire.DecodeVisit's rules in place) and re-keys it by (account_id,
+// store_id) onto the repartition topic (wire.AppendGroupKey, and
+// wire.AppendRepartitioned's compact binary value, or the visit's JSON
+// with VisitsConfig.RepartitionFormat "json"), stamping the record with the
+// time it re-keyed it. The windows agent reads either form
+// (wire.DecodeRepartitioned), and neither stage allocates per visit on its
+// hot path. The windows agent
 // counts, per repartition partition, the distinct visit ids per key in
 // tumbling windows [s, s+Window) of the visit's own timestamp, and emits
 // each window's count when it closes (wire.ActiveVisitors).

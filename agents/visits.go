@@ -34,8 +34,21 @@ const (
 	DefaultActiveVisitorsTopic   = wire.ActiveVisitorsTopic
 	DefaultVisitsDeadLetterTopic = wire.VisitsDeadLetterTopic
 	DefaultVisitsGroupID         = "domination-visits"
+	DefaultRepartitionFormat     = RepartitionCompact
 	DefaultWindow                = 10 * time.Second
 	DefaultGrace                 = 5 * time.Second
+)
+
+// The forms of the repartition topic's value. The windows stage reads
+// both, whichever it was configured to write.
+const (
+	// RepartitionCompact is wire.AppendRepartitioned's binary form.
+	RepartitionCompact = "compact"
+	// RepartitionJSON is the visit's canonical JSON
+	// (wire.AppendRepartitionedJSON), the only form of versions before the
+	// compact one: run every worker with it until none of those reads the
+	// repartition topic any more, then switch to compact.
+	RepartitionJSON = "json"
 )
 
 // VisitsConfig configures the two visit stages.
@@ -46,6 +59,10 @@ type VisitsConfig struct {
 	// RepartitionTopic carries visits keyed by (account_id, store_id)
 	// (wire.Repartitioned). Default DefaultRepartitionTopic.
 	RepartitionTopic string
+	// RepartitionFormat is the form the first stage writes the repartition
+	// topic's values in: RepartitionCompact or RepartitionJSON. Default
+	// DefaultRepartitionFormat.
+	RepartitionFormat string
 	// RepartitionPartitions is the repartition topic's partition count when
 	// the agent creates it. Default DefaultRepartitionPartitions.
 	RepartitionPartitions int
@@ -82,6 +99,7 @@ type VisitsConfig struct {
 func (c VisitsConfig) WithDefaults() VisitsConfig {
 	c.InputTopic = cmp.Or(c.InputTopic, DefaultVisitsInputTopic)
 	c.RepartitionTopic = cmp.Or(c.RepartitionTopic, DefaultRepartitionTopic)
+	c.RepartitionFormat = cmp.Or(c.RepartitionFormat, DefaultRepartitionFormat)
 	c.RepartitionPartitions = cmp.Or(max(c.RepartitionPartitions, 0), DefaultRepartitionPartitions)
 	c.OutputTopic = cmp.Or(c.OutputTopic, DefaultActiveVisitorsTopic)
 	c.DeadLetterTopic = cmp.Or(c.DeadLetterTopic, DefaultVisitsDeadLetterTopic)
@@ -101,6 +119,9 @@ func (c VisitsConfig) Validate() error {
 		if err := broker.ValidTopic(t); err != nil {
 			return fmt.Errorf("visits agent: %w", err)
 		}
+	}
+	if c.RepartitionFormat != RepartitionCompact && c.RepartitionFormat != RepartitionJSON {
+		return fmt.Errorf("visits agent: repartition format %q is neither %q nor %q", c.RepartitionFormat, RepartitionCompact, RepartitionJSON)
 	}
 	if c.Window <= 0 {
 		return fmt.Errorf("visits agent: window %s is not positive", c.Window)
@@ -175,7 +196,7 @@ type repartitioner struct {
 }
 
 func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
-	v, derr := wire.DecodeRepartitioned(m.Value, m.Time, p.cfg.Limits)
+	v, derr := wire.ScanVisit(m.Value, m.Time, p.cfg.Limits)
 	now := clock(p.now)
 	if derr == nil {
 		derr = checkAhead("visit", v.Timestamp, now, maxClockSkew(p.cfg.MaxClockSkew))
@@ -195,7 +216,11 @@ func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	start := len(p.arena)
 	p.arena = wire.AppendGroupKey(p.arena, v.AccountID, v.StoreID)
 	mid := len(p.arena)
-	p.arena = wire.AppendRepartitioned(p.arena, v)
+	if p.cfg.RepartitionFormat == RepartitionJSON {
+		p.arena = wire.AppendRepartitionedJSON(p.arena, v)
+	} else {
+		p.arena = wire.AppendRepartitioned(p.arena, v)
+	}
 	out.Emit(kafka.Message{
 		Topic: p.cfg.RepartitionTopic,
 		Key:   p.arena[start:mid:mid],

@@ -167,7 +167,7 @@ func (s *VisitStream) AppendJSON(dst []byte, now time.Time) (buf []byte, ts time
 	id, account, store, micros := s.next(now)
 	// The visit in place, as wire writes it on the repartition topic too.
 	v := wire.Repartitioned{ID: id[:], AccountID: account, StoreID: s.storeBytes[store], Timestamp: microsToSeconds(micros)}
-	return wire.AppendRepartitioned(dst, v), time.UnixMicro(micros)
+	return wire.AppendRepartitionedJSON(dst, v), time.UnixMicro(micros)
 }
 
 func microsToSeconds(micros int64) float64 { return float64(micros) / 1e6 }

@@ -123,7 +123,7 @@ func BenchmarkDecodeVisit(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bm.in)))
 			for b.Loop() {
-				v, err := DecodeRepartitioned(bm.in, visitRecorded, lim)
+				v, err := ScanVisit(bm.in, visitRecorded, lim)
 				if err != nil {
 					b.Fatal(err)
 				}

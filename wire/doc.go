@@ -23,8 +23,9 @@
 //	record          encoder               decoder                   file
 //	Rating          AppendRating          DecodeRating              rating.go
 //	Shadow          AppendShadow          DecodeShadow, CheckShadow shadow.go
-//	Visit           AppendVisit           DecodeVisit               visit.go
-//	Repartitioned   AppendRepartitioned   DecodeRepartitioned       repartition.go
+//	Visit           AppendVisit           DecodeVisit, ScanVisit    visit.go
+//	Repartitioned   AppendRepartitioned,  DecodeRepartitioned       repartition.go
+//	                AppendRepartitionedJSON
 //	ActiveVisitors  AppendActiveVisitors  DecodeActiveVisitors,     activevisitors.go
 //	                                      CheckActiveVisitors
 //	dead letter     Header* constants     HeaderValue               deadletter.go, reason.go

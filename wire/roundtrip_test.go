@@ -6,6 +6,8 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/domination/domination/internal/testenv"
 )
@@ -141,14 +143,20 @@ func cmpIndex(i, j int) int {
 
 func TestRepartitionedRecordsRoundTrip(t *testing.T) {
 	in := []byte(faustVisit)
-	r, err := DecodeRepartitioned(in, visitRecorded, VisitLimits{})
+	r, err := ScanVisit(in, visitRecorded, VisitLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := AppendRepartitioned(nil, r)
-	again, err := DecodeRepartitioned(enc, visitRecorded, VisitLimits{})
-	if err != nil || !reflect.DeepEqual(again.Visit(), r.Visit()) || string(AppendRepartitioned(nil, again)) != string(enc) {
-		t.Errorf("%s re-encodes as %s, which decodes to %+v, %v", in, enc, again.Visit(), err)
+	// Both forms: the compact one the visits agent writes, and the JSON one
+	// of a worker run with it (or of an earlier version).
+	for name, enc := range map[string][]byte{"compact": AppendRepartitioned(nil, r), "JSON": AppendRepartitionedJSON(nil, r)} {
+		again, err := DecodeRepartitioned(enc, visitRecorded, VisitLimits{})
+		if err != nil || !reflect.DeepEqual(again.Visit(), r.Visit()) || string(AppendRepartitioned(nil, again)) != string(AppendRepartitioned(nil, r)) {
+			t.Errorf("%s re-encodes in the %s form as %q, which decodes to %+v, %v", in, name, enc, again.Visit(), err)
+		}
+	}
+	if _, err := ScanVisit(AppendRepartitioned(nil, r), visitRecorded, VisitLimits{}); err == nil || err.Reason != ReasonMalformedJSON {
+		t.Errorf("the visits topic accepted the compact form: %v", err)
 	}
 	if got, want := string(AppendGroupKey(nil, r.AccountID, r.StoreID)), `352:"uk"`; got != want {
 		t.Errorf("AppendGroupKey = %s, want %s", got, want)
@@ -212,6 +220,64 @@ func FuzzDecodeActiveVisitors(f *testing.F) {
 			if err := CheckActiveVisitors(enc); err != nil {
 				t.Fatalf("CheckActiveVisitors(%s) = %v", enc, err)
 			}
+		}
+	})
+}
+
+func TestDecodeRepartitionedRefusesBrokenCompactRecords(t *testing.T) {
+	good := AppendRepartitioned(nil, Repartitioned{ID: []byte("a"), AccountID: 7, StoreID: []byte("uk"), Timestamp: 1_700_000_000.5})
+	nan := AppendRepartitioned(nil, Repartitioned{ID: []byte("a"), AccountID: 7, Timestamp: math.NaN()})
+	old := AppendRepartitioned(nil, Repartitioned{ID: []byte("a"), AccountID: 7, Timestamp: 900_000_000})
+	long := AppendRepartitioned(nil, Repartitioned{ID: bytes.Repeat([]byte("x"), DefaultMaxIDLen+1), AccountID: 7, Timestamp: 1_700_000_000})
+	notText := AppendRepartitioned(nil, Repartitioned{ID: []byte("a"), AccountID: 7, StoreID: []byte{0xff}, Timestamp: 1_700_000_000})
+	withFlag := func(b []byte, flags byte) []byte { c := bytes.Clone(b); c[1] = flags; return c }
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want Reason
+	}{
+		{"only the mark", []byte{compactMark}, ReasonMalformedJSON},
+		{"cut in the fixed part", good[:10], ReasonMalformedJSON},
+		{"cut in the store", good[:len(good)-1], ReasonMalformedJSON},
+		{"trailing byte", append(bytes.Clone(good), 0), ReasonMalformedJSON},
+		{"unknown flag", withFlag(good, 0x80), ReasonMalformedJSON},
+		{"store flag without a store", withFlag(AppendRepartitioned(nil, Repartitioned{ID: []byte("a"), Timestamp: 1_700_000_000}), compactHasStore), ReasonMalformedJSON},
+		{"NaN timestamp", nan, ReasonWrongType},
+		{"timestamp before 2000", old, ReasonBadTimestamp},
+		{"id too long", long, ReasonBadID},
+		{"store not UTF-8", notText, ReasonBadStoreID},
+	} {
+		_, err := DecodeRepartitioned(tc.in, time.Time{}, VisitLimits{})
+		if err == nil || err.Reason != tc.want {
+			t.Errorf("%s (% x): %v, want %s", tc.name, tc.in, err, tc.want)
+		}
+	}
+	if v, err := DecodeRepartitioned(good, time.Time{}, VisitLimits{}); err != nil || string(v.ID) != "a" || v.AccountID != 7 || string(v.StoreID) != "uk" || v.Timestamp != 1_700_000_000.5 {
+		t.Errorf("the good record reads as %+v, %v", v, err)
+	}
+}
+
+// FuzzDecodeRepartitioned checks the repartition topic's decoder on any
+// bytes: it never panics, and what it accepts is within the limits and
+// reads back the same from its compact form.
+func FuzzDecodeRepartitioned(f *testing.F) {
+	f.Add([]byte(faustVisit))
+	f.Add(AppendRepartitioned(nil, Repartitioned{ID: []byte(exampleUUID), AccountID: 352, StoreID: []byte("uk"), Timestamp: 1_700_000_000.123456}))
+	f.Add(AppendRepartitioned(nil, Repartitioned{ID: []byte("a"), AccountID: -1, Timestamp: 1_700_000_000}))
+	lim := VisitLimits{}.WithDefaults()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		v, err := DecodeRepartitioned(in, time.Time{}, VisitLimits{})
+		if err != nil {
+			return
+		}
+		if len(v.ID) == 0 || len(v.ID) > lim.MaxIDLen || (v.StoreID != nil && (len(v.StoreID) == 0 || len(v.StoreID) > lim.MaxIDLen)) ||
+			math.IsNaN(v.Timestamp) || v.Timestamp < MinUnix || !utf8.Valid(v.ID) || !utf8.Valid(v.StoreID) {
+			t.Fatalf("DecodeRepartitioned(%q) accepted %+v outside the limits", in, v.Visit())
+		}
+		enc := AppendRepartitioned(nil, v)
+		again, err := DecodeRepartitioned(enc, time.Time{}, VisitLimits{})
+		if err != nil || !reflect.DeepEqual(again.Visit(), v.Visit()) {
+			t.Fatalf("DecodeRepartitioned(%q) = %+v, but its compact form reads back as %+v, %v", in, v.Visit(), again.Visit(), err)
 		}
 	})
 }

@@ -83,8 +83,8 @@ func (v Visit) storeBytes() []byte {
 	return []byte(*v.StoreID)
 }
 
-// AppendVisit appends the visit's canonical JSON, which is also the
-// repartition topic's value (see AppendRepartitioned):
+// AppendVisit appends the visit's canonical JSON (see
+// AppendRepartitionedJSON):
 //
 //	{"id":"<id>","account_id":352,"store_id":"uk","timestamp":1700000000.123456}
 //
@@ -92,7 +92,7 @@ func (v Visit) storeBytes() []byte {
 // and the timestamp in the shortest decimal that reads back as the same
 // float64.
 func AppendVisit(dst []byte, v Visit) []byte {
-	return AppendRepartitioned(dst, Repartitioned{ID: []byte(v.ID), AccountID: v.AccountID, StoreID: v.storeBytes(), Timestamp: v.Timestamp})
+	return AppendRepartitionedJSON(dst, Repartitioned{ID: []byte(v.ID), AccountID: v.AccountID, StoreID: v.storeBytes(), Timestamp: v.Timestamp})
 }
 
 // visitKeys are the keys of a visit, indexed by the visit*Field constants:
@@ -139,20 +139,31 @@ const (
 //     One before 2000, or more than VisitLimits.MaxFuture after or MaxPast
 //     before recorded, is bad_timestamp.
 //
-// DecodeVisit copies the strings out of value; DecodeRepartitioned applies
-// the same rules without the copies.
+// DecodeVisit copies the strings out of value; ScanVisit applies the same
+// rules without the copies.
 func DecodeVisit(value []byte, recorded time.Time, lim VisitLimits) (Visit, *DecodeError) {
-	r, err := DecodeRepartitioned(value, recorded, lim)
+	r, err := ScanVisit(value, recorded, lim)
 	if err != nil {
 		return Visit{}, err
 	}
 	return r.Visit(), nil
 }
 
-// DecodeRepartitioned decodes a record of the repartition topic, or of the
-// visits topic, with DecodeVisit's rules, in place: it allocates only to
-// unescape a string that has escapes.
+// DecodeRepartitioned decodes a record of the repartition topic: the
+// compact form AppendRepartitioned writes, or the JSON that
+// AppendRepartitionedJSON writes, by DecodeVisit's rules. It decodes in
+// place and allocates only to unescape a JSON string that has escapes.
 func DecodeRepartitioned(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned, *DecodeError) {
+	if len(value) > 0 && value[0] == compactMark {
+		return decodeCompact(value, recorded, lim.WithDefaults())
+	}
+	return ScanVisit(value, recorded, lim)
+}
+
+// ScanVisit decodes a record of the visits topic, JSON, with DecodeVisit's
+// rules, in place: it allocates only to unescape a string that has
+// escapes.
+func ScanVisit(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned, *DecodeError) {
 	lim = lim.WithDefaults()
 	f := fields{names: visitKeys}
 	if err := f.scan(value, lim.MaxMessageBytes); err != nil {
@@ -202,32 +213,41 @@ func DecodeRepartitioned(value []byte, recorded time.Time, lim VisitLimits) (Rep
 	if perr != nil || math.IsInf(ts, 0) {
 		return Repartitioned{}, decodeErr(ReasonWrongType, "timestamp is not a number of seconds: %s", clip(tok))
 	}
+	if err := checkSeconds(ts, recorded, lim); err != nil {
+		return Repartitioned{}, err
+	}
+	v.Timestamp, v.text = ts, tsText
+	return v, nil
+}
+
+// checkSeconds applies DecodeVisit's bounds to a visit's timestamp: not
+// before 2000, and within lim of recorded unless that is the zero time.
+func checkSeconds(ts float64, recorded time.Time, lim VisitLimits) *DecodeError {
 	// Compared as seconds, before any conversion: 1e20 seconds would
 	// overflow a time.Time.
 	switch rec := float64(recorded.UnixMilli()) / 1000; {
 	case ts < MinUnix:
-		return Repartitioned{}, decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", FormatSeconds(ts), time.Unix(MinUnix, 0).UTC().Format("2006"))
+		return decodeErr(ReasonBadTimestamp, "timestamp %s is before %s", FormatSeconds(ts), time.Unix(MinUnix, 0).UTC().Format("2006"))
 	case !recorded.IsZero() && ts > rec+lim.MaxFuture.Seconds():
-		return Repartitioned{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", FormatSeconds(ts), lim.MaxFuture)
+		return decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s after the message was recorded", FormatSeconds(ts), lim.MaxFuture)
 	case !recorded.IsZero() && ts < rec-lim.MaxPast.Seconds():
-		return Repartitioned{}, decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", FormatSeconds(ts), lim.MaxPast)
+		return decodeErr(ReasonBadTimestamp, "timestamp %s is more than %s before the message was recorded", FormatSeconds(ts), lim.MaxPast)
 	}
-	v.Timestamp, v.text = ts, tsText
-	return v, nil
+	return nil
 }
 
 // exactPow10 holds the powers of ten a float64 represents exactly.
 var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // parseSeconds converts a syntax-checked JSON number as
-// strconv.ParseFloat does. A plain decimal of at most 15 significant
-// digits, such as 1700000000.123456, takes a short cut: its digits make an
-// integer that a float64 holds exactly, and dividing it by an exact power
-// of ten rounds correctly, so the result is ParseFloat's. Such a decimal
-// is also, without its fraction's trailing zeros, the shortest decimal that
-// reads back as the same float64 (any two decimals of at most 15 digits
-// are different float64s), which is what strconv.AppendFloat writes: that
-// text is returned as short, nil when the short cut was not taken.
+// strconv.ParseFloat does. A plain decimal whose digits make an integer of
+// at most 2^53, such as 1700000000.123456, takes a short cut: a float64
+// holds that integer exactly, and dividing it by an exact power of ten
+// rounds correctly, so the result is ParseFloat's. When it has at most 15
+// significant digits, the decimal without its fraction's trailing zeros is
+// also the shortest that reads back as the same float64 (any two decimals
+// of at most 15 digits are different float64s), which is what
+// strconv.AppendFloat writes: that text is returned as short, else nil.
 func parseSeconds(tok []byte) (f float64, short []byte, err error) {
 	var m uint64
 	digits, frac, dot := 0, 0, false
@@ -240,8 +260,10 @@ func parseSeconds(tok []byte) (f float64, short []byte, err error) {
 				}
 				continue
 			}
+			if digits++; digits > 19 { // m would overflow
+				return parseFloat(tok)
+			}
 			m = m*10 + uint64(c-'0')
-			digits++
 			if dot {
 				frac++
 			}
@@ -249,17 +271,18 @@ func parseSeconds(tok []byte) (f float64, short []byte, err error) {
 			dot = true
 		case c == '-' && i == 0:
 		default: // an exponent
-			f, err = strconv.ParseFloat(string(tok), 64)
-			return f, nil, err
+			return parseFloat(tok)
 		}
 	}
-	if digits > 15 || frac >= len(exactPow10) {
-		f, err = strconv.ParseFloat(string(tok), 64)
-		return f, nil, err
+	if m > 1<<53 || frac >= len(exactPow10) {
+		return parseFloat(tok)
 	}
 	f = float64(m) / exactPow10[frac]
 	if tok[0] == '-' {
 		f = -f
+	}
+	if digits > 15 {
+		return f, nil, nil
 	}
 	short = tok
 	if dot {
@@ -270,6 +293,11 @@ func parseSeconds(tok []byte) (f float64, short []byte, err error) {
 		}
 	}
 	return f, short, nil
+}
+
+func parseFloat(tok []byte) (float64, []byte, error) {
+	f, err := strconv.ParseFloat(string(tok), 64)
+	return f, nil, err
 }
 
 // required reports a field that is absent or null (missing_field) or not

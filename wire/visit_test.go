@@ -196,26 +196,33 @@ func TestVisitsHotPathDoesNotAllocate(t *testing.T) {
 	in := []byte(faustVisit)
 	dst := make([]byte, 0, 512)
 	allocs := testing.AllocsPerRun(100, func() {
-		v, err := DecodeRepartitioned(in, visitRecorded, VisitLimits{})
+		v, err := ScanVisit(in, visitRecorded, VisitLimits{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dst = AppendGroupKey(dst[:0], v.AccountID, v.StoreID)
 		dst = AppendRepartitioned(dst, v)
+		if _, err := DecodeRepartitioned(AppendRepartitioned(dst[:0], v), visitRecorded, VisitLimits{}); err != nil {
+			t.Fatal(err)
+		}
 	})
 	if allocs != 0 {
-		t.Errorf("decoding and re-encoding a visit made %v allocations, want 0", allocs)
+		t.Errorf("decoding, re-encoding and reading back a visit made %v allocations, want 0", allocs)
 	}
 }
 
 func TestParseSecondsAgreesWithParseFloat(t *testing.T) {
 	toks := []string{"0", "-0", "0.0", "-0.000", "10.50", "100.0", "0.0000001", "1700000000", "1700000000.000", "1700000000.123456", "1700000000.1234567", "1606470000.123456789",
 		"999999999999999", "9999999999999999", "0.000000000000000000000123", "1.5e9", "1E9", "-1700000000.5", "123456789012345.6",
-		"1.0000000000000000000000001", "17000000000000000000000000000000.5"}
+		"1.0000000000000000000000001", "17000000000000000000000000000000.5",
+		// Around 2^53 = 9007199254740992, where the short cut ends.
+		"9007199254740992", "9007199254740993", "900719925474099.3", "9007199254740.991", "1764614400.123456", "1764614400.1234567", "99999999999999999999"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
 		// Unix seconds with 0 to 9 decimals, as producers write them.
 		toks = append(toks, strconv.FormatFloat(1.7e9+rng.Float64()*1e8, 'f', rng.IntN(10), 64))
+		// Unix microseconds over 1e6, as the producer writes them.
+		toks = append(toks, strconv.FormatFloat(float64(1_700_000_000_000_000+rng.Int64N(1e14))/1e6, 'f', -1, 64))
 	}
 	for _, tok := range toks {
 		want, werr := strconv.ParseFloat(tok, 64)
@@ -285,8 +292,13 @@ func FuzzDecodeVisit(f *testing.F) {
 			t.Fatalf("DecodeVisit(%q) accepted %s outside the limits", in, showVisit(v))
 		}
 		enc := AppendVisit(nil, v)
-		if fv, _ := DecodeRepartitioned(in, visitRecorded, lim); string(AppendRepartitioned(nil, fv)) != string(enc) {
-			t.Fatalf("DecodeVisit(%q): the visits agent writes %s, AppendVisit %s", in, AppendRepartitioned(nil, fv), enc)
+		fv, _ := ScanVisit(in, visitRecorded, lim)
+		if string(AppendRepartitionedJSON(nil, fv)) != string(enc) {
+			t.Fatalf("DecodeVisit(%q): the visits agent's JSON form is %s, AppendVisit %s", in, AppendRepartitionedJSON(nil, fv), enc)
+		}
+		compact := AppendRepartitioned(nil, fv)
+		if back, err := DecodeRepartitioned(compact, visitRecorded, lim); err != nil || !sameVisit(back.Visit(), v) {
+			t.Fatalf("DecodeVisit(%q) = %s, but its compact form % x reads back as %s, %v", in, showVisit(v), compact, showVisit(back.Visit()), err)
 		}
 		again, err := DecodeVisit(enc, visitRecorded, VisitLimits{})
 		if err != nil || !sameVisit(again, v) {

@@ -31,6 +31,7 @@ SIGTERM drains the current batches and commits within --shutdown-timeout.`,
 			&cli.IntFlag{Name: "web-port", Value: web.DefaultPort, Usage: "port of the web server", EnvVars: env("WEB_PORT")},
 		}, agentFlags(), []cli.Flag{
 			&cli.IntFlag{Name: "repartition-partitions", Value: agents.DefaultRepartitionPartitions, Usage: "partitions of the repartition topic when the worker creates it", EnvVars: env("REPARTITION_PARTITIONS")},
+			&cli.StringFlag{Name: "repartition-format", Value: agents.DefaultRepartitionFormat, Usage: "form of the repartition topic's values: compact, or json while a worker of a version before compact still runs (every version reads both)", EnvVars: env("REPARTITION_FORMAT")},
 		}, windowFlags("tumbling window size (whole seconds)", "how long after a window's end, in event time, visits still count in it"), []cli.Flag{
 			&cli.DurationFlag{Name: "max-clock-skew", Value: agents.DefaultMaxClockSkew, Usage: "how far ahead of this worker's clock a visit or rating may be stamped; beyond it, it is dead-lettered as future_timestamp", EnvVars: env("MAX_CLOCK_SKEW")},
 			&cli.Int64Flag{Name: "min-rating", Value: wire.DefaultMinRating, Usage: "smallest accepted rating", EnvVars: env("MIN_RATING")},
@@ -69,6 +70,7 @@ func runWorker(c *cli.Context) error {
 			InputTopic:            global(c, "visits-topic"),
 			RepartitionTopic:      c.String("repartition-topic"),
 			RepartitionPartitions: c.Int("repartition-partitions"),
+			RepartitionFormat:     c.String("repartition-format"),
 			OutputTopic:           global(c, "active-visitors-topic"),
 			DeadLetterTopic:       global(c, "visits-dlq-topic"),
 			GroupID:               c.String("visits-group"),
