@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 // Producer writes records synchronously, each acknowledged by every
@@ -204,10 +207,20 @@ func recordBytes(m *kafka.Message) int {
 }
 
 func (p *Producer) produce(ctx context.Context, topic string, partition int, msgs []kafka.Message, chunk []int) error {
-	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
+	size := 4 + batchHeaderBytes
+	for _, i := range chunk {
+		size += recordBytes(&msgs[i])
+	}
+	// The request's record set is its size, then the batch.
+	buf := appendRecordBatch(make([]byte, 4, size), msgs, chunk, time.Now().UnixMilli())
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	res, err := p.client.RawProduce(ctx, &kafka.RawProduceRequest{
 		Topic: topic, Partition: partition, RequiredAcks: p.acks,
-		Records: &records{msgs: msgs, idx: chunk},
+		RawRecords: protocol.RawRecordSet{Reader: bytes.NewReader(buf)},
 	})
+	if err == nil && res == nil {
+		err = errors.New("no produce response")
+	}
 	if err == nil && res.Error != nil {
 		err = res.Error
 	}
@@ -248,38 +261,6 @@ func (p *Producer) forget(topic string) {
 	p.mu.Lock()
 	delete(p.topics, topic)
 	p.mu.Unlock()
-}
-
-// records reads the records msgs[idx...] for one produce request, reusing
-// one Record and its readers.
-type records struct {
-	msgs       []kafka.Message
-	idx        []int
-	next       int
-	rec        kafka.Record
-	key, value bytesReader
-}
-
-type bytesReader struct{ bytes.Reader }
-
-func (*bytesReader) Close() error { return nil }
-
-func (r *records) ReadRecord() (*kafka.Record, error) {
-	if r.next >= len(r.idx) {
-		return nil, io.EOF
-	}
-	m := &r.msgs[r.idx[r.next]]
-	r.next++
-	r.rec = kafka.Record{Time: m.Time, Headers: m.Headers}
-	if m.Key != nil {
-		r.key.Reset(m.Key)
-		r.rec.Key = &r.key
-	}
-	if m.Value != nil {
-		r.value.Reset(m.Value)
-		r.rec.Value = &r.value
-	}
-	return &r.rec, nil
 }
 
 var _ interface {
