@@ -145,3 +145,28 @@ func BenchmarkDecodeVisitEncodingJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckShadow is the guard's audit of one record the agent wrote,
+// on each path: the layout match CheckShadow tries first, the scanner, and
+// the encoding/json check behind both.
+func BenchmarkCheckShadow(b *testing.B) {
+	rec := AppendShadow(nil, Classify(15), []byte(exampleUUID), 1700000000, 15)
+	for _, bm := range []struct {
+		name  string
+		check func([]byte) bool
+	}{
+		{"layout", func(v []byte) bool { _, ok := laidOutShadow(v); return ok }},
+		{"scanner", func(v []byte) bool { _, ok := plainShadow(v); return ok }},
+		{"encoding-json", func(v []byte) bool { _, err := checkShadowJSON(v); return err == nil }},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(rec)))
+			for b.Loop() {
+				if !bm.check(rec) {
+					b.Fatal("refused")
+				}
+			}
+		})
+	}
+}

@@ -80,10 +80,18 @@ func FuzzCheckShadowFastPathKeepsOnlyWhatTheFullCheckKeeps(f *testing.F) {
 	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":1700000000,"rating":3,"rating":3}`))
 	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":4294967296,"rating":3}`))
 	f.Add([]byte(`{"typ\u0065":"Dow","unique_id":"\u00ff","emit_timestamp":1700000000,"rating":2147483645}`))
+	f.Add([]byte(`{"type":"Sha","unique_id":"x","emit_timestamp":01700000000,"rating":3}`))
+	f.Add([]byte(`{"type":"Dow","unique_id":"x","emit_timestamp":1700000000,"rating":-0}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if _, ok := plainShadow(in); ok {
-			if _, err := checkShadowJSON(in); err != nil {
-				t.Fatalf("the fast path keeps %q, the full check refuses it: %v", in, err)
+		for name, fast := range map[string]func([]byte) (Shadow, bool){"scanner": plainShadow, "layout": laidOutShadow} {
+			if got, ok := fast(in); ok {
+				want, err := checkShadowJSON(in)
+				if err != nil {
+					t.Fatalf("the %s fast path keeps %q, the full check refuses it: %v", name, in, err)
+				}
+				if got.Type != want.Type || string(got.UniqueID) != string(want.UniqueID) || got.EmitTimestamp != want.EmitTimestamp || got.Rating != want.Rating {
+					t.Fatalf("the %s fast path reads %q as %+v, the full check as %+v", name, in, got, want)
+				}
 			}
 		}
 	})
@@ -110,6 +118,9 @@ func TestCheckShadowKeepsWhatTheAgentWritesWithoutAllocating(t *testing.T) {
 		rec := AppendShadow(nil, Classify(rating), []byte(exampleUUID), 1700000000, rating)
 		if _, ok := plainShadow(rec); !ok {
 			t.Errorf("the fast path leaves %s to the full check", rec)
+		}
+		if _, ok := laidOutShadow(rec); !ok {
+			t.Errorf("the layout fast path leaves %s to the slower ones", rec)
 		}
 		if allocs := testing.AllocsPerRun(50, func() {
 			if err := CheckShadow(rec); err != nil {

@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Type is the class of a rating. Its numeric values are those of the
@@ -127,6 +129,9 @@ func CheckShadow(value []byte) error {
 // is an error wrapping ErrContract. A record AppendShadow wrote for an id
 // without escapes is decoded without allocating, UniqueID aliasing value.
 func DecodeShadow(value []byte) (Shadow, error) {
+	if s, ok := laidOutShadow(value); ok {
+		return s, nil
+	}
 	if s, ok := plainShadow(value); ok {
 		return s, nil
 	}
@@ -160,6 +165,92 @@ func checkShadowJSON(value []byte) (Shadow, error) {
 		return Shadow{}, contractErr("type %q is not the type of rating %d (%s)", typ, rating, want)
 	}
 	return Shadow{Type: want, UniqueID: []byte(id), EmitTimestamp: ts, Rating: rating}, nil
+}
+
+// laidOutShadow is CheckShadow's fastest path: one pass over a record laid
+// out byte for byte as AppendShadow writes it for an id without escapes,
+// control characters or invalid UTF-8, numbers without leading zeros.
+// Like plainShadow, it reports true only for a record the contract keeps,
+// and leaves every other to the slower paths. The guard audits every
+// shadow record with it: the scanner's generic object walk cost a tenth of
+// the shadow agent's CPU.
+func laidOutShadow(value []byte) (Shadow, bool) {
+	b, ok := cutPrefix(value, `{"type":"`)
+	if !ok {
+		return Shadow{}, false
+	}
+	i := bytes.IndexByte(b, '"')
+	if i < 0 {
+		return Shadow{}, false
+	}
+	typ := b[:i]
+	if b, ok = cutPrefix(b[i:], `","unique_id":"`); !ok {
+		return Shadow{}, false
+	}
+	i = bytes.IndexByte(b, '"')
+	if i <= 0 || i > MaxShadowIDBytes {
+		return Shadow{}, false
+	}
+	id := b[:i]
+	for _, c := range id {
+		if c < 0x20 || c == '\\' {
+			return Shadow{}, false
+		}
+	}
+	if !utf8.Valid(id) {
+		return Shadow{}, false
+	}
+	if b, ok = cutPrefix(b[i:], `","emit_timestamp":`); !ok {
+		return Shadow{}, false
+	}
+	ts, n := leadingInt(b)
+	if n == 0 {
+		return Shadow{}, false
+	}
+	if b, ok = cutPrefix(b[n:], `,"rating":`); !ok {
+		return Shadow{}, false
+	}
+	rating, n := leadingInt(b)
+	if n == 0 || string(b[n:]) != "}" {
+		return Shadow{}, false
+	}
+	class := Classify(rating)
+	if ts < MinUnix || ts > math.MaxUint32 || rating < math.MinInt32 || rating > math.MaxInt32 || string(typ) != class.String() {
+		return Shadow{}, false
+	}
+	return Shadow{Type: class, UniqueID: id, EmitTimestamp: ts, Rating: rating}, true
+}
+
+// cutPrefix returns b after prefix, and whether b started with it.
+func cutPrefix(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return b, false
+	}
+	return b[len(prefix):], true
+}
+
+// leadingInt reads the JSON integer at the start of b: an optional minus,
+// then 0 or a digit 1-9 and at most 17 more (so it fits an int64). It
+// returns the value and its length, 0 when b does not start with one.
+func leadingInt(b []byte) (int64, int) {
+	n := 0
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		n++
+	}
+	start := n
+	var v int64
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' && n-start < 18 {
+		v = v*10 + int64(b[n]-'0')
+		n++
+	}
+	switch {
+	case n == start, b[start] == '0' && n > start+1, n < len(b) && b[n] >= '0' && b[n] <= '9':
+		return 0, 0
+	case neg:
+		return -v, n
+	}
+	return v, n
 }
 
 // shadowKeys are the keys of a shadow event, in the contract's order.
