@@ -131,6 +131,18 @@ func BenchmarkDecodeVisit(b *testing.B) {
 			}
 		})
 	}
+	// The canonical visit on the scanner alone, without the layout path.
+	b.Run("plain-scanner", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(benchVisit)))
+		for b.Loop() {
+			v, err := scanVisit(benchVisit, visitRecorded, lim.WithDefaults())
+			if err != nil {
+				b.Fatal(err)
+			}
+			visitBenchSink = v
+		}
+	})
 }
 
 // BenchmarkDecodeVisitEncodingJSON is the reference: encoding/json into a

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults of VisitLimits' bounds on time; its sizes default to
@@ -165,6 +166,15 @@ func DecodeRepartitioned(value []byte, recorded time.Time, lim VisitLimits) (Rep
 // escapes.
 func ScanVisit(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned, *DecodeError) {
 	lim = lim.WithDefaults()
+	if v, ok := laidOutVisit(value, recorded, lim); ok {
+		return v, nil
+	}
+	return scanVisit(value, recorded, lim)
+}
+
+// scanVisit is ScanVisit on the scanner, for any layout; lim has its
+// defaults.
+func scanVisit(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned, *DecodeError) {
 	f := fields{names: visitKeys}
 	if err := f.scan(value, lim.MaxMessageBytes); err != nil {
 		return Repartitioned{}, err
@@ -218,6 +228,109 @@ func ScanVisit(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned
 	}
 	v.Timestamp, v.text = ts, tsText
 	return v, nil
+}
+
+// laidOutVisit is ScanVisit's fast path: one pass over a visit laid out
+// byte for byte as AppendVisit writes it, for strings without escapes,
+// control characters or invalid UTF-8 and a timestamp without an exponent.
+// It reports true only for a visit ScanVisit accepts, with the same
+// fields, and leaves every other, good or bad, to the scanner, so verdicts
+// and their wording are the scanner's.
+func laidOutVisit(value []byte, recorded time.Time, lim VisitLimits) (Repartitioned, bool) {
+	if len(value) > lim.MaxMessageBytes {
+		return Repartitioned{}, false
+	}
+	var v Repartitioned
+	b, ok := cutPrefix(value, `{"id":"`)
+	if !ok {
+		return Repartitioned{}, false
+	}
+	if v.ID, b, ok = plainString(b, lim.MaxIDLen); !ok {
+		return Repartitioned{}, false
+	}
+	if b, ok = cutPrefix(b, `,"account_id":`); !ok {
+		return Repartitioned{}, false
+	}
+	acc, n := leadingInt(b)
+	if n == 0 {
+		return Repartitioned{}, false
+	}
+	v.AccountID = acc
+	if b, ok = cutPrefix(b[n:], `,"store_id":`); !ok {
+		return Repartitioned{}, false
+	}
+	if rest, null := cutPrefix(b, "null"); null {
+		b = rest
+	} else if b, ok = cutPrefix(b, `"`); ok {
+		if v.StoreID, b, ok = plainString(b, lim.MaxIDLen); !ok {
+			return Repartitioned{}, false
+		}
+	} else {
+		return Repartitioned{}, false
+	}
+	if b, ok = cutPrefix(b, `,"timestamp":`); !ok {
+		return Repartitioned{}, false
+	}
+	n = plainDecimalLen(b)
+	if n == 0 || string(b[n:]) != "}" {
+		return Repartitioned{}, false
+	}
+	ts, text, err := parseSeconds(b[:n])
+	if err != nil || math.IsInf(ts, 0) || checkSeconds(ts, recorded, lim) != nil {
+		return Repartitioned{}, false
+	}
+	v.Timestamp, v.text = ts, text
+	return v, true
+}
+
+// plainString reads a JSON string's contents up to its closing quote, and
+// the rest after it: 1 to maxLen bytes of valid UTF-8 without escapes or
+// control characters, else false.
+func plainString(b []byte, maxLen int) (s, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '"')
+	if i <= 0 || i > maxLen {
+		return nil, nil, false
+	}
+	s = b[:i:i]
+	for _, c := range s {
+		if c < 0x20 || c == '\\' {
+			return nil, nil, false
+		}
+	}
+	if !utf8.Valid(s) {
+		return nil, nil, false
+	}
+	return s, b[i+1:], true
+}
+
+// plainDecimalLen is the length of the JSON number without an exponent at
+// the start of b, -?(0|[1-9][0-9]*)(.[0-9]+)?, or 0 when there is none.
+func plainDecimalLen(b []byte) int {
+	n := 0
+	if n < len(b) && b[n] == '-' {
+		n++
+	}
+	start := n
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	if n == start || (b[start] == '0' && n > start+1) {
+		return 0
+	}
+	if n < len(b) && b[n] == '.' {
+		n++
+		frac := n
+		for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+			n++
+		}
+		if n == frac {
+			return 0
+		}
+	}
+	if n < len(b) && (b[n] == 'e' || b[n] == 'E') {
+		return 0
+	}
+	return n
 }
 
 // checkSeconds applies DecodeVisit's bounds to a visit's timestamp: not

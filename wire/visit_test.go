@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -244,6 +245,11 @@ var visitReasons = []Reason{
 
 // visitFuzzSeeds are inputs near the edges of what DecodeVisit accepts.
 var visitFuzzSeeds = []string{
+	`{"id":"a","account_id":1,"store_id":"uk","timestamp":1764614400.123456}`,
+	`{"id":"a","account_id":-0,"store_id":null,"timestamp":0.5}`,
+	`{"id":"a","account_id":01,"store_id":null,"timestamp":1700000000}`,
+	`{"id":"a","account_id":1,"store_id":null,"timestamp":1700000000.}`,
+	`{"id":"a","account_id":1,"store_id":"","timestamp":1700000000}`,
 	faustVisit,
 	`{"id": "a", "account_id": 1, "store_id": null, "timestamp": 1700000000.5, "__faust": {"ns": "m.Visit"}}`,
 	`{"id":"a","account_id":1,"timestamp":1700000000}`,
@@ -293,6 +299,12 @@ func FuzzDecodeVisit(f *testing.F) {
 		}
 		enc := AppendVisit(nil, v)
 		fv, _ := ScanVisit(in, visitRecorded, lim)
+		if lv, ok := laidOutVisit(in, visitRecorded, lim); ok {
+			sv, err := scanVisit(in, visitRecorded, lim)
+			if err != nil || !reflect.DeepEqual(lv, sv) {
+				t.Fatalf("the layout fast path reads %q as %+v, the scanner as %+v, %v", in, lv, sv, err)
+			}
+		}
 		if string(AppendRepartitionedJSON(nil, fv)) != string(enc) {
 			t.Fatalf("DecodeVisit(%q): the visits agent's JSON form is %s, AppendVisit %s", in, AppendRepartitionedJSON(nil, fv), enc)
 		}
