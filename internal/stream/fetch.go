@@ -370,8 +370,18 @@ func (f *fetcher) fetch(conn *leader, offset int64) (fetched, int64, error) {
 }
 
 func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error) {
-	if err := conn.raw.SetDeadline(time.Now().Add(f.maxWait + fetchTimeout)); err != nil {
+	body, err := f.roundTrip(conn, offset)
+	if err != nil {
 		return fetchedPartition{}, err
+	}
+	return parseFetch(body, conn.version, f.topic, int32(f.partition), offset, f.hint)
+}
+
+// roundTrip sends a fetch request at offset and returns the body of its
+// response, in a buffer of its own.
+func (f *fetcher) roundTrip(conn *leader, offset int64) ([]byte, error) {
+	if err := conn.raw.SetDeadline(time.Now().Add(f.maxWait + fetchTimeout)); err != nil {
+		return nil, err
 	}
 	defer conn.raw.SetDeadline(time.Time{})
 	f.id++
@@ -382,16 +392,16 @@ func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error
 	}
 	f.request = req.appendTo(f.request[:0])
 	if _, err := conn.raw.Write(f.request); err != nil {
-		return fetchedPartition{}, err
+		return nil, err
 	}
 	id, body, err := readFrame(conn.raw)
 	if err != nil {
-		return fetchedPartition{}, err
+		return nil, err
 	}
 	if id != req.id {
-		return fetchedPartition{}, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, id, req.id)
+		return nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, id, req.id)
 	}
-	return parseFetch(body, conn.version, f.topic, int32(f.partition), offset, f.hint)
+	return body, nil
 }
 
 func readOffsets(conn *kafka.Conn) (first, last int64, err error) {

@@ -280,6 +280,9 @@ func (p *recordParser) parseBatch(base int64, batch []byte) error {
 		if rec.err != nil {
 			return rec.err
 		}
+		// A batch's last offset bounds its records' (a corrupt one might
+		// not), so that none is read again after it.
+		p.next = max(p.next, offset+1)
 		if offset < p.offset {
 			continue
 		}
@@ -423,19 +426,17 @@ func (d *decoder) count64(n int64, minSize int) int {
 
 // varint reads a zig-zag encoded variable-length integer.
 func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
+	var u uint64
+	for i, c := range d.b {
+		if i == binary.MaxVarintLen64 {
+			break
+		}
+		u |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			d.b = d.b[i+1:]
+			return int64(u>>1) ^ -int64(u&1)
+		}
 	}
-	if len(d.b) > 0 && d.b[0] < 0x80 { // one byte: most lengths and deltas
-		u := uint64(d.b[0])
-		d.b = d.b[1:]
-		return int64(u>>1) ^ -int64(u&1)
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("a bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	d.fail("a bad varint")
+	return 0
 }
