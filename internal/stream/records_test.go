@@ -3,11 +3,15 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"reflect"
 	"strconv"
@@ -78,6 +82,10 @@ func TestParseFetchHandsOverRecordsAsKafkaGoDoes(t *testing.T) {
 	withHeaders := plain(1, "k", "v")
 	withHeaders.Headers = []kmsg.Header{{Key: "trace", Value: []byte("t-1")}, {Key: "empty"}}
 	full := testBatch(10, 0, t0, t0+2, plain(0, "a", "1"), plain(1, "b", "2"), plain(2, "c", "3"))
+	fullWant := []kafka.Message{
+		testMessage(10, []byte("a"), []byte("1"), t0), testMessage(11, []byte("b"), []byte("2"), t0+1),
+		testMessage(12, []byte("c"), []byte("3"), t0+2),
+	}
 	cases := []struct {
 		name    string
 		offset  int64
@@ -100,26 +108,20 @@ func TestParseFetchHandsOverRecordsAsKafkaGoDoes(t *testing.T) {
 		name:    "a batch that starts before the offset asked for",
 		offset:  11,
 		batches: [][]byte{full},
-		want:    []kafka.Message{testMessage(11, []byte("b"), []byte("2"), t0+1), testMessage(12, []byte("c"), []byte("3"), t0+2)},
+		want:    fullWant[1:],
 		next:    13,
 	}, {
 		name:    "a last batch cut short ends the records",
 		offset:  10,
 		batches: [][]byte{full, testBatch(13, 0, t0, t0, plain(0, "d", "4"))[:40]},
-		want: []kafka.Message{
-			testMessage(10, []byte("a"), []byte("1"), t0), testMessage(11, []byte("b"), []byte("2"), t0+1),
-			testMessage(12, []byte("c"), []byte("3"), t0+2),
-		},
-		next: 13,
+		want:    fullWant,
+		next:    13,
 	}, {
 		name:    "a batch cut inside its header ends the records too",
 		offset:  10,
 		batches: [][]byte{full, testBatch(13, 0, t0, t0, plain(0, "d", "4"))[:14]},
-		want: []kafka.Message{
-			testMessage(10, []byte("a"), []byte("1"), t0), testMessage(11, []byte("b"), []byte("2"), t0+1),
-			testMessage(12, []byte("c"), []byte("3"), t0+2),
-		},
-		next: 13,
+		want:    fullWant,
+		next:    13,
 	}, {
 		name:    "a control batch is stepped over",
 		offset:  10,
@@ -258,12 +260,7 @@ func FuzzParseFetch(f *testing.F) {
 func recordedResponses(tb testing.TB) [][]byte {
 	tb.Helper()
 	brokers, topic := kafkaTopicOfEveryKind(tb)
-	f := testFetcher(brokers, topic, 1<<20)
-	conn, offset, err := f.dial(context.Background(), kafka.FirstOffset)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close()
+	f, conn, offset := dialTestFetcher(tb, brokers, topic, kafka.FirstOffset, 1<<20)
 	var bodies [][]byte
 	for _, maxBytes := range []int{1 << 20, 2000} {
 		f.maxBytes = maxBytes
@@ -327,11 +324,20 @@ func kafkaTopicOfEveryKind(tb testing.TB) (brokers []string, topic string) {
 	return brokers, topic
 }
 
-func testFetcher(brokers []string, topic string, maxBytes int) *fetcher {
-	return &fetcher{
+// dialTestFetcher makes a fetcher of topic's partition 0 and connects it
+// to the leader, at offset resolved, until tb ends.
+func dialTestFetcher(tb testing.TB, brokers []string, topic string, offset int64, maxBytes int) (*fetcher, *leader, int64) {
+	tb.Helper()
+	f := &fetcher{
 		dialer: &kafka.Dialer{Timeout: 10 * time.Second}, brokers: brokers, topic: topic,
 		maxBytes: maxBytes, maxWait: 100 * time.Millisecond, log: slog.New(slog.DiscardHandler),
 	}
+	conn, offset, err := f.dial(context.Background(), offset)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	return f, conn, offset
 }
 
 // readWithKafkaGo reads topic's partition 0 from offset to end as the
@@ -369,12 +375,7 @@ func readWithKafkaGo(t *testing.T, broker, topic string, offset, end int64, maxB
 // fetcher's own fetches.
 func readWithFetcher(t *testing.T, brokers []string, topic string, offset, end int64, maxBytes int) []kafka.Message {
 	t.Helper()
-	f := testFetcher(brokers, topic, maxBytes)
-	conn, offset, err := f.dial(context.Background(), offset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	f, conn, offset := dialTestFetcher(t, brokers, topic, offset, maxBytes)
 	var msgs []kafka.Message
 	for offset < end {
 		res, next, err := f.fetch(conn, offset)
@@ -411,12 +412,7 @@ func TestFetcherReadsWhatKafkaGoReadsOfEveryKindOfRecord(t *testing.T) {
 
 func TestFetcherAnswersTheEndAndPastItAsKafkaGoDoes(t *testing.T) {
 	brokers, topic := kafkaTopicOfEveryKind(t)
-	f := testFetcher(brokers, topic, 1<<20)
-	conn, offset, err := f.dial(context.Background(), kafka.LastOffset)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	f, conn, offset := dialTestFetcher(t, brokers, topic, kafka.LastOffset, 1<<20)
 	if offset != 200 {
 		t.Fatalf("the last offset is %d, want 200", offset)
 	}
@@ -514,5 +510,53 @@ func serveCanned(conn net.Conn, body []byte) {
 		if _, err := conn.Write(append(frame, res...)); err != nil {
 			return
 		}
+	}
+}
+
+func TestLeaderConnectionsHandshakeTLSAsKafkaGoDoes(t *testing.T) {
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "broker"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	certFile, keyFile, cert := testenv.SelfSigned(t, t.TempDir(), "cert.pem", "key.pem", tmpl)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := tls.NewListener(testenv.Listen(t), &tls.Config{Certificates: []tls.Certificate{pair}})
+	addr := testenv.Serve(t, ln, func(ctx context.Context, ln net.Listener) error {
+		context.AfterFunc(ctx, func() { _ = ln.Close() })
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return nil
+			}
+			_ = c.(*tls.Conn).Handshake()
+			_ = c.Close()
+		}
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	orig := &kafka.Dialer{TLS: &tls.Config{RootCAs: roots}}
+	var dialed net.Conn
+	d := rawDialer(orig, func(c net.Conn) { dialed = c })
+	if d.TLS != nil || orig.TLS == nil {
+		t.Fatalf("TLS left to kafka-go on the copy (%v), or taken from the original (%v)", d.TLS, orig.TLS)
+	}
+	conn, err := d.DialFunc(context.Background(), "tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	tc, ok := conn.(*tls.Conn)
+	if !ok || dialed != conn {
+		t.Fatalf("dialled %T, told of %v; want the TLS connection, told of it", conn, dialed)
+	}
+	// The certificate was verified (for its IP address, which takes a
+	// server name: the dialled host's), on a copy of the original's config.
+	if st := tc.ConnectionState(); !st.HandshakeComplete || len(st.VerifiedChains) == 0 || orig.TLS.ServerName != "" {
+		t.Errorf("handshake complete %v, verified chains %d, the original's server name %q; want a verified handshake, the original untouched",
+			st.HandshakeComplete, len(st.VerifiedChains), orig.TLS.ServerName)
 	}
 }
