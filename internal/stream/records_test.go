@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -282,16 +283,7 @@ func recordedResponses(tb testing.TB) [][]byte {
 // uncompressed and in each compression, a batch each.
 func kafkaTopicOfEveryKind(tb testing.TB) (brokers []string, topic string) {
 	tb.Helper()
-	brokers = testenv.KafkaBrokers(tb)
-	topic = testenv.Name(tb, "fetch")
-	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	testenv.DeleteTopicsAtCleanup(tb, c, topic)
-	res, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
-	}}})
-	if err != nil || res.Errors[topic] != nil {
-		tb.Fatalf("create %s: %v %v", topic, err, res.Errors[topic])
-	}
+	brokers, topic = newTopic(tb)
 	for _, codec := range []kafka.Compression{0, kafka.Gzip, kafka.Snappy, kafka.Lz4, kafka.Zstd} {
 		tr := &kafka.Transport{}
 		w := &kafka.Writer{
@@ -324,6 +316,23 @@ func kafkaTopicOfEveryKind(tb testing.TB) (brokers []string, topic string) {
 	return brokers, topic
 }
 
+// newTopic creates a topic of one partition on the shared Kafka, deleted
+// when tb ends.
+func newTopic(tb testing.TB) (brokers []string, topic string) {
+	tb.Helper()
+	brokers = testenv.KafkaBrokers(tb)
+	topic = testenv.Name(tb, "fetch")
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	testenv.DeleteTopicsAtCleanup(tb, c, topic)
+	res, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+	}}})
+	if err != nil || res.Errors[topic] != nil {
+		tb.Fatalf("create %s: %v %v", topic, err, res.Errors[topic])
+	}
+	return brokers, topic
+}
+
 // dialTestFetcher makes a fetcher of topic's partition 0 and connects it
 // to the leader, at offset resolved, until tb ends.
 func dialTestFetcher(tb testing.TB, brokers []string, topic string, offset int64, maxBytes int) (*fetcher, *leader, int64) {
@@ -341,10 +350,11 @@ func dialTestFetcher(tb testing.TB, brokers []string, topic string, offset int64
 }
 
 // readWithKafkaGo reads topic's partition 0 from offset to end as the
-// fetcher did before it spoke the fetch itself.
-func readWithKafkaGo(t *testing.T, broker, topic string, offset, end int64, maxBytes int) []kafka.Message {
+// fetcher did before it spoke the fetch itself, and hands got each
+// response's records.
+func readWithKafkaGo(t testing.TB, brokers []string, topic string, offset, end int64, maxBytes int, got func([]kafka.Message)) {
 	t.Helper()
-	conn, err := kafka.DialLeader(context.Background(), "tcp", broker, topic, 0)
+	conn, err := kafka.DialLeader(context.Background(), "tcp", brokers[0], topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,8 +362,9 @@ func readWithKafkaGo(t *testing.T, broker, topic string, offset, end int64, maxB
 	if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
 		t.Fatal(err)
 	}
-	var msgs []kafka.Message
+	hint := 0
 	for offset < end {
+		msgs := make([]kafka.Message, 0, max(hint, 16))
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: maxBytes, MaxWait: 100 * time.Millisecond})
 		for {
@@ -367,25 +378,24 @@ func readWithKafkaGo(t *testing.T, broker, topic string, offset, end int64, maxB
 		if err := batch.Close(); err != nil {
 			t.Fatalf("kafka-go at offset %d: %v", offset, err)
 		}
+		hint = len(msgs) + len(msgs)/4
+		got(msgs)
 	}
-	return msgs
 }
 
 // readWithFetcher reads topic's partition 0 from offset to end with the
-// fetcher's own fetches.
-func readWithFetcher(t *testing.T, brokers []string, topic string, offset, end int64, maxBytes int) []kafka.Message {
+// fetcher's own fetches, and hands got each response's records.
+func readWithFetcher(t testing.TB, brokers []string, topic string, offset, end int64, maxBytes int, got func([]kafka.Message)) {
 	t.Helper()
 	f, conn, offset := dialTestFetcher(t, brokers, topic, offset, maxBytes)
-	var msgs []kafka.Message
 	for offset < end {
 		res, next, err := f.fetch(conn, offset)
 		if err != nil {
 			t.Fatalf("fetch at offset %d: %v", offset, err)
 		}
-		msgs = append(msgs, res.msgs...)
+		got(res.msgs)
 		offset = next
 	}
-	return msgs
 }
 
 func TestFetcherReadsWhatKafkaGoReadsOfEveryKindOfRecord(t *testing.T) {
@@ -396,8 +406,9 @@ func TestFetcherReadsWhatKafkaGoReadsOfEveryKindOfRecord(t *testing.T) {
 		maxBytes int
 	}{{0, 1 << 20}, {0, 1000}, {13, 1 << 20}, {57, 1000}, {199, 1 << 20}} {
 		t.Run(fmt.Sprintf("from %d by %d bytes", c.from, c.maxBytes), func(t *testing.T) {
-			want := readWithKafkaGo(t, brokers[0], topic, c.from, end, c.maxBytes)
-			got := readWithFetcher(t, brokers, topic, c.from, end, c.maxBytes)
+			var got, want []kafka.Message
+			readWithKafkaGo(t, brokers, topic, c.from, end, c.maxBytes, func(ms []kafka.Message) { want = append(want, ms...) })
+			readWithFetcher(t, brokers, topic, c.from, end, c.maxBytes, func(ms []kafka.Message) { got = append(got, ms...) })
 			if len(got) != len(want) || len(got) != int(end-c.from) {
 				t.Fatalf("read %d records, kafka-go %d, want %d", len(got), len(want), end-c.from)
 			}
@@ -468,11 +479,10 @@ func BenchmarkKafkaGoReadBatch(b *testing.B) {
 	conn := kafka.NewConn(client, "in", 0)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	msgs := make([]kafka.Message, 0, n)
 	for b.Loop() {
 		_, _ = conn.Seek(0, kafka.SeekAbsolute|kafka.SeekDontCheck)
 		batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 1 << 20, MaxWait: time.Second})
-		msgs = msgs[:0]
+		msgs := make([]kafka.Message, 0, n) // as the fetcher sized them
 		for {
 			m, err := batch.ReadMessage()
 			if err != nil {
@@ -559,4 +569,51 @@ func TestLeaderConnectionsHandshakeTLSAsKafkaGoDoes(t *testing.T) {
 		t.Errorf("handshake complete %v, verified chains %d, the original's server name %q; want a verified handshake, the original untouched",
 			st.HandshakeComplete, len(st.VerifiedChains), orig.TLS.ServerName)
 	}
+}
+
+// BenchmarkReadFromKafka reads 50,000 records of about 100 bytes from the
+// shared Kafka, by fetches of 512 KiB: with the fetcher's own fetch, and
+// with kafka-go's as before.
+func BenchmarkReadFromKafka(b *testing.B) {
+	brokers, topic := newTopic(b)
+	const n = 50_000
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Transport: tr, Topic: topic, BatchSize: 1000, BatchTimeout: time.Millisecond}
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte("visitor-" + strconv.Itoa(i)), Value: bytes.Repeat([]byte{'v'}, 80)}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		b.Fatal(err)
+	}
+	_ = w.Close()
+	for _, r := range []struct {
+		name string
+		read func(testing.TB, []string, string, int64, int64, int, func([]kafka.Message))
+	}{{"fetcher", readWithFetcher}, {"kafka-go", readWithKafkaGo}} {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu := processCPU(b)
+			for b.Loop() {
+				got := 0
+				r.read(b, brokers, topic, 0, n, 512<<10, func(ms []kafka.Message) { got += len(ms) })
+				if got != n {
+					b.Fatalf("read %d records, want %d", got, n)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
+			b.ReportMetric(float64(processCPU(b)-cpu)/float64(b.N*n), "cpu-ns/record")
+		})
+	}
+}
+
+// processCPU is the CPU time the process has used, user and system, in
+// nanoseconds.
+func processCPU(tb testing.TB) int64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		tb.Fatal(err)
+	}
+	return u.Utime.Nano() + u.Stime.Nano()
 }
