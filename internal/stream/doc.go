@@ -16,7 +16,10 @@
 //     needs no locks. The fetcher (fetch.go) is one goroutine that reads the
 //     partition from its leader one fetch response ahead and hands each
 //     response over whole, so the cost of reading is per response, not per
-//     record.
+//     record. Each response is read into a buffer of its own, never reused,
+//     which its records' keys, values and header values alias: they stay
+//     valid for as long as they are held, but one held pins the whole
+//     response, so what is kept long is copied.
 //   - The Writer is shared by all partitions of all runners; kafka-go's
 //     Writer is safe for concurrent use and merges their batches.
 //   - ReadPartition reads one partition outside any consumer group and

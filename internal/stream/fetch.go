@@ -1,12 +1,15 @@
 package stream
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +29,9 @@ type fetched struct {
 // the partition goroutine, and hands it over whole: a channel operation a
 // response, not a record. kafka-go's Reader hands over each record through
 // a channel and resets the connection's deadline for each, which cost the
-// visits agents a fifth of their CPU.
+// visits agents a fifth of their CPU. It speaks the fetch itself too
+// (records.go): kafka-go's Batch reads each record's fields through a
+// bufio.Reader and allocates each key and value, another quarter of it.
 //
 // It retries for as long as it runs: a lost leader or connection is
 // re-dialled with backoff, a fetch that times out is sent again, an offset
@@ -54,10 +59,28 @@ type fetcher struct {
 
 	// hint is the record count of the last response, to size the next.
 	hint int
+	// leaderDialer is dialer with a DialFunc that keeps the connection it
+	// made in dialed, so that fetches can use it without kafka-go.
+	leaderDialer *kafka.Dialer
+	dialed       net.Conn
+	// request is the buffer fetch requests are written in, reused.
+	request []byte
+	id      int32
 
 	mu   sync.Mutex
 	conn *kafka.Conn // the connection in use, closed to interrupt a fetch
 	stop bool
+}
+
+// leader is a connection to a partition's leader: kafka-go's, for
+// everything but fetches, and the network connection under it, for
+// fetches. kafka-go reads exactly one response to each request it sends
+// and sends none unasked, so no byte of a fetch response is ever left in
+// its buffer, nor one of its responses in a fetch's.
+type leader struct {
+	*kafka.Conn
+	raw     net.Conn
+	version int16 // of the fetch requests
 }
 
 // fetchTimeout bounds reading one response beyond the broker's own wait.
@@ -90,7 +113,7 @@ func startFetcher(ctx context.Context, f *fetcher, offset int64) *fetcher {
 func (f *fetcher) wait() { <-f.done }
 
 func (f *fetcher) run(ctx context.Context, offset int64) {
-	var conn *kafka.Conn
+	var conn *leader
 	defer func() {
 		if conn != nil {
 			_ = conn.Close()
@@ -120,7 +143,7 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 			}
 			conn, offset = c, start
 		}
-		res, err := f.fetch(conn, offset)
+		res, next, err := f.fetch(conn, offset)
 		switch {
 		case err == nil:
 			if failures > 0 {
@@ -128,7 +151,7 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 			}
 			failures = 0
 		case errors.Is(err, kafka.OffsetOutOfRange):
-			first, last, oerr := readOffsets(conn)
+			first, last, oerr := readOffsets(conn.Conn)
 			if oerr != nil {
 				fail("read the partition's offsets", oerr)
 				continue
@@ -136,7 +159,6 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 			if offset < first {
 				f.log.Error("records removed by retention before they were read; skipping them", "from", offset, "to", first, "records", first-offset)
 				offset = first
-				_, _ = conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck)
 				continue
 			}
 			if offset < last {
@@ -146,9 +168,9 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 			backoff.Sleep(ctx, f.maxWait)
 			continue
 		case errors.Is(err, kafka.RequestTimedOut):
-			// An empty wait: kafka-go reports the broker's empty answer
-			// for a caught-up partition so, and leaves the connection
-			// usable (its own Reader asks again on it, as here).
+			// An empty wait: the broker's empty answer for a caught-up
+			// partition, reported so as kafka-go does; the connection
+			// stays usable and is asked again.
 			if !f.empty {
 				continue
 			}
@@ -166,9 +188,7 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 			fail("fetch", err)
 			continue
 		}
-		if len(res.msgs) > 0 {
-			offset = res.msgs[len(res.msgs)-1].Offset + 1
-		}
+		offset = next
 		select {
 		case f.out <- res:
 		case <-ctx.Done():
@@ -178,17 +198,17 @@ func (f *fetcher) run(ctx context.Context, offset int64) {
 }
 
 // dial connects to the partition's leader, trying each broker in turn, and
-// positions the connection at offset, resolving kafka.FirstOffset and
-// kafka.LastOffset and moving past records already removed.
-func (f *fetcher) dial(ctx context.Context, offset int64) (*kafka.Conn, int64, error) {
+// resolves offset: kafka.FirstOffset, kafka.LastOffset, and an offset of
+// records already removed.
+func (f *fetcher) dial(ctx context.Context, offset int64) (*leader, int64, error) {
 	var errs []error
 	for _, b := range f.brokers {
-		conn, err := f.dialer.DialLeader(ctx, "tcp", b, f.topic, f.partition)
+		conn, err := f.dialLeader(ctx, b)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		first, last, err := readOffsets(conn)
+		first, last, err := readOffsets(conn.Conn)
 		if err != nil {
 			_ = conn.Close()
 			errs = append(errs, err)
@@ -198,7 +218,7 @@ func (f *fetcher) dial(ctx context.Context, offset int64) (*kafka.Conn, int64, e
 		case offset == kafka.FirstOffset:
 			offset = first
 		case offset == kafka.LastOffset && f.replay > 0:
-			if offset, err = f.replayStart(conn, last); err != nil {
+			if offset, err = f.replayStart(conn.Conn, last); err != nil {
 				_ = conn.Close()
 				errs = append(errs, err)
 				continue
@@ -209,22 +229,101 @@ func (f *fetcher) dial(ctx context.Context, offset int64) (*kafka.Conn, int64, e
 			f.log.Error("records removed by retention before they were read; skipping them", "from", offset, "to", first, "records", first-offset)
 			offset = first
 		}
-		if _, err := conn.Seek(offset, kafka.SeekAbsolute|kafka.SeekDontCheck); err != nil {
-			_ = conn.Close()
-			errs = append(errs, err)
-			continue
-		}
 		f.mu.Lock()
 		if f.stop {
 			f.mu.Unlock()
 			_ = conn.Close()
 			return nil, 0, context.Canceled
 		}
-		f.conn = conn
+		f.conn = conn.Conn
 		f.mu.Unlock()
 		return conn, offset, nil
 	}
 	return nil, 0, fmt.Errorf("dial the leader of %s/%d: %w", f.topic, f.partition, errors.Join(errs...))
+}
+
+// dialLeader looks the partition's leader up through broker, connects to
+// it and chooses the fetch version to speak.
+func (f *fetcher) dialLeader(ctx context.Context, broker string) (*leader, error) {
+	p, err := f.dialer.LookupPartition(ctx, "tcp", broker, f.topic, f.partition)
+	if err != nil {
+		return nil, err
+	}
+	if f.leaderDialer == nil {
+		f.leaderDialer = rawDialer(f.dialer, func(c net.Conn) { f.dialed = c })
+	}
+	f.dialed = nil
+	conn, err := f.leaderDialer.DialPartition(ctx, "tcp", broker, p)
+	if err != nil {
+		return nil, err
+	}
+	if f.dialed == nil {
+		_ = conn.Close()
+		return nil, errors.New("connect to the partition leader: no connection was dialled")
+	}
+	l := &leader{Conn: conn, raw: f.dialed}
+	if err := l.negotiate(); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// negotiate chooses the fetch version from the broker's API versions.
+func (l *leader) negotiate() error {
+	if err := l.SetDeadline(time.Now().Add(fetchTimeout)); err != nil {
+		return err
+	}
+	versions, err := l.ApiVersions()
+	_ = l.SetDeadline(time.Time{})
+	if err != nil {
+		return fmt.Errorf("read the broker's API versions: %w", err)
+	}
+	for _, v := range versions {
+		if v.ApiKey == fetchAPIKey {
+			l.version, err = fetchVersion(v.MinVersion, v.MaxVersion)
+			return err
+		}
+	}
+	return errors.New("the broker does not answer fetches")
+}
+
+// rawDialer returns a copy of d that dials as d does, TLS handshake
+// included, and tells dialed of each connection it makes, over which
+// kafka-go then authenticates (SASL) and speaks.
+func rawDialer(d *kafka.Dialer, dialed func(net.Conn)) *kafka.Dialer {
+	c := *d
+	c.TLS = nil
+	c.DialFunc = func(ctx context.Context, network, address string) (net.Conn, error) {
+		dial := d.DialFunc
+		if dial == nil {
+			dial = (&net.Dialer{LocalAddr: d.LocalAddr, FallbackDelay: d.FallbackDelay, KeepAlive: d.KeepAlive}).DialContext
+		}
+		conn, err := dial(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		if d.TLS != nil {
+			cfg := d.TLS
+			if cfg.ServerName == "" {
+				// As kafka-go does: the host dialled, without its port.
+				cfg = cfg.Clone()
+				cfg.ServerName = address
+				if i := strings.LastIndex(address, ":"); i >= 0 {
+					cfg.ServerName = address[:i]
+				}
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				_ = conn.Close()
+				return nil, err
+			}
+			conn = tc
+		}
+		dialed(conn)
+		return conn, nil
+	}
+	return &c
 }
 
 // replayStart returns the offset of the first record written at most
@@ -254,30 +353,55 @@ func (f *fetcher) replayStart(conn *kafka.Conn, last int64) (int64, error) {
 	return 0, fmt.Errorf("find the offset of %s/%d at %s: %w", f.topic, f.partition, since.UTC().Format(time.RFC3339), err)
 }
 
-// fetch sends one fetch request at offset and reads its whole response.
-func (f *fetcher) fetch(conn *kafka.Conn, offset int64) (fetched, error) {
-	if err := conn.SetReadDeadline(time.Now().Add(f.maxWait + fetchTimeout)); err != nil {
-		return fetched{}, err
-	}
-	batch := conn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: f.maxBytes, MaxWait: f.maxWait})
-	res := fetched{highWatermark: batch.HighWaterMark(), msgs: make([]kafka.Message, 0, max(f.hint, 16))}
-	for {
-		m, err := batch.ReadMessage()
-		if err != nil {
-			break
-		}
-		res.msgs = append(res.msgs, m)
+// fetch sends one fetch request at offset and reads its whole response
+// into one buffer, which the records it returns alias. It returns the
+// offset to fetch next, and the high watermark with a partition error.
+func (f *fetcher) fetch(conn *leader, offset int64) (fetched, int64, error) {
+	res, err := f.fetchOnce(conn, offset)
+	if err != nil {
+		return res.fetched, offset, fmt.Errorf("fetch %s/%d at offset %d: %w", f.topic, f.partition, offset, err)
 	}
 	f.hint = len(res.msgs) + len(res.msgs)/4
-	err := batch.Close()
-	if errors.Is(err, io.EOF) {
-		err = nil
+	if len(res.msgs) == 0 && res.next == offset && res.highWatermark <= offset {
+		// Caught up: kafka-go reports the broker's empty answer so.
+		return res.fetched, offset, kafka.RequestTimedOut
 	}
-	if err != nil && len(res.msgs) > 0 {
-		// What was read is good; the error shows again on the next fetch.
-		err = nil
+	return res.fetched, res.next, nil
+}
+
+func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error) {
+	body, err := f.roundTrip(conn, offset)
+	if err != nil {
+		return fetchedPartition{}, err
 	}
-	return res, err
+	return parseFetch(body, conn.version, f.topic, int32(f.partition), offset, f.hint)
+}
+
+// roundTrip sends a fetch request at offset and returns the body of its
+// response, in a buffer of its own.
+func (f *fetcher) roundTrip(conn *leader, offset int64) ([]byte, error) {
+	if err := conn.raw.SetDeadline(time.Now().Add(f.maxWait + fetchTimeout)); err != nil {
+		return nil, err
+	}
+	defer conn.raw.SetDeadline(time.Time{})
+	f.id++
+	req := fetchRequest{
+		version: conn.version, id: f.id, clientID: cmp.Or(f.dialer.ClientID, kafka.DefaultClientID),
+		topic: f.topic, partition: int32(f.partition), offset: offset,
+		maxBytes: int32(min(f.maxBytes, math.MaxInt32)), maxWait: f.maxWait,
+	}
+	f.request = req.appendTo(f.request[:0])
+	if _, err := conn.raw.Write(f.request); err != nil {
+		return nil, err
+	}
+	id, body, err := readFrame(conn.raw)
+	if err != nil {
+		return nil, err
+	}
+	if id != req.id {
+		return nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, id, req.id)
+	}
+	return body, nil
 }
 
 func readOffsets(conn *kafka.Conn) (first, last int64, err error) {
