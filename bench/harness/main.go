@@ -132,6 +132,8 @@ func loadConfig() (config, error) {
 		work:             filepath.Join(bench, ".work", stamp),
 		results:          filepath.Join(bench, "results"),
 		parts:            map[string]bool{},
+		dominationEnv:    strings.Fields(env("BENCH_DOMINATION_ENV", "")),
+		dominationArgs:   strings.Fields(env("BENCH_DOMINATION_ARGS", "")),
 	}
 	ints := []struct {
 		name string

@@ -56,6 +56,9 @@ type fetcher struct {
 
 	out  chan fetched
 	done chan struct{}
+	// free holds record slices handed back by the partition once it has
+	// copied their records into its batches, for the next responses.
+	free chan []kafka.Message
 
 	// hint is the record count of the last response, to size the next.
 	hint int
@@ -93,6 +96,7 @@ func startFetcher(ctx context.Context, f *fetcher, offset int64) *fetcher {
 	// the fetcher has read ahead, no more.
 	f.out = make(chan fetched)
 	f.done = make(chan struct{})
+	f.free = make(chan []kafka.Message, 1)
 	stopWatch := context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -374,7 +378,24 @@ func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error
 	if err != nil {
 		return fetchedPartition{}, err
 	}
-	return parseFetch(body, conn.version, f.topic, int32(f.partition), offset, f.hint)
+	var msgs []kafka.Message
+	select {
+	case msgs = <-f.free:
+	default:
+		msgs = make([]kafka.Message, 0, max(f.hint, 16))
+	}
+	return parseFetch(body, conn.version, f.topic, int32(f.partition), offset, msgs)
+}
+
+// recycle hands a response's record slice back for the next responses,
+// once nothing refers to its records any more. Its records are cleared so
+// that it keeps no response buffer alive.
+func (f *fetcher) recycle(msgs []kafka.Message) {
+	clear(msgs[:cap(msgs)])
+	select {
+	case f.free <- msgs[:0]:
+	default:
+	}
 }
 
 // roundTrip sends a fetch request at offset and returns the body of its

@@ -128,10 +128,11 @@ type fetchedPartition struct {
 }
 
 // parseFetch parses the body of a fetch response of the given version to
-// the request for topic's partition at offset, with room for hint records.
+// the request for topic's partition at offset, appending its records to
+// msgs[:0] (a recycled slice, or nil).
 // A partition error is returned as its kafka.Error, with the high
 // watermark.
-func parseFetch(body []byte, version int16, topic string, partition int32, offset int64, hint int) (fetchedPartition, error) {
+func parseFetch(body []byte, version int16, topic string, partition int32, offset int64, msgs []kafka.Message) (fetchedPartition, error) {
 	d := decoder{b: body}
 	d.skip(4) // throttle time
 	if version >= 7 {
@@ -177,7 +178,10 @@ func parseFetch(body []byte, version int16, topic string, partition int32, offse
 		return res, kafka.Error(code)
 	}
 	p := recordParser{topic: topic, partition: int(partition), offset: offset, hwm: hwm}
-	p.msgs = make([]kafka.Message, 0, max(hint, 16))
+	if msgs == nil {
+		msgs = make([]kafka.Message, 0, 16)
+	}
+	p.msgs = msgs[:0]
 	if err := p.parseBatches(records); err != nil {
 		return res, err
 	}

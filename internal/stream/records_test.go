@@ -158,7 +158,7 @@ func TestParseFetchHandsOverRecordsAsKafkaGoDoes(t *testing.T) {
 	for _, c := range cases {
 		for v := int16(fetchMinVersion); v <= fetchMaxVersion; v++ {
 			t.Run(fmt.Sprintf("%s/v%d", c.name, v), func(t *testing.T) {
-				got, err := parseFetch(testResponse(v, 100, 0, c.batches...), v, "in", 0, c.offset, 0)
+				got, err := parseFetch(testResponse(v, 100, 0, c.batches...), v, "in", 0, c.offset, nil)
 				if err != nil {
 					t.Fatalf("parseFetch = %v", err)
 				}
@@ -172,7 +172,7 @@ func TestParseFetchHandsOverRecordsAsKafkaGoDoes(t *testing.T) {
 
 func TestParseFetchValuesAliasTheResponseAndCannotOverwriteEachOther(t *testing.T) {
 	body := testResponse(10, 100, 0, testBatch(10, 0, t0, t0, kmsg.Record{Value: []byte("ab")}, kmsg.Record{OffsetDelta: 1, Value: []byte("cd")}))
-	got, err := parseFetch(body, 10, "in", 0, 10, 0)
+	got, err := parseFetch(body, 10, "in", 0, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +186,12 @@ func TestParseFetchValuesAliasTheResponseAndCannotOverwriteEachOther(t *testing.
 }
 
 func TestParseFetchReturnsErrorsKafkaGoReturns(t *testing.T) {
-	res, err := parseFetch(testResponse(10, 42, int16(kafka.OffsetOutOfRange)), 10, "in", 0, 50, 0)
+	res, err := parseFetch(testResponse(10, 42, int16(kafka.OffsetOutOfRange)), 10, "in", 0, 50, nil)
 	if !errors.Is(err, kafka.OffsetOutOfRange) || res.highWatermark != 42 {
 		t.Errorf("a partition error: %v, high watermark %d; want OffsetOutOfRange and 42", err, res.highWatermark)
 	}
 	top := kmsg.FetchResponse{Version: 10, ErrorCode: int16(kafka.InvalidFetchSessionEpoch)}
-	if _, err := parseFetch(top.AppendTo(nil), 10, "in", 0, 0, 0); !errors.Is(err, kafka.InvalidFetchSessionEpoch) {
+	if _, err := parseFetch(top.AppendTo(nil), 10, "in", 0, 0, nil); !errors.Is(err, kafka.InvalidFetchSessionEpoch) {
 		t.Errorf("a response error: %v, want InvalidFetchSessionEpoch", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestParseFetchRefusesMalformedResponses(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := parseFetch(c.body, 10, "in", 0, 10, 0)
+			_, err := parseFetch(c.body, 10, "in", 0, 10, nil)
 			if !errors.Is(err, errMalformed) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("parseFetch = %v, want a malformed response: %q", err, c.want)
 			}
@@ -239,7 +239,7 @@ func FuzzParseFetch(f *testing.F) {
 	f.Add(testResponse(7, 100, 0, testBatch(10, attrControl, t0, t0, kmsg.Record{})), int16(7), int64(10))
 	f.Fuzz(func(t *testing.T, body []byte, version int16, offset int64) {
 		version = fetchMinVersion + (version&0x7fff)%(fetchMaxVersion-fetchMinVersion+1)
-		res, err := parseFetch(body, version, "in", 0, offset, 0)
+		res, err := parseFetch(body, version, "in", 0, offset, nil)
 		if err != nil {
 			return
 		}
@@ -461,7 +461,7 @@ func BenchmarkParseFetch(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := parseFetch(bytes.Clone(body), 10, "in", 0, 0, n)
+		res, err := parseFetch(bytes.Clone(body), 10, "in", 0, 0, make([]kafka.Message, 0, n))
 		if err != nil || len(res.msgs) != n {
 			b.Fatalf("parseFetch: %d records, %v", len(res.msgs), err)
 		}
