@@ -34,6 +34,7 @@ func BenchmarkDecodeRating(b *testing.B) {
 	}{
 		{"plain", ratingBenchMessage},
 		{"escaped", ratingBenchEscapedMessage},
+		{"canonical", AppendRating(nil, Rating{Rating: 42, UniqueID: []byte(exampleUUID)})},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()

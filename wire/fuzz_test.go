@@ -44,8 +44,18 @@ func FuzzDecodeRating(f *testing.F) {
 	for _, s := range ratingFuzzSeeds {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"rating":01,"unique_id":"a"}`))
+	f.Add([]byte(`{"rating":-0,"unique_id":"a\u007f"}`))
+	f.Add([]byte("{\"rating\":3,\"unique_id\":\"a\x7f\"}"))
+	f.Add([]byte("{\"rating\":3,\"unique_id\":\"a\xc2\x85\"}"))
 	lim := DefaultRatingLimits()
 	f.Fuzz(func(t *testing.T, in []byte) {
+		if fast, ok := laidOutRating(in, lim); ok {
+			slow, err := scanRating(in, lim)
+			if err != nil || fast.Rating != slow.Rating || string(fast.UniqueID) != string(slow.UniqueID) {
+				t.Fatalf("the layout fast path reads %q as %+v, the scanner as %+v, %v", in, fast, slow, err)
+			}
+		}
 		r, err := DecodeRating(in, RatingLimits{})
 		var de *DecodeError
 		if err != nil && !errors.As(err, &de) {
