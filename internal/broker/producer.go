@@ -212,7 +212,12 @@ func (p *Producer) produce(ctx context.Context, topic string, partition int, msg
 		size += recordBytes(&msgs[i])
 	}
 	// The request's record set is its size, then the batch.
-	buf := appendRecordBatch(make([]byte, 4, size), msgs, chunk, time.Now().UnixMilli())
+	held := batchBuffers.Get().(*[]byte)
+	buf := *held
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	buf = appendRecordBatch(buf[:4], msgs, chunk, time.Now().UnixMilli())
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 	res, err := p.client.RawProduce(ctx, &kafka.RawProduceRequest{
 		Topic: topic, Partition: partition, RequiredAcks: p.acks,
@@ -231,12 +236,21 @@ func (p *Producer) produce(ctx context.Context, topic string, partition int, msg
 		}
 	}
 	if err != nil {
-		// The partition may have moved or grown: ask again next time.
+		// The partition may have moved or grown: ask again next time. The
+		// buffer is not reused: a request given up on may still be being
+		// written by the transport.
 		p.forget(topic)
 		return fmt.Errorf("produce %d records to %s/%d: %w", len(chunk), topic, partition, err)
 	}
+	// Answered, so written whole: the buffer can serve another request.
+	*held = buf[:0]
+	batchBuffers.Put(held)
 	return nil
 }
+
+// batchBuffers holds the buffers of record batches acknowledged, for the
+// next ones.
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // partitions returns topic's partition ids, asking Kafka when they are not
 // known or older than the metadata TTL.
