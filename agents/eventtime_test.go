@@ -171,7 +171,7 @@ func TestARatingStampedBeyondTheClockSkewIsDeadLetteredAsFuture(t *testing.T) {
 		{time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC), wire.ReasonBadTimestamp},
 	} {
 		p := newTestShadowProcessor()
-		p.now = func() time.Time { return now }
+		p.clock.now = func() time.Time { return now }
 		var out stream.Output
 		p.Process(&kafka.Message{Topic: "dominate", Value: []byte(`{"rating":15,"unique_id":"r"}`), Time: tc.at}, &out)
 		m := only(t, &out)
@@ -179,6 +179,48 @@ func TestARatingStampedBeyondTheClockSkewIsDeadLetteredAsFuture(t *testing.T) {
 		if got != tc.want || (tc.want == "" && m.Topic != p.cfg.OutputTopic) {
 			t.Errorf("a rating recorded at %s: reason %q on %s, want %q", tc.at.UTC(), got, m.Topic, tc.want)
 		}
+	}
+}
+
+// The shadow agent reads the wall clock sparingly, and judges every record
+// as if it had read it for each: a record that looks ahead of an old
+// reading is judged on a fresh one, and a clock set back is noticed within
+// wallClockEvery records.
+func TestTheWallClockIsReadSparinglyWithoutChangingAVerdict(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	reads := 0
+	c := wallClock{now: func() time.Time { reads++; return now }}
+	const skew = 30 * time.Second
+	for range 1000 {
+		if de := c.ahead("r", float64(now.Unix()), skew); de != nil {
+			t.Fatal(de)
+		}
+	}
+	if reads > 1000/wallClockEvery+1 {
+		t.Errorf("1000 checks read the clock %d times", reads)
+	}
+	// Ten minutes later, a record stamped then is ahead of the reading
+	// kept, but not of the clock.
+	now = now.Add(10 * time.Minute)
+	if de := c.ahead("r", float64(now.Unix()), skew); de != nil {
+		t.Errorf("a record stamped now was judged on an old reading: %v", de)
+	}
+	if de := c.ahead("r", float64(now.Add(31*time.Second).Unix()), skew); de == nil {
+		t.Error("a record 31 s ahead passed")
+	}
+	// The clock set back an hour: a record stamped at the old time is
+	// refused within wallClockEvery checks.
+	stamped := float64(now.Unix())
+	now = now.Add(-time.Hour)
+	refused := -1
+	for i := range wallClockEvery + 1 {
+		if c.ahead("r", stamped, skew) != nil {
+			refused = i
+			break
+		}
+	}
+	if refused < 0 {
+		t.Errorf("a clock set back went unnoticed for %d checks", wallClockEvery+1)
 	}
 }
 

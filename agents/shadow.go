@@ -113,7 +113,7 @@ func NewShadow(cfg ShadowConfig, rt Runtime) (*Shadow, error) {
 	}
 	dead := deadCounters(rt.Metrics, ShadowAgentName, ShadowReasons)
 	runner, err := rt.stage(ShadowAgentName, cfg.InputTopic, cfg.GroupID, cfg.Batching, func(stream.Partition) stream.Processor {
-		return &shadowProcessor{cfg: cfg, dead: dead, log: rt.Log, now: rt.Now}
+		return &shadowProcessor{cfg: cfg, dead: dead, log: rt.Log, clock: wallClock{now: rt.Now}}
 	})
 	if err != nil {
 		return nil, err
@@ -132,8 +132,8 @@ type shadowProcessor struct {
 	cfg  ShadowConfig
 	dead map[wire.Reason]prometheus.Counter
 	log  *slog.Logger
-	// now is the wall clock (time.Now when nil).
-	now func() time.Time
+	// clock is the wall clock the input's timestamps are checked against.
+	clock wallClock
 	// arena holds encoded outputs (see arenaSize).
 	arena []byte
 }
@@ -160,7 +160,7 @@ func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
 	}
 	// One ahead of the wall clock by more than the skew is a producer's
 	// clock gone wrong: its emit_timestamp would be in the future.
-	if de := checkAhead("the input record", float64(m.Time.UnixMilli())/1000, clock(p.now), maxClockSkew(p.cfg.MaxClockSkew)); de != nil {
+	if de := p.clock.ahead("the input record", float64(m.Time.UnixMilli())/1000, maxClockSkew(p.cfg.MaxClockSkew)); de != nil {
 		p.reject(m, de.Reason, de.Detail, out)
 		return
 	}

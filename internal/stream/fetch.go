@@ -384,16 +384,21 @@ func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error
 	default:
 		msgs = make([]kafka.Message, 0, max(f.hint, 16))
 	}
-	return parseFetch(body, conn.version, f.topic, int32(f.partition), offset, msgs)
+	res, err := parseFetch(body, conn.version, f.topic, int32(f.partition), offset, msgs)
+	if n := len(res.msgs); n < len(msgs) && (n == 0 || &res.msgs[0] == &msgs[0]) {
+		// The records of an earlier response past this one's keep no
+		// buffer of theirs alive.
+		clear(msgs[n:])
+	}
+	return res, err
 }
 
 // recycle hands a response's record slice back for the next responses,
-// once nothing refers to its records any more. Its records are cleared so
-// that it keeps no response buffer alive.
+// once nothing refers to its records any more. The next response
+// overwrites them, and fetchOnce clears those it does not.
 func (f *fetcher) recycle(msgs []kafka.Message) {
-	clear(msgs[:cap(msgs)])
 	select {
-	case f.free <- msgs[:0]:
+	case f.free <- msgs:
 	default:
 	}
 }
