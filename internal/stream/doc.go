@@ -16,10 +16,14 @@
 //     needs no locks. The fetcher (fetch.go) is one goroutine that reads the
 //     partition from its leader one fetch response ahead and hands each
 //     response over whole, so the cost of reading is per response, not per
-//     record. Each response is read into a buffer of its own, never reused,
-//     which its records' keys, values and header values alias: they stay
-//     valid for as long as they are held, but one held pins the whole
-//     response, so what is kept long is copied.
+//     record. Each response is read into one buffer, which its records'
+//     keys, values and header values alias. In a Runner that buffer (and
+//     the response's record slice) goes back to the fetcher for a later
+//     response once the batch holding the response's last records has been
+//     produced, so a Processor, and what it emits, may use a record's bytes
+//     until its batch is produced and must copy what it keeps longer (the
+//     windows agent hashes ids and interns stores). ReadPartition's
+//     responses are never reused.
 //   - The Writer is shared by all partitions of all runners; kafka-go's
 //     Writer is safe for concurrent use and merges their batches.
 //   - ReadPartition reads one partition outside any consumer group and

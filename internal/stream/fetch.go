@@ -23,6 +23,9 @@ import (
 type fetched struct {
 	msgs          []kafka.Message
 	highWatermark int64
+	// frame is the buffer the response was read into, which msgs alias,
+	// for recycleFrame once nothing refers to them (nil from kafka-go).
+	frame []byte
 }
 
 // fetcher reads one partition from its leader, one fetch response ahead of
@@ -59,6 +62,9 @@ type fetcher struct {
 	// free holds record slices handed back by the partition once it has
 	// copied their records into its batches, for the next responses.
 	free chan []kafka.Message
+	// frames holds response buffers handed back likewise, once the
+	// batches holding their records are produced.
+	frames chan []byte
 
 	// hint is the record count of the last response, to size the next.
 	hint int
@@ -97,6 +103,7 @@ func startFetcher(ctx context.Context, f *fetcher, offset int64) *fetcher {
 	f.out = make(chan fetched)
 	f.done = make(chan struct{})
 	f.free = make(chan []kafka.Message, 1)
+	f.frames = make(chan []byte, 2)
 	stopWatch := context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -390,6 +397,13 @@ func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error
 		// buffer of theirs alive.
 		clear(msgs[n:])
 	}
+	if err == nil && len(res.msgs) == 0 {
+		// Nothing refers to an empty answer's buffer: the next one can
+		// have it.
+		f.recycleFrame(body[:0:cap(body)])
+	} else {
+		res.frame = body[:0:cap(body)]
+	}
 	return res, err
 }
 
@@ -420,7 +434,12 @@ func (f *fetcher) roundTrip(conn *leader, offset int64) ([]byte, error) {
 	if _, err := conn.raw.Write(f.request); err != nil {
 		return nil, err
 	}
-	id, body, err := readFrame(conn.raw)
+	var buf []byte
+	select {
+	case buf = <-f.frames:
+	default:
+	}
+	id, body, err := readFrame(conn.raw, buf)
 	if err != nil {
 		return nil, err
 	}
@@ -428,6 +447,15 @@ func (f *fetcher) roundTrip(conn *leader, offset int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, id, req.id)
 	}
 	return body, nil
+}
+
+// recycleFrame hands a response buffer back for the next responses, once
+// nothing refers to the records read from it.
+func (f *fetcher) recycleFrame(b []byte) {
+	select {
+	case f.frames <- b:
+	default:
+	}
 }
 
 func readOffsets(conn *kafka.Conn) (first, last int64, err error) {

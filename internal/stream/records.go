@@ -99,9 +99,10 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// readFrame reads one response frame from r into a fresh buffer: its
-// correlation id and body.
-func readFrame(r io.Reader) (id int32, body []byte, err error) {
+// readFrame reads one response frame from r, into buf when it is large
+// enough (a buffer recycled once nothing refers to it), else into a fresh
+// one: its correlation id and body.
+func readFrame(r io.Reader, buf []byte) (id int32, body []byte, err error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
 		return 0, nil, err
@@ -110,7 +111,11 @@ func readFrame(r io.Reader) (id int32, body []byte, err error) {
 	if n < 4 || n > maxFetchFrame {
 		return 0, nil, fmt.Errorf("%w: a frame of %d bytes", errMalformed, n)
 	}
-	frame := make([]byte, n)
+	frame := buf[:0]
+	if int64(cap(buf)) < int64(n) {
+		frame = make([]byte, n)
+	}
+	frame = frame[:n]
 	if _, err := io.ReadFull(r, frame); err != nil {
 		return 0, nil, err
 	}

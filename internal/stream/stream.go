@@ -390,7 +390,13 @@ type partition struct {
 	pending []kafka.Message
 	// response is the fetch response's record slice pending is part of,
 	// handed back to the fetcher once pending is drained.
-	response      []kafka.Message
+	response []kafka.Message
+	// frame is the buffer that response was read into; produced holds
+	// those whose records are all in the batch, handed back to the
+	// fetcher once the batch's outputs are produced. A Processor must
+	// therefore not keep a record's bytes past its batch.
+	frame         []byte
+	produced      [][]byte
 	highWatermark int64
 	proc          Processor
 	committer     Committer
@@ -554,6 +560,11 @@ func (p *partition) flush(ctx context.Context) error {
 		return fmt.Errorf("produce %d records: %w", p.out.Len(), err)
 	}
 	p.out.reset()
+	for i, b := range p.produced {
+		p.src.recycleFrame(b)
+		p.produced[i] = nil
+	}
+	p.produced = p.produced[:0]
 	if err := p.commit(ctx); err != nil {
 		return err
 	}
@@ -568,7 +579,7 @@ func (p *partition) flush(ctx context.Context) error {
 func (p *partition) take(res fetched) {
 	p.highWatermark = res.highWatermark
 	if len(p.pending) == 0 && len(res.msgs) > 0 {
-		p.pending, p.response = res.msgs, res.msgs
+		p.pending, p.response, p.frame = res.msgs, res.msgs, res.frame
 		return
 	}
 	p.pending = append(p.pending, res.msgs...)
@@ -591,6 +602,12 @@ func (p *partition) fill() {
 		if p.response != nil {
 			p.src.recycle(p.response)
 			p.response = nil
+		}
+		if p.frame != nil {
+			// Its records are in this batch, and outputs may alias them
+			// until they are produced.
+			p.produced = append(p.produced, p.frame)
+			p.frame = nil
 		}
 	}
 }

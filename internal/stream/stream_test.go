@@ -211,3 +211,72 @@ func TestAFetchLargerThanTheBatchIsProcessedInOrderInBatchesOfAtMostMaxBatch(t *
 		}
 	}
 }
+
+// aliasing emits each input's own key and value bytes, as the shadow
+// agent emits the input's id as its output's key.
+type aliasing struct{}
+
+func (aliasing) Process(m *kafka.Message, out *Output) {
+	out.Emit(kafka.Message{Topic: "out", Key: m.Key, Value: m.Value})
+}
+
+func (aliasing) Rejected(kafka.Message, *kafka.Message, error, *Output) {}
+
+// Response buffers are reused once the batches holding their records are
+// produced: with fetches of a few records and batches gathering several
+// responses, every output that aliases its input, read from the shared
+// Kafka, still carries the input's bytes when it is produced.
+func TestOutputsAliasingTheirInputsSurviveTheReuseOfResponseBuffers(t *testing.T) {
+	brokers, topic := newTopic(t)
+	const n = 3000
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Transport: &kafka.Transport{}, Topic: topic, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 25}
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte(fmt.Sprintf("value of record %06d %s", i, strings.Repeat("x", i%40)))}
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+
+	var mu sync.Mutex
+	wrong, written := 0, 0
+	checked := writerFunc(func(ctx context.Context, out ...kafka.Message) error {
+		// Slow enough for the fetcher to read ahead into any buffer
+		// handed back too early.
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range out {
+			i, err := strconv.Atoi(string(m.Key))
+			if err != nil || i < 0 || i >= n || string(m.Value) != string(msgs[i].Value) {
+				wrong++
+			}
+			written++
+		}
+		return nil
+	})
+	cfg := Config{Name: "test", Brokers: brokers, Topic: topic, GroupID: testenv.Name(t, "g"), MaxBatch: 200, MaxWait: 50 * time.Millisecond, FetchMaxBytes: 2048,
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond}
+	r, err := New(cfg, &kafka.Dialer{Timeout: 5 * time.Second}, nil, checked, func(Partition) Processor { return aliasing{} }, metrics.New(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	testenv.WaitFor(t, "every output written", time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return written >= n
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v after a clean stop", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if wrong > 0 {
+		t.Fatalf("%d of %d outputs written did not carry their input's bytes", wrong, written)
+	}
+}
