@@ -92,6 +92,13 @@ type leader struct {
 	version int16 // of the fetch requests
 }
 
+// minRecycledFrame is the smallest response buffer worth reusing.
+const minRecycledFrame = 16 << 10
+
+// frameSlack is the room a response buffer keeps beyond the fetch's
+// maxBytes, for the response's own fields around the records.
+const frameSlack = 4 << 10
+
 // fetchTimeout bounds reading one response beyond the broker's own wait.
 const fetchTimeout = 10 * time.Second
 
@@ -372,7 +379,9 @@ func (f *fetcher) fetch(conn *leader, offset int64) (fetched, int64, error) {
 	if err != nil {
 		return res.fetched, offset, fmt.Errorf("fetch %s/%d at offset %d: %w", f.topic, f.partition, offset, err)
 	}
-	f.hint = len(res.msgs) + len(res.msgs)/4
+	if len(res.msgs) > 0 {
+		f.hint = len(res.msgs) + len(res.msgs)/4
+	}
 	if len(res.msgs) == 0 && res.next == offset && res.highWatermark <= offset {
 		// Caught up: kafka-go reports the broker's empty answer so.
 		return res.fetched, offset, kafka.RequestTimedOut
@@ -381,7 +390,7 @@ func (f *fetcher) fetch(conn *leader, offset int64) (fetched, int64, error) {
 }
 
 func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error) {
-	body, err := f.roundTrip(conn, offset)
+	body, frame, err := f.roundTrip(conn, offset)
 	if err != nil {
 		return fetchedPartition{}, err
 	}
@@ -398,11 +407,12 @@ func (f *fetcher) fetchOnce(conn *leader, offset int64) (fetchedPartition, error
 		clear(msgs[n:])
 	}
 	if err == nil && len(res.msgs) == 0 {
-		// Nothing refers to an empty answer's buffer: the next one can
-		// have it.
-		f.recycleFrame(body[:0:cap(body)])
+		// Nothing refers to an empty answer's buffers: the next answer
+		// can have them.
+		f.recycle(msgs[:0])
+		f.recycleFrame(frame)
 	} else {
-		res.frame = body[:0:cap(body)]
+		res.frame = frame
 	}
 	return res, err
 }
@@ -419,9 +429,9 @@ func (f *fetcher) recycle(msgs []kafka.Message) {
 
 // roundTrip sends a fetch request at offset and returns the body of its
 // response, in a buffer of its own.
-func (f *fetcher) roundTrip(conn *leader, offset int64) ([]byte, error) {
+func (f *fetcher) roundTrip(conn *leader, offset int64) (body, frame []byte, err error) {
 	if err := conn.raw.SetDeadline(time.Now().Add(f.maxWait + fetchTimeout)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer conn.raw.SetDeadline(time.Time{})
 	f.id++
@@ -432,26 +442,33 @@ func (f *fetcher) roundTrip(conn *leader, offset int64) ([]byte, error) {
 	}
 	f.request = req.appendTo(f.request[:0])
 	if _, err := conn.raw.Write(f.request); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var buf []byte
 	select {
 	case buf = <-f.frames:
 	default:
+		// Room for a response of maxBytes and its framing, so that the
+		// buffer serves the next ones too.
+		buf = make([]byte, 0, f.maxBytes+frameSlack)
 	}
-	id, body, err := readFrame(conn.raw, buf)
+	id, body, frame, err := readFrame(conn.raw, buf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if id != req.id {
-		return nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, id, req.id)
+		return nil, nil, fmt.Errorf("%w: correlation id %d, want %d", errMalformed, id, req.id)
 	}
-	return body, nil
+	return body, frame, nil
 }
 
 // recycleFrame hands a response buffer back for the next responses, once
-// nothing refers to the records read from it.
+// nothing refers to the records read from it. A small one is left to the
+// collector: it would not hold the next records.
 func (f *fetcher) recycleFrame(b []byte) {
+	if cap(b) < minRecycledFrame {
+		return
+	}
 	select {
 	case f.frames <- b:
 	default:

@@ -101,25 +101,25 @@ func appendString(b []byte, s string) []byte {
 
 // readFrame reads one response frame from r, into buf when it is large
 // enough (a buffer recycled once nothing refers to it), else into a fresh
-// one: its correlation id and body.
-func readFrame(r io.Reader, buf []byte) (id int32, body []byte, err error) {
+// one: its correlation id, its body, and the buffer, for reuse.
+func readFrame(r io.Reader, buf []byte) (id int32, body, frame []byte, err error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	if n < 4 || n > maxFetchFrame {
-		return 0, nil, fmt.Errorf("%w: a frame of %d bytes", errMalformed, n)
+		return 0, nil, nil, fmt.Errorf("%w: a frame of %d bytes", errMalformed, n)
 	}
-	frame := buf[:0]
+	frame = buf[:0]
 	if int64(cap(buf)) < int64(n) {
 		frame = make([]byte, n)
 	}
 	frame = frame[:n]
 	if _, err := io.ReadFull(r, frame); err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return int32(binary.BigEndian.Uint32(frame)), frame[4:], nil
+	return int32(binary.BigEndian.Uint32(frame)), frame[4:], frame[:0], nil
 }
 
 // fetchedPartition is what a fetch response says of the partition asked

@@ -265,7 +265,7 @@ func recordedResponses(tb testing.TB) [][]byte {
 	var bodies [][]byte
 	for _, maxBytes := range []int{1 << 20, 2000} {
 		f.maxBytes = maxBytes
-		body, err := f.roundTrip(conn, offset)
+		body, _, err := f.roundTrip(conn, offset)
 		if err != nil {
 			tb.Fatal(err)
 		}
