@@ -131,7 +131,11 @@ func (w *windower) Process(m *kafka.Message, out *stream.Output) {
 		w.dead[wire.ReasonLate].Inc()
 		detail := fmt.Sprintf("visit at %s is for window [%s, %s), closed at event time %s",
 			time.UnixMilli(ts).UTC().Format(time.RFC3339Nano), time.UnixMilli(start).UTC().Format(time.RFC3339), time.UnixMilli(end).UTC().Format(time.RFC3339), time.UnixMilli(w.watermark).UTC().Format(time.RFC3339))
-		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, m, wire.ReasonLate, detail, DefaultMaxDeadLetterBytes))
+		// The dead-letter topic holds visits as the visits topic has them,
+		// in JSON, whichever form the repartition topic carries.
+		late := *m
+		late.Value = wire.AppendRepartitionedJSON(nil, v)
+		out.Emit(deadLetter(w.cfg.DeadLetterTopic, WindowsAgentName, &late, wire.ReasonLate, detail, DefaultMaxDeadLetterBytes))
 		return
 	}
 	k := wire.WindowKey{AccountID: v.AccountID, Start: start / 1000, HasStore: v.StoreID != nil}

@@ -51,12 +51,25 @@ func visitLog(seed uint64, n int) []kafka.Message {
 			id = fmt.Sprintf("v%d", i-1) // a repeated visit id
 		}
 		v := wire.Visit{ID: id, AccountID: int64(1 + rng.IntN(3)), StoreID: stores[rng.IntN(3)], Timestamp: float64(ts) / 1000}
-		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: wire.AppendVisit(nil, v), Time: time.UnixMilli(now)}
+		// Both forms, as during a rolling upgrade: the compact one the
+		// visits agent writes, and the JSON one of a worker run with it.
+		value := wire.AppendVisit(nil, v)
+		if i%2 == 0 {
+			value = wire.AppendRepartitioned(nil, wire.Repartitioned{ID: []byte(v.ID), AccountID: v.AccountID, StoreID: storeBytes(v.StoreID), Timestamp: v.Timestamp})
+		}
+		msgs[i] = kafka.Message{Topic: "rep", Offset: int64(i), Key: v.GroupKey(), Value: value, Time: time.UnixMilli(now)}
 	}
 	return msgs
 }
 
 func ptr(s string) *string { return &s }
+
+func storeBytes(s *string) []byte {
+	if s == nil {
+		return nil
+	}
+	return []byte(*s)
+}
 
 func testVisitsConfig() VisitsConfig {
 	return VisitsConfig{Window: 10 * time.Second, Grace: 5 * time.Second}.WithDefaults()
@@ -78,6 +91,11 @@ func drive(w *windower, msgs []kafka.Message, batch int) (counts []wire.ActiveVi
 		}
 		for _, m := range outputMessages(&out) {
 			if wire.HeaderValue(m.Headers, wire.HeaderReason) == string(wire.ReasonLate) {
+				// Dead-lettered as a visit of the visits topic, in JSON,
+				// whichever form it came in.
+				if _, err := wire.DecodeVisit(m.Value, time.Time{}, wire.VisitLimits{}); err != nil {
+					panic(fmt.Sprintf("a late visit was dead-lettered as %q: %v", m.Value, err))
+				}
 				var off int64
 				fmt.Sscan(wire.HeaderValue(m.Headers, wire.HeaderOffset), &off)
 				late = append(late, off)

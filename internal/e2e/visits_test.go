@@ -48,10 +48,11 @@ func (e *env) offlineWindows(sent int, window int64) []string {
 	}
 	copies, live := map[string]int{}, map[string]int{} // per visit id: repartition copies, and those not dead-lettered
 	for _, m := range e.readAllAvailable(e.repart) {
-		var v wire.Visit
-		if json.Unmarshal(m.Value, &v) != nil {
+		r, err := wire.DecodeRepartitioned(m.Value, time.Time{}, wire.VisitLimits{})
+		if err != nil {
 			continue
 		}
+		v := r.Visit()
 		copies[v.ID]++
 		if !deadCopy[fmt.Sprintf("%d/%d", m.Partition, m.Offset)] {
 			live[v.ID]++
