@@ -448,11 +448,8 @@ func (f *fetcher) roundTrip(conn *leader, offset int64) (body, frame []byte, err
 	select {
 	case buf = <-f.frames:
 	default:
-		// Room for a response of maxBytes and its framing, so that the
-		// buffer serves the next ones too.
-		buf = make([]byte, 0, f.maxBytes+frameSlack)
 	}
-	id, body, frame, err := readFrame(conn.raw, buf)
+	id, body, frame, err := readFrame(conn.raw, buf, f.maxBytes+frameSlack)
 	if err != nil {
 		return nil, nil, err
 	}

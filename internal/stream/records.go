@@ -101,8 +101,10 @@ func appendString(b []byte, s string) []byte {
 
 // readFrame reads one response frame from r, into buf when it is large
 // enough (a buffer recycled once nothing refers to it), else into a fresh
-// one: its correlation id, its body, and the buffer, for reuse.
-func readFrame(r io.Reader, buf []byte) (id int32, body, frame []byte, err error) {
+// one: its correlation id, its body, and the buffer, for reuse. A fresh
+// buffer for a frame of at least half of full is made full, so that it
+// holds the next ones too; a smaller frame gets a buffer of its size.
+func readFrame(r io.Reader, buf []byte, full int) (id int32, body, frame []byte, err error) {
 	var size [4]byte
 	if _, err := io.ReadFull(r, size[:]); err != nil {
 		return 0, nil, nil, err
@@ -113,7 +115,11 @@ func readFrame(r io.Reader, buf []byte) (id int32, body, frame []byte, err error
 	}
 	frame = buf[:0]
 	if int64(cap(buf)) < int64(n) {
-		frame = make([]byte, n)
+		size := int(n)
+		if size >= full/2 {
+			size = max(size, full)
+		}
+		frame = make([]byte, n, size)
 	}
 	frame = frame[:n]
 	if _, err := io.ReadFull(r, frame); err != nil {
