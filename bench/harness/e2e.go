@@ -123,7 +123,7 @@ func (b *bench) e2e(ctx context.Context, res *e2eResult) error {
 	defer cancel()
 	// Both topics stamp records with the broker's append time, so the
 	// latency to each is read from the records themselves. (The agent's
-	// emit_timestamp is unaffected: kafka-go reads the producer's time.)
+	// emit_timestamp, the input's timestamp, is then its append time too.)
 	for _, t := range []string{in, shadow} {
 		if err := b.admin.createTopic(tctx, t, 4, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
 			return err
