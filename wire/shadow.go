@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
-	"unicode/utf8"
 )
 
 // Type is the class of a rating. Its numeric values are those of the
@@ -187,20 +186,11 @@ func laidOutShadow(value []byte) (Shadow, bool) {
 	if b, ok = cutPrefix(b[i:], `","unique_id":"`); !ok {
 		return Shadow{}, false
 	}
-	i = bytes.IndexByte(b, '"')
-	if i <= 0 || i > MaxShadowIDBytes {
+	id, b, ok := plainString(b, MaxShadowIDBytes)
+	if !ok {
 		return Shadow{}, false
 	}
-	id := b[:i]
-	for _, c := range id {
-		if c < 0x20 || c == '\\' {
-			return Shadow{}, false
-		}
-	}
-	if !utf8.Valid(id) {
-		return Shadow{}, false
-	}
-	if b, ok = cutPrefix(b[i:], `","emit_timestamp":`); !ok {
+	if b, ok = cutPrefix(b, `,"emit_timestamp":`); !ok {
 		return Shadow{}, false
 	}
 	ts, n := leadingInt(b)
@@ -219,38 +209,6 @@ func laidOutShadow(value []byte) (Shadow, bool) {
 		return Shadow{}, false
 	}
 	return Shadow{Type: class, UniqueID: id, EmitTimestamp: ts, Rating: rating}, true
-}
-
-// cutPrefix returns b after prefix, and whether b started with it.
-func cutPrefix(b []byte, prefix string) ([]byte, bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return b, false
-	}
-	return b[len(prefix):], true
-}
-
-// leadingInt reads the JSON integer at the start of b: an optional minus,
-// then 0 or a digit 1-9 and at most 17 more (so it fits an int64). It
-// returns the value and its length, 0 when b does not start with one.
-func leadingInt(b []byte) (int64, int) {
-	n := 0
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		n++
-	}
-	start := n
-	var v int64
-	for n < len(b) && b[n] >= '0' && b[n] <= '9' && n-start < 18 {
-		v = v*10 + int64(b[n]-'0')
-		n++
-	}
-	switch {
-	case n == start, b[start] == '0' && n > start+1, n < len(b) && b[n] >= '0' && b[n] <= '9':
-		return 0, 0
-	case neg:
-		return -v, n
-	}
-	return v, n
 }
 
 // shadowKeys are the keys of a shadow event, in the contract's order.

@@ -6,7 +6,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Defaults of VisitLimits' bounds on time; its sizes default to
@@ -281,56 +280,6 @@ func laidOutVisit(value []byte, recorded time.Time, lim VisitLimits) (Repartitio
 	}
 	v.Timestamp, v.text = ts, text
 	return v, true
-}
-
-// plainString reads a JSON string's contents up to its closing quote, and
-// the rest after it: 1 to maxLen bytes of valid UTF-8 without escapes or
-// control characters, else false.
-func plainString(b []byte, maxLen int) (s, rest []byte, ok bool) {
-	i := bytes.IndexByte(b, '"')
-	if i <= 0 || i > maxLen {
-		return nil, nil, false
-	}
-	s = b[:i:i]
-	for _, c := range s {
-		if c < 0x20 || c == '\\' {
-			return nil, nil, false
-		}
-	}
-	if !utf8.Valid(s) {
-		return nil, nil, false
-	}
-	return s, b[i+1:], true
-}
-
-// plainDecimalLen is the length of the JSON number without an exponent at
-// the start of b, -?(0|[1-9][0-9]*)(.[0-9]+)?, or 0 when there is none.
-func plainDecimalLen(b []byte) int {
-	n := 0
-	if n < len(b) && b[n] == '-' {
-		n++
-	}
-	start := n
-	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
-		n++
-	}
-	if n == start || (b[start] == '0' && n > start+1) {
-		return 0
-	}
-	if n < len(b) && b[n] == '.' {
-		n++
-		frac := n
-		for n < len(b) && b[n] >= '0' && b[n] <= '9' {
-			n++
-		}
-		if n == frac {
-			return 0
-		}
-	}
-	if n < len(b) && (b[n] == 'e' || b[n] == 'E') {
-		return 0
-	}
-	return n
 }
 
 // checkSeconds applies DecodeVisit's bounds to a visit's timestamp: not
