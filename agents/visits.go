@@ -197,7 +197,12 @@ type repartitioner struct {
 
 func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 	v, derr := wire.ScanVisit(m.Value, m.Time, p.cfg.Limits)
-	now := clock(p.now)
+	// One reading of the clock serves the batch (time.Now per visit was 3.5%
+	// of the visits agents' CPU); an injected clock is read each time.
+	now := out.Now()
+	if p.now != nil {
+		now = p.now()
+	}
 	if derr == nil {
 		derr = checkAhead("visit", v.Timestamp, now, maxClockSkew(p.cfg.MaxClockSkew))
 	}

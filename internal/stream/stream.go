@@ -24,6 +24,8 @@ type Output struct {
 	// input being processed when it was emitted, or -1 (emitted by a tick).
 	from []int
 	cur  int
+	// now is the wall clock when the runtime began the batch (or the tick).
+	now time.Time
 }
 
 // Emit queues m for production. m.Topic must be set. The Output keeps m
@@ -37,10 +39,23 @@ func (o *Output) Emit(m kafka.Message) {
 // Len returns how many records are queued.
 func (o *Output) Len() int { return len(o.msgs) }
 
+// Now returns the wall clock as the runtime read it when it began the batch
+// (or the tick) this Output collects, one reading for all its records; an
+// Output the runtime did not fill (a test's) reads the clock each time.
+// A batch takes milliseconds, so the reading is that much behind the clock
+// at most.
+func (o *Output) Now() time.Time {
+	if o.now.IsZero() {
+		return time.Now()
+	}
+	return o.now
+}
+
 func (o *Output) reset() {
 	clear(o.msgs)
 	o.msgs = o.msgs[:0]
 	o.from = o.from[:0]
+	o.now = time.Time{}
 }
 
 // Processor turns input records into output records for one partition. It
@@ -478,7 +493,7 @@ func (r *Runner) consume(gen *generation, id int) {
 		ticked := false
 		if ticker != nil && n == 0 && p.fetched && p.lagNow() == 0 && time.Since(lastTick) >= r.cfg.TickInterval && stop.Err() == nil {
 			lastTick = time.Now()
-			p.out.cur = -1
+			p.out.cur, p.out.now = -1, lastTick
 			ticker.Tick(lastTick, &p.out)
 			ticked = true
 		}
@@ -543,6 +558,7 @@ func (p *partition) fetch(stop context.Context) int {
 		linger.Stop()
 	}
 	p.fetched = true
+	p.out.now = time.Now()
 	for i := range p.batch {
 		p.out.cur = i
 		p.proc.Process(&p.batch[i], &p.out)

@@ -280,3 +280,70 @@ func TestOutputsAliasingTheirInputsSurviveTheReuseOfResponseBuffers(t *testing.T
 		t.Fatalf("%d of %d outputs written did not carry their input's bytes", wrong, written)
 	}
 }
+
+// stamping emits each input's offset with the time out.Now gave it.
+type stamping struct{ echo }
+
+func (s stamping) Process(m *kafka.Message, out *Output) {
+	v := []byte(fmt.Sprintf("%d %d", m.Offset, out.Now().UnixNano()))
+	out.Emit(kafka.Message{Topic: s.topic, Key: v, Value: v})
+}
+
+// Output.Now is one reading of the clock per batch: every record of a
+// batch gets the same time, later batches no earlier ones, and each
+// reading lies within the run.
+func TestOutputNowIsOneReadingOfTheClockPerBatch(t *testing.T) {
+	c := newCluster(t, 1, "in", "out")
+	addr := c.ListenAddrs()[0]
+	const n, maxBatch = 300, 7
+	fill(t, addr, "in", n)
+
+	aw := newAcks(addr)
+	defer aw.w.Close()
+	var mu sync.Mutex
+	var batches [][]int64 // each batch's readings, in offset order
+	stamped := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
+		var b []int64
+		for _, m := range msgs {
+			var off, at int64
+			if _, err := fmt.Sscanf(string(m.Value), "%d %d", &off, &at); err != nil {
+				return err
+			}
+			b = append(b, at)
+		}
+		if err := aw.WriteMessages(ctx, msgs...); err != nil {
+			return err
+		}
+		mu.Lock()
+		batches = append(batches, b)
+		mu.Unlock()
+		return nil
+	})
+	start := time.Now().UnixNano()
+	r := newRunner(t, addr, stamped, Config{MaxBatch: maxBatch})
+	r.factory = func(Partition) Processor { return stamping{echo{topic: "out"}} }
+	runUntilCommitted(t, r, addr, 1, n, time.Minute)
+	end := time.Now().UnixNano()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(batches) < n/maxBatch {
+		t.Fatalf("%d batches for %d records of at most %d: fewer than there must be", len(batches), n, maxBatch)
+	}
+	last := start
+	for i, b := range batches {
+		for _, at := range b[1:] {
+			if at != b[0] {
+				t.Fatalf("batch %d has readings %v: want one for the whole batch", i, b)
+			}
+		}
+		if b[0] < last || b[0] > end {
+			t.Fatalf("batch %d read the clock at %d: before the batch before it (%d) or after the run (%d)", i, b[0], last, end)
+		}
+		last = b[0]
+	}
+	var zero Output
+	if got := zero.Now(); time.Since(got) > time.Minute || got.IsZero() {
+		t.Errorf("an Output the runtime did not fill gave %v: want the clock now", got)
+	}
+}
