@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -127,47 +128,34 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	type dest struct {
-		topic     string
-		partition int
+	g, err := p.group(ctx, msgs)
+	if err != nil {
+		return err
 	}
-	var order []dest
-	groups := map[dest][]int{}
-	for i := range msgs {
-		if msgs[i].Topic == "" {
-			return fmt.Errorf("produce: record %d has no topic", i)
-		}
-		ids, err := p.partitions(ctx, msgs[i].Topic)
-		if err != nil {
-			return err
-		}
-		d := dest{msgs[i].Topic, p.balancer.Balance(msgs[i], ids...)}
-		if _, ok := groups[d]; !ok {
-			order = append(order, d)
-		}
-		groups[d] = append(groups[d], i)
-	}
-	errs := make(kafka.WriteErrors, len(msgs))
-	var failed bool
+	var errs kafka.WriteErrors // made on the first failure
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, d := range order {
+	for d, dst := range g.dests {
 		// A partition's chunks go one after the other, so the broker
 		// appends them in order; once one fails, the rest are not sent,
 		// so that a retry cannot put a record before one sent earlier.
 		wg.Go(func() {
 			var first error
-			for _, chunk := range p.chunks(msgs, groups[d]) {
-				err := fmt.Errorf("not sent after an earlier record of %s/%d failed: %w", d.topic, d.partition, first)
+			for _, chunk := range p.chunks(msgs, g.records(d)) {
+				var err error
 				if first == nil {
-					err = p.produce(ctx, d.topic, d.partition, msgs, chunk)
+					err = p.produce(ctx, dst.topic, dst.partition, msgs, chunk)
 					first = err
+				} else {
+					err = fmt.Errorf("not sent after an earlier record of %s/%d failed: %w", dst.topic, dst.partition, first)
 				}
 				if err == nil {
 					continue
 				}
 				mu.Lock()
-				failed = true
+				if errs == nil {
+					errs = make(kafka.WriteErrors, len(msgs))
+				}
 				for _, i := range chunk {
 					errs[i] = err
 				}
@@ -176,10 +164,100 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		})
 	}
 	wg.Wait()
-	if !failed {
+	if errs == nil {
 		return nil
 	}
 	return errs
+}
+
+// grouping is a call's records grouped by the partition they go to.
+type grouping struct {
+	// dests are the partitions, in the order of their first record.
+	dests []dest
+	// idx holds the records' indexes, grouped by dest in dests' order and
+	// in call order within a dest; dest d's run ends at ends[d].
+	idx, ends []int
+}
+
+type dest struct {
+	topic     string
+	partition int
+}
+
+// records returns the indexes of the records going to dests[d].
+func (g grouping) records(d int) []int {
+	start := 0
+	if d > 0 {
+		start = g.ends[d-1]
+	}
+	return g.idx[start:g.ends[d]]
+}
+
+// group places each record on its partition. It asks for a topic's
+// partitions once per call (a call carries one or two topics: the output
+// and the dead letters), and groups with a counting sort: no map, and the
+// same few allocations whatever the call's size.
+func (p *Producer) group(ctx context.Context, msgs []kafka.Message) (grouping, error) {
+	type topicSlots struct {
+		name string
+		ids  []int
+		slot []int // partition id → index in dests + 1; 0 for none yet
+	}
+	var topics []topicSlots
+	var g grouping
+	at := make([]int, 2*len(msgs)) // each record's dest, then the result
+	for i := range msgs {
+		topic := msgs[i].Topic
+		if topic == "" {
+			return grouping{}, fmt.Errorf("produce: record %d has no topic", i)
+		}
+		t := -1
+		for j := range topics {
+			if topics[j].name == topic {
+				t = j
+				break
+			}
+		}
+		if t < 0 {
+			ids, err := p.partitions(ctx, topic)
+			if err != nil {
+				return grouping{}, err
+			}
+			top := 0
+			for _, id := range ids {
+				top = max(top, id+1)
+			}
+			topics = append(topics, topicSlots{name: topic, ids: ids, slot: make([]int, top)})
+			t = len(topics) - 1
+		}
+		ts := &topics[t]
+		part := p.balancer.Balance(msgs[i], ts.ids...)
+		if part < 0 || part >= len(ts.slot) {
+			return grouping{}, fmt.Errorf("produce: record %d placed on partition %d of %s, which has %v", i, part, topic, ts.ids)
+		}
+		if ts.slot[part] == 0 {
+			g.dests = append(g.dests, dest{topic, part})
+			ts.slot[part] = len(g.dests)
+		}
+		at[i] = ts.slot[part] - 1
+	}
+	g.ends = make([]int, len(g.dests))
+	for _, d := range at[:len(msgs)] {
+		g.ends[d]++
+	}
+	for d := 1; d < len(g.ends); d++ {
+		g.ends[d] += g.ends[d-1]
+	}
+	// Fill each run from its end backwards, walking the records backwards,
+	// so each run keeps call order.
+	g.idx = at[len(msgs):]
+	fill := slices.Clone(g.ends)
+	for i := len(msgs) - 1; i >= 0; i-- {
+		d := at[i]
+		fill[d]--
+		g.idx[fill[d]] = i
+	}
+	return g, nil
 }
 
 // chunks cuts the records at idx into runs of at most maxBytes.

@@ -156,3 +156,55 @@ func TestProducerSaysWhichRecordsFailedAndSendsNoneAfterThemOnTheirPartition(t *
 	err = p.WriteMessages(context.Background(), kafka.Message{Value: []byte("x")})
 	testenv.CheckErr(t, "no topic", err, "record 0 has no topic")
 }
+
+// group places a call's records, over two topics interleaved (an output
+// and its dead letters), where the Murmur2 balancer does, each record once,
+// in call order within its partition.
+func TestProducerGroupsInterleavedTopicsByPartitionInCallOrder(t *testing.T) {
+	p := &Producer{ttl: time.Hour, topics: map[string]topicParts{
+		"out": {ids: []int{0, 1, 2, 3}, at: time.Now()},
+		"dlq": {ids: []int{0}, at: time.Now()},
+	}}
+	var msgs []kafka.Message
+	for i := range 300 {
+		topic := "out"
+		if i%7 == 3 {
+			topic = "dlq"
+		}
+		msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i%23))})
+	}
+	g, err := p.group(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.dests) != 5 {
+		t.Fatalf("dests %v: want the 4 partitions of out and the 1 of dlq", g.dests)
+	}
+	var balancer kafka.Murmur2Balancer
+	seen := make([]bool, len(msgs))
+	for d, dst := range g.dests {
+		last := -1
+		for _, i := range g.records(d) {
+			if seen[i] {
+				t.Fatalf("record %d grouped twice", i)
+			}
+			seen[i] = true
+			if i <= last {
+				t.Fatalf("%s/%d holds record %d after %d: not in call order", dst.topic, dst.partition, i, last)
+			}
+			last = i
+			ids := p.topics[msgs[i].Topic].ids
+			if msgs[i].Topic != dst.topic || balancer.Balance(msgs[i], ids...) != dst.partition {
+				t.Fatalf("record %d (%s, key %s) grouped on %s/%d", i, msgs[i].Topic, msgs[i].Key, dst.topic, dst.partition)
+			}
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			t.Fatalf("record %d not grouped", i)
+		}
+	}
+	if _, err := p.group(context.Background(), []kafka.Message{{Topic: "out"}, {}}); err == nil || !strings.Contains(err.Error(), "record 1 has no topic") {
+		t.Errorf("a record without a topic: got %v, want it named", err)
+	}
+}
