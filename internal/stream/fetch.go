@@ -109,8 +109,8 @@ func startFetcher(ctx context.Context, f *fetcher, offset int64) *fetcher {
 	// the fetcher has read ahead, no more.
 	f.out = make(chan fetched)
 	f.done = make(chan struct{})
-	f.free = make(chan []kafka.Message, 1)
-	f.frames = make(chan []byte, 2)
+	f.free = make(chan []kafka.Message, 2)
+	f.frames = make(chan []byte, 4)
 	stopWatch := context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
