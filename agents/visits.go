@@ -204,7 +204,13 @@ func (p *repartitioner) Process(m *kafka.Message, out *stream.Output) {
 		now = p.now()
 	}
 	if derr == nil {
-		derr = checkAhead("visit", v.Timestamp, now, maxClockSkew(p.cfg.MaxClockSkew))
+		skew := maxClockSkew(p.cfg.MaxClockSkew)
+		derr = checkAhead("visit", v.Timestamp, now, skew)
+		if derr != nil && p.now == nil {
+			// Judged ahead of the batch's reading, which is milliseconds
+			// old: the verdict is the fresh clock's.
+			derr = checkAhead("visit", v.Timestamp, time.Now(), skew)
+		}
 	}
 	if derr != nil {
 		p.dead[derr.Reason].Inc()
