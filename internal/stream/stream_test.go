@@ -180,13 +180,8 @@ func (o offsets) Process(m *kafka.Message, out *Output) {
 }
 
 func TestAFetchLargerThanTheBatchIsProcessedInOrderInBatchesOfAtMostMaxBatch(t *testing.T) {
-	c := newCluster(t, 1, "in", "out")
-	addr := c.ListenAddrs()[0]
 	const n, maxBatch = 5000, 7
-	fill(t, addr, "in", n)
-
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	_, addr, aw := filledCluster(t, 1, n)
 	var mu sync.Mutex
 	largest := 0
 	sized := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
@@ -293,13 +288,8 @@ func (s stamping) Process(m *kafka.Message, out *Output) {
 // batch gets the same time, later batches no earlier ones, and each
 // reading lies within the run.
 func TestOutputNowIsOneReadingOfTheClockPerBatch(t *testing.T) {
-	c := newCluster(t, 1, "in", "out")
-	addr := c.ListenAddrs()[0]
 	const n, maxBatch = 300, 7
-	fill(t, addr, "in", n)
-
-	aw := newAcks(addr)
-	defer aw.w.Close()
+	_, addr, aw := filledCluster(t, 1, n)
 	var mu sync.Mutex
 	var batches [][]int64 // each batch's readings, in offset order
 	stamped := writerFunc(func(ctx context.Context, msgs ...kafka.Message) error {
