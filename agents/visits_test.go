@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/domination/domination/internal/stream"
 	"github.com/domination/domination/metrics"
+	"github.com/domination/domination/wire"
 )
 
 // visitRecorded is the Kafka timestamp the visit tests decode against.
@@ -27,6 +29,42 @@ func BenchmarkRepartitionProcess(b *testing.B) {
 		p.Process(&m, &out)
 		if i%4096 == 4095 {
 			out = stream.Output{}
+		}
+	}
+}
+
+// The repartitioner writes the compact form by default and the visit's
+// JSON with RepartitionFormat "json" (a rolling upgrade's), the same visit
+// either way: the visits topic's own decoder reads the JSON one, the
+// windows stage's both.
+func TestRepartitionerWritesTheFormatItIsConfiguredFor(t *testing.T) {
+	for _, format := range []string{RepartitionCompact, RepartitionJSON} {
+		cfg := VisitsConfig{RepartitionFormat: format}.WithDefaults()
+		p := &repartitioner{cfg: cfg, dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), now: func() time.Time { return visitRecorded }}
+		var out stream.Output
+		p.Process(&kafka.Message{Value: benchVisit, Time: visitRecorded}, &out)
+		msgs := out.Messages()
+		if len(msgs) != 1 || msgs[0].Topic != cfg.RepartitionTopic {
+			t.Fatalf("%s: emitted %v, want one record to %s", format, msgs, cfg.RepartitionTopic)
+		}
+		value := msgs[0].Value
+		want, derr := wire.DecodeVisit(benchVisit, visitRecorded, cfg.Limits)
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		got, derr := wire.DecodeRepartitioned(value, time.Time{}, cfg.Limits)
+		if derr != nil {
+			t.Fatalf("%s: the windows stage refuses %q: %v", format, value, derr)
+		}
+		if !reflect.DeepEqual(got.Visit(), want) {
+			t.Errorf("%s: decodes to %+v, want %+v", format, got.Visit(), want)
+		}
+		_, jerr := wire.ScanVisit(value, time.Time{}, cfg.Limits)
+		switch {
+		case format == RepartitionJSON && (jerr != nil || value[0] != '{'):
+			t.Errorf("json: wrote %q, which the visits decoder refuses (%v)", value, jerr)
+		case format == RepartitionCompact && jerr == nil:
+			t.Errorf("compact: wrote %q, which reads as JSON", value)
 		}
 	}
 }
