@@ -188,10 +188,16 @@ kafka_format() {
 # kafka_format_all formats every broker not formatted yet, in parallel: each
 # is a JVM start.
 kafka_format_all() {
-	if [ ! -s "$dir/kafka-cluster.id" ]; then
-		# A Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
-		head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$dir/kafka-cluster.id"
-	fi
+	# A Kafka cluster id: 16 random bytes, URL-safe base64 without padding,
+	# not starting with '-': kafka-storage would read "-t -x..." as a flag
+	# with no value (it happened once in 64 starts, as Kafka's own
+	# random-uuid knows and avoids). A file from such a start is replaced.
+	local id
+	id="$(cat "$dir/kafka-cluster.id" 2>/dev/null || true)"
+	while [ -z "$id" ] || [ "${id:0:1}" = "-" ]; do
+		id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+	done
+	printf '%s' "$id" >"$dir/kafka-cluster.id"
 	# Waits on these pids only: the servers started so far are children too.
 	local i pids=()
 	for i in "${!kafka_ports[@]}"; do
