@@ -36,7 +36,7 @@ func newPipeline(now time.Time) *pipeline {
 	cfg := testVisitsConfig()
 	m := metrics.New()
 	p := &pipeline{now: now, counts: map[string]int{}, open: m}
-	p.rep = &repartitioner{cfg: cfg, dead: deadCounters(m, VisitsAgentName, VisitReasons), now: func() time.Time { return p.now }}
+	p.rep = &repartitioner{cfg: cfg, dead: deadCounters(m, VisitsAgentName, VisitReasons), clock: wallClock{now: func() time.Time { return p.now }}}
 	p.win = newWindower(cfg, stream.Partition{}, deadCounters(m, WindowsAgentName, VisitReasons), m.OpenWindows.WithLabelValues(WindowsAgentName), slog.New(slog.DiscardHandler))
 	return p
 }
@@ -182,45 +182,33 @@ func TestARatingStampedBeyondTheClockSkewIsDeadLetteredAsFuture(t *testing.T) {
 	}
 }
 
-// The shadow agent reads the wall clock sparingly, and judges every record
-// as if it had read it for each: a record that looks ahead of an old
-// reading is judged on a fresh one, and a clock set back is noticed within
-// wallClockEvery records.
-func TestTheWallClockIsReadSparinglyWithoutChangingAVerdict(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	reads := 0
-	c := wallClock{now: func() time.Time { reads++; return now }}
+// The agents judge records on the batch's reading of the clock, and a
+// record that looks ahead of that older reading on a fresh one: the
+// verdict is the clock's. An injected clock is the only reading.
+func TestTheWallClockJudgesOnTheBatchsReadingWithoutChangingAVerdict(t *testing.T) {
 	const skew = 30 * time.Second
-	for range 1000 {
-		if de := c.ahead("r", float64(now.Unix()), skew); de != nil {
-			t.Fatal(de)
-		}
+	var c wallClock
+	old := time.Now().Add(-10 * time.Minute)
+	out := stream.OutputAt(old)
+	if got := c.reading(out); !got.Equal(old) {
+		t.Errorf("stamped %v, want the batch's reading %v", got, old)
 	}
-	if reads > 1000/wallClockEvery+1 {
-		t.Errorf("1000 checks read the clock %d times", reads)
+	if de := c.ahead("r", float64(time.Now().Unix()), out, skew); de != nil {
+		t.Errorf("a record stamped now was judged on the batch's old reading: %v", de)
 	}
-	// Ten minutes later, a record stamped then is ahead of the reading
-	// kept, but not of the clock.
-	now = now.Add(10 * time.Minute)
-	if de := c.ahead("r", float64(now.Unix()), skew); de != nil {
-		t.Errorf("a record stamped now was judged on an old reading: %v", de)
+	if de := c.ahead("r", float64(time.Now().Add(time.Minute).Unix()), out, skew); de == nil {
+		t.Error("a record a minute ahead of the clock passed")
 	}
-	if de := c.ahead("r", float64(now.Add(31*time.Second).Unix()), skew); de == nil {
-		t.Error("a record 31 s ahead passed")
+	fixed := time.Unix(1_800_000_000, 0)
+	c = wallClock{now: func() time.Time { return fixed }}
+	if got := c.reading(out); !got.Equal(fixed) {
+		t.Errorf("stamped %v with a clock injected at %v", got, fixed)
 	}
-	// The clock set back an hour: a record stamped at the old time is
-	// refused within wallClockEvery checks.
-	stamped := float64(now.Unix())
-	now = now.Add(-time.Hour)
-	refused := -1
-	for i := range wallClockEvery + 1 {
-		if c.ahead("r", stamped, skew) != nil {
-			refused = i
-			break
-		}
+	if de := c.ahead("r", float64(fixed.Add(31*time.Second).Unix()), out, skew); de == nil {
+		t.Error("a record 31 s ahead of the injected clock passed")
 	}
-	if refused < 0 {
-		t.Errorf("a clock set back went unnoticed for %d checks", wallClockEvery+1)
+	if de := c.ahead("r", float64(fixed.Add(29*time.Second).Unix()), out, skew); de != nil {
+		t.Errorf("a record 29 s ahead of the injected clock was refused: %v", de)
 	}
 }
 

@@ -160,7 +160,7 @@ func (p *shadowProcessor) Process(m *kafka.Message, out *stream.Output) {
 	}
 	// One ahead of the wall clock by more than the skew is a producer's
 	// clock gone wrong: its emit_timestamp would be in the future.
-	if de := p.clock.ahead("the input record", float64(m.Time.UnixMilli())/1000, maxClockSkew(p.cfg.MaxClockSkew)); de != nil {
+	if de := p.clock.ahead("the input record", float64(m.Time.UnixMilli())/1000, out, maxClockSkew(p.cfg.MaxClockSkew)); de != nil {
 		p.reject(m, de.Reason, de.Detail, out)
 		return
 	}

@@ -21,7 +21,7 @@ var benchVisit = []byte(`{"id":"0b8c9f0e-3a6f-4c55-9b1e-8d7c2f1a0e11","account_i
 // BenchmarkRepartitionProcess is the visits agent's work per record:
 // decode, check, re-key and encode, emitting into a batch's Output.
 func BenchmarkRepartitionProcess(b *testing.B) {
-	p := &repartitioner{cfg: VisitsConfig{}.WithDefaults(), dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), now: func() time.Time { return visitRecorded }}
+	p := &repartitioner{cfg: VisitsConfig{}.WithDefaults(), dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), clock: wallClock{now: func() time.Time { return visitRecorded }}}
 	m := kafka.Message{Value: benchVisit, Time: visitRecorded}
 	var out stream.Output
 	b.ReportAllocs()
@@ -40,7 +40,7 @@ func BenchmarkRepartitionProcess(b *testing.B) {
 func TestRepartitionerWritesTheFormatItIsConfiguredFor(t *testing.T) {
 	for _, format := range []string{RepartitionCompact, RepartitionJSON} {
 		cfg := VisitsConfig{RepartitionFormat: format}.WithDefaults()
-		p := &repartitioner{cfg: cfg, dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), now: func() time.Time { return visitRecorded }}
+		p := &repartitioner{cfg: cfg, dead: deadCounters(metrics.New(), VisitsAgentName, VisitReasons), clock: wallClock{now: func() time.Time { return visitRecorded }}}
 		var out stream.Output
 		p.Process(&kafka.Message{Value: benchVisit, Time: visitRecorded}, &out)
 		msgs := out.Messages()

@@ -819,5 +819,9 @@ func (p *partition) count(msgs []kafka.Message) {
 	p.r.produced.WithLabelValues(topic).Add(float64(n))
 }
 
+// OutputAt returns an Output for a batch the runtime began at now, for
+// tests of processors.
+func OutputAt(now time.Time) *Output { return &Output{now: now} }
+
 // Messages returns the records queued in o, for tests of processors.
 func (o *Output) Messages() []kafka.Message { return o.msgs }
